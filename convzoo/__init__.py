@@ -1,0 +1,18 @@
+"""convzoo: every convolution variant as a tested ``nn.Module``, and what each one costs."""
+
+from convzoo import layers as _layers  # noqa: F401  (registers the zoo)
+from convzoo.errors import ConvZooError, LayerArgumentError
+from convzoo.registry import LAYERS, Registry, create, list_layers, register
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LAYERS",
+    "ConvZooError",
+    "LayerArgumentError",
+    "Registry",
+    "create",
+    "list_layers",
+    "register",
+    "__version__",
+]

@@ -1,0 +1,161 @@
+"""One registry class; ``LAYERS`` holds every layer and block convzoo can build by name.
+
+>>> import convzoo
+>>> conv = convzoo.create("conv", in_channels=3, out_channels=2, kernel_size=5)
+>>> [name for name, _ in convzoo.list_layers("depth*")]
+['depthwise', 'depthwise_separable']
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from torch import nn
+
+from convzoo.errors import ConvZooError
+
+T = TypeVar("T", bound=type[nn.Module])
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered constructor with its name, one-line description and category."""
+
+    name: str
+    cls: type[nn.Module]
+    category: str
+
+    @property
+    def description(self) -> str:
+        doc = inspect.getdoc(self.cls) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    @property
+    def params_formula(self) -> str:
+        return getattr(self.cls, "params_formula", "")
+
+    def keywords(self) -> list[str]:
+        """The keyword arguments the constructor accepts, in signature order."""
+        sig = inspect.signature(self.cls.__init__)
+        return [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
+    def required_keywords(self) -> list[str]:
+        sig = inspect.signature(self.cls.__init__)
+        return [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self"
+            and p.default is p.empty
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
+
+def natural_key(text: str) -> list[Any]:
+    """Sort key that orders ``conv2`` before ``conv10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def close_matches(word: str, candidates: list[str], n: int = 3) -> list[str]:
+    """The registered names closest to ``word`` (substring matches first)."""
+    subs = [c for c in candidates if word and (word in c or c in word)]
+    fuzzy = difflib.get_close_matches(word, candidates, n=n, cutoff=0.5)
+    return list(dict.fromkeys(subs + fuzzy))[:n]
+
+
+class Registry:
+    """Named constructors of ``nn.Module`` classes.
+
+    ``register`` refuses duplicate names; ``create`` checks the name and the
+    keywords before calling the constructor, so mistakes name the layer.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str, category: str = "layer") -> Callable[[T], T]:
+        """Class decorator: ``@LAYERS.register("conv")``."""
+
+        def decorator(cls: T) -> T:
+            if name in self._entries:
+                raise ConvZooError(
+                    f"{self.kind} '{name}' is already registered "
+                    f"(by {self._entries[name].cls.__qualname__})"
+                )
+            cls.registry_name = name
+            self._entries[name] = Entry(name, cls, category)
+            return cls
+
+        return decorator
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def names(self) -> list[str]:
+        return sorted(self._entries, key=natural_key)
+
+    def get(self, name: str) -> Entry:
+        """The entry for ``name``; a ``ValueError`` lists close matches otherwise."""
+        if name not in self._entries:
+            hints = close_matches(name, self.names())
+            hint = f"; did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
+            raise ConvZooError(
+                f"unknown {self.kind} '{name}'{hint} (see convzoo.list_layers() for all)"
+            )
+        return self._entries[name]
+
+    def check_keywords(self, name: str, kwargs: dict[str, Any]) -> None:
+        """Raise a ``ValueError`` for keywords ``name`` does not accept or lacks."""
+        entry = self.get(name)
+        accepted = entry.keywords()
+        unknown = [k for k in kwargs if k not in accepted]
+        if unknown:
+            hints = {k: close_matches(k, accepted, n=1) for k in unknown}
+            detail = ", ".join(
+                f"'{k}'" + (f" (did you mean '{hints[k][0]}'?)" if hints[k] else "")
+                for k in unknown
+            )
+            raise ConvZooError(
+                f"{name}: unknown keyword {detail}; it accepts {', '.join(accepted)}"
+            )
+        missing = [k for k in entry.required_keywords() if k not in kwargs]
+        if missing:
+            raise ConvZooError(f"{name}: missing required keyword {', '.join(missing)}")
+
+    def create(self, name: str, **kwargs: Any) -> nn.Module:
+        """Build the module registered as ``name`` with ``kwargs``."""
+        self.check_keywords(name, kwargs)
+        return self.get(name).cls(**kwargs)
+
+    def list(self, pattern: str = "*", category: str | None = None) -> list[tuple[str, str]]:
+        """``(name, description)`` pairs whose name matches the fnmatch ``pattern``."""
+        return [
+            (name, self._entries[name].description)
+            for name in self.names()
+            if fnmatch.fnmatchcase(name, pattern)
+            and (category is None or self._entries[name].category == category)
+        ]
+
+
+LAYERS = Registry("layer")
+register = LAYERS.register
+
+
+def create(name: str, **kwargs: Any) -> nn.Module:
+    """Build a registered layer or block: ``create("conv", in_channels=3, ...)``."""
+    return LAYERS.create(name, **kwargs)
+
+
+def list_layers(pattern: str = "*", category: str | None = None) -> list[tuple[str, str]]:
+    """Registered ``(name, description)`` pairs matching ``pattern`` (fnmatch), naturally sorted."""
+    return LAYERS.list(pattern, category)
