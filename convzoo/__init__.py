@@ -1,5 +1,6 @@
 """convzoo: every convolution variant as a tested ``nn.Module``, and what each one costs."""
 
+from convzoo import blocks as _blocks  # noqa: F401  (registers the blocks)
 from convzoo import layers as _layers  # noqa: F401  (registers the zoo)
 from convzoo.errors import ConvZooError, LayerArgumentError
 from convzoo.registry import LAYERS, Registry, create, list_layers, register

@@ -2,6 +2,7 @@
 
 from convzoo.layers import (  # noqa: F401  (imported for registration)
     basic,
+    capsule,
     deformable,
     factorized,
     fft,
