@@ -132,7 +132,7 @@ class Registry:
         if missing:
             raise ConvZooError(f"{name}: missing required keyword {', '.join(missing)}")
 
-    def create(self, name: str, **kwargs: Any) -> nn.Module:
+    def create(self, name: str, /, **kwargs: Any) -> nn.Module:
         """Build the module registered as ``name`` with ``kwargs``."""
         self.check_keywords(name, kwargs)
         return self.get(name).cls(**kwargs)
@@ -151,7 +151,7 @@ LAYERS = Registry("layer")
 register = LAYERS.register
 
 
-def create(name: str, **kwargs: Any) -> nn.Module:
+def create(name: str, /, **kwargs: Any) -> nn.Module:
     """Build a registered layer or block: ``create("conv", in_channels=3, ...)``."""
     return LAYERS.create(name, **kwargs)
 
