@@ -2,6 +2,8 @@
 
 from convzoo import blocks as _blocks  # noqa: F401  (registers the blocks)
 from convzoo import layers as _layers  # noqa: F401  (registers the zoo)
+from convzoo.builder import Model, build
+from convzoo.config import ConfigError, load_config
 from convzoo.errors import ConvZooError, LayerArgumentError
 from convzoo.registry import LAYERS, Registry, create, list_layers, register
 
@@ -9,11 +11,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LAYERS",
+    "ConfigError",
     "ConvZooError",
     "LayerArgumentError",
+    "Model",
     "Registry",
+    "build",
     "create",
     "list_layers",
+    "load_config",
     "register",
     "__version__",
 ]

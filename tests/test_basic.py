@@ -55,12 +55,12 @@ def test_dropout_probability_is_drop_probability() -> None:
 )
 def test_activation_by_name(name, ref) -> None:
     x = torch.randn(10)
-    torch.testing.assert_close(convzoo.create("activation", name=name)(x), ref(x))
+    torch.testing.assert_close(convzoo.create("activation", fn=name)(x), ref(x))
 
 
 def test_unknown_activation_suggests() -> None:
-    with pytest.raises(LayerArgumentError, match="activation: name 'rellu'.*did you mean 'relu'"):
-        convzoo.create("activation", name="rellu")
+    with pytest.raises(LayerArgumentError, match="activation: fn 'rellu'.*did you mean 'relu'"):
+        convzoo.create("activation", fn="rellu")
 
 
 def test_upsample() -> None:

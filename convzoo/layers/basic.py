@@ -157,22 +157,25 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 @register("activation", category="basic")
 class Activation(nn.Module):
-    """Element-wise activation chosen by ``name`` (relu, gelu, silu, ...)."""
+    """Element-wise activation chosen by name: ``fn`` is relu, gelu, silu, tanh, ...
+
+    (The keyword is ``fn`` because ``name`` names the module in configs.)
+    """
 
     params_formula = "0"
 
-    def __init__(self, name: str = "relu") -> None:
+    def __init__(self, fn: str = "relu") -> None:
         super().__init__()
-        if name not in ACTIVATIONS:
-            hints = close_matches(str(name), sorted(ACTIVATIONS))
+        if fn not in ACTIVATIONS:
+            hints = close_matches(str(fn), sorted(ACTIVATIONS))
             raise LayerArgumentError(
                 "activation",
-                "name",
-                f"{name!r} is unknown; choose from {', '.join(sorted(ACTIVATIONS))}"
+                "fn",
+                f"{fn!r} is unknown; choose from {', '.join(sorted(ACTIVATIONS))}"
                 + (f" (did you mean {hints[0]!r}?)" if hints else ""),
             )
-        self.name = name
-        self.fn = ACTIVATIONS[name]
+        self.name = fn
+        self.fn = ACTIVATIONS[fn]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Same shape in and out."""

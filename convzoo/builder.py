@@ -1,0 +1,353 @@
+"""Config spec -> ``nn.Module``: threads channels and spatial size through the layers.
+
+``in_channels``, ``in_features``, ``input_size``, ``in_capsules`` and ``in_dim`` are
+filled in from the previous layer's output shape, found by running each layer on meta
+tensors as it is built. Every error is a :class:`~convzoo.config.ConfigError` that says
+where in the config it is.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from convzoo.blocks.branches import Parallel, Residual
+from convzoo.config import (
+    MAX_DEPTH,
+    MAX_LAYERS,
+    MAX_REPEAT,
+    ConfigError,
+    check_mapping,
+    child,
+    describe,
+    load_config,
+)
+from convzoo.errors import ConvZooError, LayerArgumentError
+from convzoo.layers.basic import Activation, BatchNorm
+from convzoo.layers.standard import Conv
+from convzoo.registry import LAYERS, close_matches
+from convzoo.shapes import output_shape
+
+Shape = tuple[int, ...]
+KINDS = ("type", "block", "sequential", "residual", "parallel")
+COMMON = ("name", "repeat")
+EXTRA = {"residual": ("shortcut", "activation"), "parallel": ("merge",)}
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Model(nn.Sequential):
+    """A model built from a config; remembers its name and the input size it was built for."""
+
+    def __init__(self, children: OrderedDict[str, nn.Module], name: str, input_size: Shape):
+        super().__init__(children)
+        self.config_name = name
+        self.input_size = input_size
+
+
+def _inferred(shape: Shape) -> dict[str, Any]:
+    """Keyword values implied by an input of ``shape`` (without batch)."""
+    values: dict[str, Any] = {"in_features": shape[-1]}
+    if len(shape) == 3:
+        values.update(in_channels=shape[0], input_size=(shape[1], shape[2]))
+    if len(shape) == 2:
+        values.update(in_capsules=shape[0], in_dim=shape[1])
+    return values
+
+
+class Builder:
+    """Builds one config; holds the named blocks and the running layer count."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        blocks = config.get("blocks", {}) or {}
+        if not isinstance(blocks, dict):
+            raise ConfigError(
+                f"expected a mapping of block name -> list of layer specs, found "
+                f"{describe(blocks)}",
+                "blocks",
+            )
+        self.blocks: dict[str, Any] = blocks
+        self.count = 0
+
+    # -- sequences ---------------------------------------------------------------------------
+    def sequence(
+        self, specs: Any, shape: Shape, where: str, depth: int, expanding: tuple[str, ...]
+    ) -> tuple[nn.Sequential, Shape]:
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"nesting deeper than {MAX_DEPTH} levels", where)
+        if not isinstance(specs, list) or not specs:
+            raise ConfigError(
+                f"expected a non-empty list of layer specs, found {describe(specs)}", where
+            )
+        children: OrderedDict[str, nn.Module] = OrderedDict()
+        counters: dict[str, int] = {}
+        for i, spec in enumerate(specs):
+            built = list(self.spec(spec, shape, child(where, i), depth, expanding))
+            shape = built[-1][2]
+            for name, module, _ in built:
+                if name is None:
+                    kind = self.default_name(spec)
+                    counters[kind] = counters.get(kind, 0) + 1
+                    name = f"{kind}{counters[kind]}"
+                if name in children:
+                    raise ConfigError(
+                        f"duplicate layer name {name!r} in this list",
+                        child(child(where, i), "name"),
+                    )
+                children[name] = module
+        return nn.Sequential(children), shape
+
+    @staticmethod
+    def default_name(spec: dict[str, Any]) -> str:
+        kind = next(k for k in KINDS if k in spec)
+        return str(spec[kind]) if kind in ("type", "block") else kind
+
+    # -- one spec ----------------------------------------------------------------------------
+    def spec(self, spec: Any, shape: Shape, where: str, depth: int, expanding: tuple[str, ...]):
+        """Yield ``(name or None, module, output shape)`` for each repeat of ``spec``."""
+        if not isinstance(spec, dict):
+            raise ConfigError(
+                f"expected a layer spec mapping like {{type: conv, ...}}, found {describe(spec)}",
+                where,
+            )
+        kinds = [k for k in KINDS if k in spec]
+        if len(kinds) != 1:
+            found = f"found {', '.join(kinds)}" if kinds else "found none"
+            raise ConfigError(
+                f"a layer spec needs exactly one of {', '.join(KINDS)}; {found}", where
+            )
+        kind = kinds[0]
+        if kind != "type":
+            allowed = (kind, *COMMON, *EXTRA.get(kind, ()))
+            for key in spec:
+                if key not in allowed:
+                    hint = close_matches(str(key), list(allowed), n=1)
+                    raise ConfigError(
+                        f"unknown key {key!r} for a {kind} spec; expected {', '.join(allowed)}"
+                        + (f" (did you mean {hint[0]!r}?)" if hint else ""),
+                        child(where, key),
+                    )
+        name = spec.get("name")
+        if name is not None and (not isinstance(name, str) or not IDENTIFIER.match(name)):
+            raise ConfigError(
+                f"expected an identifier (letters, digits, _), found {describe(name)}",
+                child(where, "name"),
+            )
+        repeat = spec.get("repeat", 1)
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= MAX_REPEAT:
+            raise ConfigError(
+                f"expected an int from 1 to {MAX_REPEAT}, found {describe(repeat)}",
+                child(where, "repeat"),
+            )
+        for r in range(repeat):
+            module, shape = getattr(self, kind)(spec, shape, where, depth + 1, expanding)
+            label = name if repeat == 1 or name is None else f"{name}{r + 1}"
+            yield label, module, shape
+
+    def type(
+        self, spec: dict[str, Any], shape: Shape, where: str, depth: int, expanding: tuple[str, ...]
+    ) -> tuple[nn.Module, Shape]:
+        self.count += 1
+        if self.count > MAX_LAYERS:
+            raise ConfigError(f"config expands to more than {MAX_LAYERS} layers", where)
+        type_name = spec["type"]
+        if not isinstance(type_name, str) or type_name not in LAYERS:
+            hints = close_matches(str(type_name), LAYERS.names())
+            raise ConfigError(
+                f"unknown layer type {type_name!r}"
+                + (f"; did you mean {', '.join(repr(h) for h in hints)}?" if hints else "")
+                + " (convzoo list shows them all)",
+                child(where, "type"),
+            )
+        entry = LAYERS.get(type_name)
+        accepted = entry.keywords()
+        kwargs = {k: v for k, v in spec.items() if k not in ("type", *COMMON)}
+        for key in kwargs:
+            if key not in accepted:
+                hint = close_matches(str(key), accepted, n=1)
+                raise ConfigError(
+                    f"{type_name} has no keyword {key!r}"
+                    + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                    + f"; it accepts {', '.join(accepted)}",
+                    child(where, key),
+                )
+        for key, value in _inferred(shape).items():
+            if key not in accepted:
+                continue
+            if key not in kwargs:
+                kwargs[key] = value
+            elif key in ("in_channels", "in_capsules", "in_dim") and kwargs[key] != value:
+                raise ConfigError(
+                    f"{type_name} expects {key}={kwargs[key]} but the previous layer's output "
+                    f"has shape {shape}, i.e. {key}={value}",
+                    child(where, key),
+                )
+        missing = [k for k in entry.required_keywords() if k not in kwargs]
+        if missing:
+            raise ConfigError(
+                f"{type_name} needs {', '.join(missing)} (input shape here: {shape})", where
+            )
+        try:
+            module = entry.cls(**kwargs)
+        except LayerArgumentError as exc:
+            at = child(where, exc.argument) if exc.argument in kwargs else where
+            raise ConfigError(str(exc), at) from None
+        except (ConvZooError, TypeError, ValueError, RuntimeError) as exc:
+            raise ConfigError(f"cannot build {type_name}: {exc}", where) from None
+        return module, self.infer(module, shape, where, type_name)
+
+    @staticmethod
+    def infer(module: nn.Module, shape: Shape, where: str, label: str) -> Shape:
+        try:
+            out = output_shape(module, shape)
+        except ConvZooError as exc:
+            raise ConfigError(f"{exc} (input shape {shape})", where) from None
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"{label} fails on input shape {shape}: {first}", where) from None
+        if any(n < 1 for n in out):
+            raise ConfigError(f"{label} shrinks the input {shape} to {out}: a size below 1", where)
+        return out
+
+    def block(
+        self, spec: dict[str, Any], shape: Shape, where: str, depth: int, expanding: tuple[str, ...]
+    ) -> tuple[nn.Module, Shape]:
+        ref = spec["block"]
+        if not isinstance(ref, str) or ref not in self.blocks:
+            hints = close_matches(str(ref), sorted(self.blocks))
+            raise ConfigError(
+                f"undefined block {ref!r}"
+                + (f"; did you mean {', '.join(repr(h) for h in hints)}?" if hints else "")
+                + (
+                    f" (defined: {', '.join(sorted(self.blocks))})"
+                    if self.blocks
+                    else " (the config has no 'blocks' section)"
+                ),
+                child(where, "block"),
+            )
+        if ref in expanding:
+            cycle = " -> ".join((*expanding[expanding.index(ref) :], ref))
+            raise ConfigError(f"block cycle: {cycle}", child(where, "block"))
+        return self.sequence(self.blocks[ref], shape, f"blocks.{ref}", depth, (*expanding, ref))
+
+    def sequential(
+        self, spec: dict[str, Any], shape: Shape, where: str, depth: int, expanding: tuple[str, ...]
+    ) -> tuple[nn.Module, Shape]:
+        return self.sequence(
+            spec["sequential"], shape, child(where, "sequential"), depth, expanding
+        )
+
+    def residual(
+        self, spec: dict[str, Any], shape: Shape, where: str, depth: int, expanding: tuple[str, ...]
+    ) -> tuple[nn.Module, Shape]:
+        body, out = self.sequence(
+            spec["residual"], shape, child(where, "residual"), depth, expanding
+        )
+        mode = spec.get("shortcut", "auto")
+        if mode not in ("auto", "identity", "projection"):
+            raise ConfigError(
+                f"expected 'auto', 'identity' or 'projection', found {describe(mode)}",
+                child(where, "shortcut"),
+            )
+        shortcut = None
+        if mode == "projection" or (mode == "auto" and out != shape):
+            shortcut = projection(shape, out, child(where, "shortcut"))
+        elif out != shape:
+            raise ConfigError(
+                f"identity shortcut needs the body to keep the shape, but it maps {shape} to {out}",
+                child(where, "shortcut"),
+            )
+        act = spec.get("activation")
+        try:
+            act_module = None if act is None else Activation(act)
+        except LayerArgumentError as exc:
+            raise ConfigError(str(exc), child(where, "activation")) from None
+        return Residual(body, shortcut, act_module), out
+
+    def parallel(
+        self, spec: dict[str, Any], shape: Shape, where: str, depth: int, expanding: tuple[str, ...]
+    ) -> tuple[nn.Module, Shape]:
+        branches, shapes = [], []
+        specs = spec["parallel"]
+        if not isinstance(specs, list) or len(specs) < 2:
+            raise ConfigError(
+                f"expected a list of at least two branches (each a list of layer "
+                f"specs), found {describe(specs)}",
+                child(where, "parallel"),
+            )
+        for i, branch in enumerate(specs):
+            module, out = self.sequence(
+                branch, shape, child(child(where, "parallel"), i), depth, expanding
+            )
+            branches.append(module)
+            shapes.append(out)
+        merge = spec.get("merge", "concat")
+        if merge not in ("concat", "sum"):
+            raise ConfigError(
+                f"expected 'concat' or 'sum', found {describe(merge)}", child(where, "merge")
+            )
+        rest = {s[1:] for s in shapes} if merge == "concat" else set(shapes)
+        if len(rest) != 1 or any(len(s) != 3 for s in shapes):
+            raise ConfigError(
+                f"cannot {merge} branches with output shapes {', '.join(map(str, shapes))}",
+                child(where, "merge"),
+            )
+        merged = (sum(s[0] for s in shapes), *shapes[0][1:]) if merge == "concat" else shapes[0]
+        return Parallel(branches, merge), merged
+
+
+def projection(shape: Shape, out: Shape, where: str) -> nn.Module:
+    """1x1 conv (stride = size ratio) + batch norm mapping ``shape`` to ``out``."""
+    if len(shape) != 3 or len(out) != 3:
+        raise ConfigError(
+            f"a projection shortcut needs (C, H, W) shapes, found {shape} -> {out}", where
+        )
+    strides = [max(1, round(a / b)) for a, b in zip(shape[1:], out[1:], strict=True)]
+    if any(math.ceil(a / s) != b for a, s, b in zip(shape[1:], strides, out[1:], strict=True)):
+        raise ConfigError(f"no strided 1x1 projection maps {shape} to {out}", where)
+    return nn.Sequential(
+        OrderedDict(
+            [
+                ("conv", Conv(shape[0], out[0], 1, tuple(strides), bias=False)),
+                ("norm", BatchNorm(out[0])),
+            ]
+        )
+    )
+
+
+def input_shape(value: Any, where: str = "input") -> Shape:
+    """Validate ``(C, H, W)`` (or any tuple of positive ints)."""
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        raise ConfigError(
+            f"expected a list of positive ints like [3, 224, 224], found {describe(value)}", where
+        )
+    return tuple(value)
+
+
+def build(config: dict[str, Any] | str | Path, input_size: tuple[int, ...] | None = None) -> Model:
+    """Build the model a config describes (a dict, or a YAML file path).
+
+    ``input_size`` ``(C, H, W)`` overrides the config's ``input``; one of them is needed.
+    """
+    source = None
+    if isinstance(config, (str, Path)):
+        source = str(config)
+        config = load_config(config)
+    try:
+        config = check_mapping(config)
+        if input_size is None and "input" not in config:
+            raise ConfigError("missing 'input: [C, H, W]' (or pass input_size=)", "input")
+        shape = input_shape(input_size if input_size is not None else config["input"])
+        body, _ = Builder(config).sequence(config["layers"], shape, "layers", 0, ())
+        name = str(config.get("name") or (Path(source).stem if source else "model"))
+        return Model(OrderedDict(body.named_children()), name, shape)
+    except ConfigError as exc:
+        raise exc.located(source) from None

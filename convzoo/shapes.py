@@ -1,0 +1,33 @@
+"""Output shapes by running a module on meta tensors (no arithmetic, no memory)."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+
+def meta_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Meta copies of every parameter and buffer of ``module``, by qualified name."""
+    named = itertools.chain(
+        module.named_parameters(remove_duplicate=False),
+        module.named_buffers(remove_duplicate=False),
+    )
+    return {name: torch.empty_like(t, device="meta") for name, t in named}
+
+
+def output_shape(module: nn.Module, shape: tuple[int, ...], batch: int = 1) -> tuple[int, ...]:
+    """Shape of ``module(x)`` without the batch axis, for ``x`` of shape ``(batch, *shape)``.
+
+    Runs on meta tensors (parameters and buffers replaced by meta copies, the module left
+    untouched); a module whose ops have no meta kernel runs on zeros instead.
+    """
+    try:
+        x = torch.empty((batch, *shape), device="meta")
+        y = functional_call(module, meta_state(module), (x,))
+    except NotImplementedError:
+        with torch.no_grad():
+            y = module(torch.zeros((batch, *shape)))
+    return tuple(y.shape[1:])
