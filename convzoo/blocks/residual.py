@@ -1,1 +1,223 @@
-"""Placeholder: filled in by its own change."""
+"""Residual blocks: ResNet basic block and bottleneck (He et al. 2016) and the
+MobileNetV2 inverted residual (Sandler et al. 2018), built from ``ConvNormAct``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from convzoo.blocks.conv_norm_act import ConvNormAct, check_activation, check_conv_name
+from convzoo.errors import LayerArgumentError, require
+from convzoo.layers import padding as P
+from convzoo.layers.basic import Activation
+from convzoo.layers.standard import check_channels, layer_name
+from convzoo.registry import create, register
+
+
+def shortcut(in_channels: int, out_channels: int, stride: P.Pair) -> nn.Module:
+    """Identity, or a 1x1 strided conv (no bias) + batch norm when the shape changes."""
+    if stride == (1, 1) and in_channels == out_channels:
+        return create("identity")
+    return ConvNormAct(in_channels, out_channels, 1, stride, activation=None)
+
+
+def add(layer: str, residual: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out + residual``, or a clear error when the two paths disagree in shape."""
+    if residual.shape != out.shape:
+        raise LayerArgumentError(
+            layer,
+            "input",
+            f"gives a main path of shape {tuple(out.shape)} but a shortcut of shape "
+            f"{tuple(residual.shape)}; the conv layer must keep the spatial size at stride 1",
+        )
+    return out + residual
+
+
+@register("residual", category="block")
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 conv-BN (ReLU between), plus an identity/projection shortcut.
+
+    ``Tensor[B, C_in, H, W] -> Tensor[B, C_out, ceil(H / s), ceil(W / s)]``:
+    ``act(conv2(conv1(x)) + shortcut(x))``. ``conv1`` carries the stride; both 3x3
+    convs use ``conv`` (any registered conv name), ``groups`` and ``dilation`` (padding
+    ``dilation``). The shortcut is a 1x1 conv (stride ``s``, no bias) + batch norm when
+    ``s != 1`` or ``C_in != C_out``, else the identity. Children are in torchvision's
+    parameter order: ``conv1``, ``conv2``, ``shortcut``, ``act``.
+    """
+
+    params_formula = "9·C_out·(C_in + C_out)/g + 4·C_out [+ C_in·C_out + 2·C_out]"
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int | P.Pair = 1,
+        conv: str = "conv",
+        activation: str = "relu",
+        groups: int = 1,
+        dilation: int | P.Pair = 1,
+    ) -> None:
+        super().__init__()
+        name = layer_name(self)
+        check_channels(name, in_channels, out_channels, groups)
+        s = P.pair(stride, name, "stride")
+        conv = check_conv_name(conv, name)
+        require(activation is not None, name, "activation", "must be an activation name")
+        activation = check_activation(activation, name)  # type: ignore[assignment]
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.conv1 = ConvNormAct(
+            in_channels,
+            out_channels,
+            3,
+            s,
+            dilation=dilation,
+            groups=groups,
+            conv=conv,
+            activation=activation,
+        )
+        self.conv2 = ConvNormAct(
+            out_channels,
+            out_channels,
+            3,
+            dilation=dilation,
+            groups=groups,
+            conv=conv,
+            activation=None,
+        )
+        self.shortcut = shortcut(in_channels, out_channels, s)
+        self.act = Activation(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``Tensor[B, C_in, H, W] -> Tensor[B, C_out, H_out, W_out]``."""
+        name = layer_name(self)
+        P.check_input(x, name, self.in_channels)
+        return self.act(add(name, self.shortcut(x), self.conv2(self.conv1(x))))
+
+
+@register("bottleneck", category="block")
+class Bottleneck(nn.Module):
+    """ResNet bottleneck (v1.5): 1x1 reduce, 3x3 with the stride, 1x1 expand, plus a shortcut.
+
+    ``Tensor[B, C_in, H, W] -> Tensor[B, C_out, ceil(H / s), ceil(W / s)]``:
+    ``act(conv3(conv2(conv1(x))) + shortcut(x))`` with ``conv1: C_in -> C_mid``
+    (1x1), ``conv2: C_mid -> C_mid`` (3x3, stride ``s``, ``groups``, layer ``conv``) and
+    ``conv3: C_mid -> C_out`` (1x1, no activation). ``C_mid`` defaults to
+    ``C_out // expansion`` (256 -> 64 -> 256). The shortcut is as in ``residual``.
+    """
+
+    params_formula = "C_mid·(C_in + 9·C_mid/g + C_out + 4) + 2·C_out [+ C_in·C_out + 2·C_out]"
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        mid_channels: int | None = None,
+        expansion: int = 4,
+        stride: int | P.Pair = 1,
+        groups: int = 1,
+        conv: str = "conv",
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        name = layer_name(self)
+        check_channels(name, in_channels, out_channels, 1)
+        if mid_channels is None:
+            require(
+                isinstance(expansion, int) and not isinstance(expansion, bool) and expansion > 0,
+                name,
+                "expansion",
+                f"must be a positive int, got {expansion!r}",
+            )
+            require(
+                out_channels % expansion == 0,
+                name,
+                "expansion",
+                f"must divide out_channels={out_channels} (or give mid_channels), got {expansion}",
+            )
+            mid_channels = out_channels // expansion
+        check_channels(name, mid_channels, mid_channels, groups)
+        s = P.pair(stride, name, "stride")
+        conv = check_conv_name(conv, name)
+        require(activation is not None, name, "activation", "must be an activation name")
+        activation = check_activation(activation, name)  # type: ignore[assignment]
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.mid_channels = mid_channels
+        self.conv1 = ConvNormAct(in_channels, mid_channels, 1, activation=activation)
+        self.conv2 = ConvNormAct(
+            mid_channels, mid_channels, 3, s, groups=groups, conv=conv, activation=activation
+        )
+        self.conv3 = ConvNormAct(mid_channels, out_channels, 1, activation=None)
+        self.shortcut = shortcut(in_channels, out_channels, s)
+        self.act = Activation(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``Tensor[B, C_in, H, W] -> Tensor[B, C_out, H_out, W_out]``."""
+        name = layer_name(self)
+        P.check_input(x, name, self.in_channels)
+        out = self.conv3(self.conv2(self.conv1(x)))
+        return self.act(add(name, self.shortcut(x), out))
+
+
+@register("inverted_residual", category="block")
+class InvertedResidual(nn.Module):
+    """MobileNetV2 inverted residual: 1x1 expand, depthwise kxk, linear 1x1 project (+ x).
+
+    ``Tensor[B, C_in, H, W] -> Tensor[B, C_out, ceil(H / s), ceil(W / s)]`` with
+    ``C_hid = round(C_in · expand_ratio)``: ``expand`` (1x1 conv-BN-act, absent when
+    ``expand_ratio == 1``), ``depthwise`` (k x k depthwise conv-BN-act, stride ``s``),
+    ``project`` (1x1 conv-BN, no activation). The input is added back only when
+    ``s == 1`` and ``C_in == C_out``.
+    """
+
+    params_formula = "[C_in·C_hid + 2·C_hid if t≠1] + C_hid·(k_h·k_w + C_out + 2) + 2·C_out"
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int | P.Pair = 1,
+        expand_ratio: float = 6,
+        kernel_size: int | P.Pair = 3,
+        activation: str = "relu6",
+    ) -> None:
+        super().__init__()
+        name = layer_name(self)
+        check_channels(name, in_channels, out_channels, 1)
+        s = P.pair(stride, name, "stride")
+        k = P.pair(kernel_size, name, "kernel_size")
+        require(
+            k[0] % 2 == 1 and k[1] % 2 == 1,
+            name,
+            "kernel_size",
+            f"must be odd so the depthwise conv keeps the spatial size, got {kernel_size!r}",
+        )
+        require(
+            isinstance(expand_ratio, (int, float))
+            and not isinstance(expand_ratio, bool)
+            and round(in_channels * expand_ratio) >= 1,
+            name,
+            "expand_ratio",
+            f"must be a number with round(in_channels * expand_ratio) >= 1, got {expand_ratio!r}",
+        )
+        require(activation is not None, name, "activation", "must be an activation name")
+        activation = check_activation(activation, name)  # type: ignore[assignment]
+        hidden = int(round(in_channels * expand_ratio))
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.hidden_channels = hidden
+        self.use_residual = s == (1, 1) and in_channels == out_channels
+        self.expand: ConvNormAct | None = None
+        if expand_ratio != 1:
+            self.expand = ConvNormAct(in_channels, hidden, 1, activation=activation)
+        self.depthwise = ConvNormAct(hidden, hidden, k, s, conv="depthwise", activation=activation)
+        self.project = ConvNormAct(hidden, out_channels, 1, activation=None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``Tensor[B, C_in, H, W] -> Tensor[B, C_out, H_out, W_out]``."""
+        name = layer_name(self)
+        P.check_input(x, name, self.in_channels)
+        out = x if self.expand is None else self.expand(x)
+        out = self.project(self.depthwise(out))
+        return add(name, x, out) if self.use_residual else out
