@@ -2,6 +2,8 @@
 
 from convzoo import blocks as _blocks  # noqa: F401  (registers the blocks)
 from convzoo import layers as _layers  # noqa: F401  (registers the zoo)
+from convzoo.analysis.analyzer import AnalysisError, analyze
+from convzoo.analysis.report import LayerStats, Report
 from convzoo.builder import Model, build
 from convzoo.config import ConfigError, load_config
 from convzoo.errors import ConvZooError, LayerArgumentError
@@ -11,6 +13,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LAYERS",
+    "AnalysisError",
+    "LayerStats",
+    "Report",
+    "analyze",
     "ConfigError",
     "ConvZooError",
     "LayerArgumentError",

@@ -1,0 +1,202 @@
+"""Op-level counting attributed to modules: one TorchDispatchMode plus module hooks.
+
+Every aten op the forward runs is classified (:mod:`convzoo.analysis.ops`), costed and
+added to every module on the current call stack, so functional calls inside a user's
+``forward`` count too, and containers hold the sum of their subtree. The same pass
+propagates receptive fields tensor by tensor (:mod:`convzoo.analysis.receptive`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from convzoo.analysis import ops
+
+try:
+    from convzoo.analysis import receptive
+except Exception:  # pragma: no cover - receptive fields are optional for counting
+    receptive = None  # type: ignore[assignment]
+
+aten = torch.ops.aten
+
+# Shape-preserving ops answered without running their (slow, Python) meta kernels.
+SAME_SHAPE = {aten.relu.default, aten.hardtanh.default, aten.silu.default, aten.gelu.default,
+              aten.sigmoid.default, aten.tanh.default, aten.hardswish.default}
+INPLACE = {aten.relu_.default, aten.hardtanh_.default, aten.silu_.default,
+           aten.add_.Tensor, aten.mul_.Tensor, aten.sigmoid_.default, aten.hardswish_.default}
+BATCH_NORMS = {aten.native_batch_norm.default,
+               aten._native_batch_norm_legit_no_training.default,
+               aten._native_batch_norm_legit.default}
+
+
+def _like(x: torch.Tensor) -> torch.Tensor:
+    """A meta tensor with ``x``'s shape, strides and dtype (faster than ``empty_like``)."""
+    return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
+
+
+def _conv_out(x: torch.Tensor, w: torch.Tensor, bias: Any, stride: list[int],
+              padding: list[int], dilation: list[int], transposed: bool,
+              output_padding: list[int], groups: int) -> torch.Tensor | None:
+    """The output of ``aten.convolution`` on meta tensors from the size formulas."""
+    spatial = []
+    for i, n in enumerate(x.shape[2:]):
+        k_eff = dilation[i] * (w.shape[2 + i] - 1) + 1
+        if transposed:
+            size = (n - 1) * stride[i] - 2 * padding[i] + k_eff + output_padding[i]
+        else:
+            size = (n + 2 * padding[i] - k_eff) // stride[i] + 1
+        if size < 1:
+            return None  # let the real kernel raise its error
+        spatial.append(size)
+    channels = w.shape[1] * groups if transposed else w.shape[0]
+    return torch.empty((x.shape[0], channels, *spatial), dtype=x.dtype, device="meta")
+
+
+@dataclass
+class ModuleStats:
+    """Accumulated per module (by qualified name) over all its calls."""
+
+    macs: int = 0
+    elementwise: int = 0
+    calls: int = 0
+    output_shape: list[int] | None = None
+    activation_bytes: int = 0
+    rf: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+class Tracer(TorchDispatchMode):
+    """Counts every op and attributes it to the modules on the call stack."""
+
+    def __init__(self, fast: bool = True) -> None:
+        super().__init__()
+        self.fast = fast
+        self.stack: list[str] = []
+        self.stats: dict[str, ModuleStats] = {}
+        self.uncounted: Counter[tuple[str, str]] = Counter()
+        self.fields: dict[int, tuple[torch.Tensor, Any]] = {}
+        self.notes: list[str] = []
+
+    # -- receptive fields ----------------------------------------------------------------
+    def field_of(self, t: Any) -> Any:
+        hit = self.fields.get(id(t)) if isinstance(t, torch.Tensor) else None
+        return hit[1] if hit is not None and hit[0] is t else None
+
+    def set_field(self, t: Any, value: Any) -> None:
+        if isinstance(t, torch.Tensor):
+            self.fields[id(t)] = (t, value)
+
+    def _propagate(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
+        if receptive is None:
+            return
+        try:
+            value, notes = receptive.propagate(func, args, kwargs, out, self.field_of)
+        except Exception as exc:  # a field rule must never break counting
+            value, notes = None, [f"receptive field rule for {func} failed: {exc}"]
+        self.set_field(ops.first(out), value)
+        if notes:
+            where = self.stack[-1] if self.stack else "(model)"
+            self.notes.extend(f"{where or '(model)'}: {n}" for n in notes)
+
+    # -- dispatch ------------------------------------------------------------------------
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (),
+                           kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = self._fast(func, args) if self.fast else None
+        if out is None:
+            out = func(*args, **kwargs)
+        kind = ops.classify(func)
+        if kind == "uncounted":
+            self.uncounted[(str(func.overloadpacket.__name__),
+                            self.stack[-1] if self.stack else "")] += 1
+        elif kind != "free":
+            amount = ops.cost(func, kind, args, kwargs, out)
+            attr = "macs" if kind == "macs" else "elementwise"
+            for name in self.stack:
+                stats = self.stats[name]
+                setattr(stats, attr, getattr(stats, attr) + amount)
+        self._propagate(func, args, kwargs, out)
+        return out
+
+    @staticmethod
+    def _fast(func: Any, args: tuple) -> Any:
+        """Answer shape-preserving ops on meta tensors without their meta kernels."""
+        x = args[0] if args else None
+        if not isinstance(x, torch.Tensor) or x.device.type != "meta" or not x.is_contiguous():
+            return None
+        if func in INPLACE:
+            other = args[1] if len(args) > 1 else None
+            if isinstance(other, torch.Tensor) and other.shape != x.shape:
+                return None  # broadcasting: let the real kernel check it
+            return x
+        if func in SAME_SHAPE:
+            return _like(x)
+        if func is aten.convolution.default:
+            return _conv_out(*args)
+        if func in BATCH_NORMS:
+            c = x.shape[1]
+            training = func is aten._native_batch_norm_legit.default or (
+                func is aten.native_batch_norm.default and bool(args[5]))
+            stat = (c,) if training else (0,)
+            return (_like(x), torch.empty(stat, dtype=x.dtype, device="meta"),
+                    torch.empty(stat, dtype=x.dtype, device="meta"))
+        return None
+
+    # -- module hooks --------------------------------------------------------------------
+    @contextmanager
+    def hooks(self, model: nn.Module) -> Iterator[None]:
+        """Attach pre/post hooks to every module for the duration; always removed."""
+        handles = []
+        try:
+            for name, module in model.named_modules():
+                self.stats.setdefault(name, ModuleStats())
+                handles.append(module.register_forward_pre_hook(self._enter(name)))
+                handles.append(module.register_forward_hook(self._exit(name, module),
+                                                            always_call=True))
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def _enter(self, name: str) -> Any:
+        def hook(module: nn.Module, inputs: tuple) -> None:
+            self.stack.append(name)
+            self.stats[name].calls += 1
+
+        return hook
+
+    def _exit(self, name: str, module: nn.Module) -> Any:
+        def hook(mod: nn.Module, inputs: tuple, output: Any) -> None:
+            if self.stack and self.stack[-1] == name:
+                self.stack.pop()
+            stats = self.stats[name]
+            tensors = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+            if not tensors:
+                return
+            stats.output_shape = list(tensors[0].shape)
+            stats.activation_bytes += sum(t.numel() * t.element_size() for t in tensors)
+            self._module_field(module, inputs, tensors[0])
+            stats.rf = self.field_of(tensors[0])
+
+        return hook
+
+    def _module_field(self, module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+        if receptive is None or not inputs or not isinstance(inputs[0], torch.Tensor):
+            return
+        try:
+            value = receptive.module_field(module, self.field_of(inputs[0]),
+                                           tuple(inputs[0].shape), tuple(out.shape))
+        except Exception as exc:
+            self.notes.append(f"receptive field rule for {type(module).__name__} failed: {exc}")
+            return
+        if value is not NotImplemented:
+            self.set_field(out, value)

@@ -1,0 +1,73 @@
+"""Report and LayerStats: what ``analyze`` returns, and its renderings.
+
+Units: ``macs`` are multiply-adds (1 MAC = one multiply and one add); ``flops`` is
+``FLOPS_PER_MAC * macs``, defined in :mod:`convzoo.analysis.formulas` only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class LayerStats:
+    """One row per module in ``named_modules()`` order (containers included).
+
+    ``params`` counts the module's parameters (its whole subtree, each tensor once);
+    ``macs`` and ``elementwise_ops`` count every op run inside the module (all calls);
+    ``receptive_field`` is that of the module's (last) output, per axis, or None where
+    the output has no spatial axes it could be traced to; ``activation_bytes`` is the size
+    of the module's output(s) summed over its calls.
+    """
+
+    name: str
+    type: str
+    depth: int
+    output_shape: list[int] | None
+    params: int
+    macs: int
+    elementwise_ops: int
+    receptive_field: dict[str, Any] | None
+    activation_bytes: int
+    calls: int = 1
+
+
+@dataclass
+class UncountedOp:
+    """An op with arithmetic that convzoo has no formula for (so ``complete`` is False)."""
+
+    op: str
+    module: str
+    calls: int
+
+
+@dataclass
+class Report:
+    """What ``convzoo.analyze`` returns: totals, per-layer rows and honesty flags."""
+
+    target: str
+    input_shape: list[list[int]]
+    totals: dict[str, int]
+    output_shape: list[int] | None
+    receptive_field: dict[str, Any] | None
+    layers: list[LayerStats]
+    uncounted_ops: list[UncountedOp] = field(default_factory=list)
+    complete: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: exactly the keys of :meth:`to_json`."""
+        return asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """JSON text of :meth:`to_dict`."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def layer(self, name: str) -> LayerStats:
+        """The row of the module called ``name`` ('' is the whole model)."""
+        for row in self.layers:
+            if row.name == name:
+                return row
+        raise KeyError(name)
