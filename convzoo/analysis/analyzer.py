@@ -31,18 +31,27 @@ class AnalysisError(ConvZooError):
 def _sizes(input_size: Any) -> list[tuple[int, ...]] | None:
     """Normalise ``(C, H, W)`` or a tuple of such sizes; None if these are example tensors."""
     if isinstance(input_size, torch.Tensor) or (
-            isinstance(input_size, (tuple, list)) and input_size
-            and all(isinstance(t, torch.Tensor) for t in input_size)):
+        isinstance(input_size, (tuple, list))
+        and input_size
+        and all(isinstance(t, torch.Tensor) for t in input_size)
+    ):
         return None
-    if isinstance(input_size, (tuple, list)) and input_size and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in input_size):
+    if (
+        isinstance(input_size, (tuple, list))
+        and input_size
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in input_size)
+    ):
         sizes = [tuple(input_size)]
-    elif isinstance(input_size, (tuple, list)) and input_size and all(
-            isinstance(s, (tuple, list)) for s in input_size):
+    elif (
+        isinstance(input_size, (tuple, list))
+        and input_size
+        and all(isinstance(s, (tuple, list)) for s in input_size)
+    ):
         sizes = [tuple(s) for s in input_size]
     else:
-        raise ConvZooError(f"input_size must be (C, H, W), a tuple of sizes or example "
-                           f"tensors, got {input_size!r}")
+        raise ConvZooError(
+            f"input_size must be (C, H, W), a tuple of sizes or example tensors, got {input_size!r}"
+        )
     for s in sizes:
         if not s or not all(isinstance(v, int) and v > 0 for v in s):
             raise ConvZooError(f"input sizes must be positive ints, got {s!r}")
@@ -60,8 +69,10 @@ def _inputs(input_size: Any, batch: int, dtype: torch.dtype, device: str) -> lis
 def _state(model: nn.Module, dtype: torch.dtype, meta: bool) -> dict[str, torch.Tensor]:
     """Parameters and buffers to run with: meta copies, or clones of the buffers."""
     state = {}
-    for name, t in [*model.named_parameters(remove_duplicate=False),
-                    *model.named_buffers(remove_duplicate=False)]:
+    for name, t in [
+        *model.named_parameters(remove_duplicate=False),
+        *model.named_buffers(remove_duplicate=False),
+    ]:
         if meta:
             cast = dtype if t.is_floating_point() else t.dtype
             state[name] = torch.empty(t.shape, dtype=cast, device="meta")
@@ -82,8 +93,9 @@ def _mode(model: nn.Module, train: bool) -> Iterator[None]:
             module.training = flag
 
 
-def _trace(model: nn.Module, inputs: list[torch.Tensor], dtype: torch.dtype,
-           meta: bool, train: bool) -> Tracer:
+def _trace(
+    model: nn.Module, inputs: list[torch.Tensor], dtype: torch.dtype, meta: bool, train: bool
+) -> Tracer:
     tracer = Tracer(fast=meta)
     if Field is not None:
         for t in inputs:
@@ -94,7 +106,7 @@ def _trace(model: nn.Module, inputs: list[torch.Tensor], dtype: torch.dtype,
         try:
             functional_call(model, state, tuple(inputs))
         except Exception as exc:
-            exc.convzoo_layer = tracer.stack[-1] if tracer.stack else ""  # type: ignore
+            exc.convzoo_layer = tracer.failed_in  # type: ignore[attr-defined]
             raise
     return tracer
 
@@ -107,9 +119,15 @@ def _type_name(module: nn.Module) -> str:
     return getattr(type(module), "registry_name", type(module).__name__)
 
 
-def analyze(model: nn.Module | dict | str | Path, input_size: Any = None, *,
-            batch_size: int = 1, dtype: torch.dtype = torch.float32,
-            meta: bool = True, train: bool = False) -> Report:
+def analyze(
+    model: nn.Module | dict | str | Path,
+    input_size: Any = None,
+    *,
+    batch_size: int = 1,
+    dtype: torch.dtype = torch.float32,
+    meta: bool = True,
+    train: bool = False,
+) -> Report:
     """Params, MACs, shapes, receptive fields and activation memory of ``model``.
 
     ``model`` is an ``nn.Module``, a config dict or a config path; ``input_size`` is
@@ -132,6 +150,7 @@ def analyze(model: nn.Module | dict | str | Path, input_size: Any = None, *,
             raise ConvZooError("analyze needs input_size, e.g. (3, 224, 224)")
     notes: list[str] = []
     inputs = _inputs(input_size, batch_size, dtype, "meta" if meta else "cpu")
+    tracer: Tracer | None = None
     try:
         tracer = _trace(model, inputs, dtype, meta, train)
     except ConvZooError as exc:
@@ -139,13 +158,17 @@ def analyze(model: nn.Module | dict | str | Path, input_size: Any = None, *,
     except Exception as exc:
         if not meta:
             raise _failure(exc, input_size) from None
-        notes.append(f"ran on real tensors: the model cannot run on meta tensors "
-                     f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        notes.append(
+            f"ran on real tensors: the model cannot run on meta tensors "
+            f"({type(exc).__name__}: {reason})"
+        )
+    if tracer is None:  # outside the except block: hooks read sys.exc_info()
+        inputs = _inputs(input_size, batch_size, dtype, "cpu")
         try:
-            tracer = _trace(model, _inputs(input_size, batch_size, dtype, "cpu"), dtype, False,
-                            train)
-        except Exception as exc2:
-            raise _failure(exc2, input_size) from None
+            tracer = _trace(model, inputs, dtype, False, train)
+        except Exception as exc:
+            raise _failure(exc, input_size) from None
     return _report(model, target, inputs, tracer, notes)
 
 
@@ -156,8 +179,9 @@ def _failure(exc: Exception, input_size: Any) -> AnalysisError:
     return AnalysisError(f"model fails for input {tuple(input_size)}{where}: {first}")
 
 
-def _report(model: nn.Module, target: str, inputs: list[torch.Tensor], tracer: Tracer,
-            notes: list[str]) -> Report:
+def _report(
+    model: nn.Module, target: str, inputs: list[torch.Tensor], tracer: Tracer, notes: list[str]
+) -> Report:
     input_hw = tuple(inputs[0].shape[-2:]) if inputs and inputs[0].dim() == 4 else None
     rows = []
     leaves = 0
@@ -166,12 +190,20 @@ def _report(model: nn.Module, target: str, inputs: list[torch.Tensor], tracer: T
         if not any(True for _ in module.children()):
             leaves += stats.activation_bytes
         field = stats.rf.to_dict(input_hw) if stats.rf is not None else None
-        rows.append(LayerStats(
-            name=name, type=_type_name(module), depth=name.count(".") + 1 if name else 0,
-            output_shape=stats.output_shape,
-            params=sum(p.numel() for p in _unique(module.parameters()).values()),
-            macs=stats.macs, elementwise_ops=stats.elementwise, receptive_field=field,
-            activation_bytes=stats.activation_bytes, calls=stats.calls))
+        rows.append(
+            LayerStats(
+                name=name,
+                type=_type_name(module),
+                depth=name.count(".") + 1 if name else 0,
+                output_shape=stats.output_shape,
+                params=sum(p.numel() for p in _unique(module.parameters()).values()),
+                macs=stats.macs,
+                elementwise_ops=stats.elementwise,
+                receptive_field=field,
+                activation_bytes=stats.activation_bytes,
+                calls=stats.calls,
+            )
+        )
     params = _unique(model.parameters()).values()
     root = tracer.stats.get("", ModuleStats())
     totals = {
@@ -183,11 +215,18 @@ def _report(model: nn.Module, target: str, inputs: list[torch.Tensor], tracer: T
         "activation_bytes": leaves,
         "param_bytes": sum(p.numel() * p.element_size() for p in params),
     }
-    uncounted = [UncountedOp(op, module or "(model)", calls)
-                 for (op, module), calls in sorted(tracer.uncounted.items())]
+    uncounted = [
+        UncountedOp(op, module or "(model)", calls)
+        for (op, module), calls in sorted(tracer.uncounted.items())
+    ]
     return Report(
-        target=target, input_shape=[list(t.shape) for t in inputs], totals=totals,
+        target=target,
+        input_shape=[list(t.shape) for t in inputs],
+        totals=totals,
         output_shape=root.output_shape,
-        receptive_field=rows[0].receptive_field if rows else None, layers=rows,
-        uncounted_ops=uncounted, complete=not uncounted,
-        notes=notes + list(dict.fromkeys(tracer.notes)))
+        receptive_field=rows[0].receptive_field if rows else None,
+        layers=rows,
+        uncounted_ops=uncounted,
+        complete=not uncounted,
+        notes=notes + list(dict.fromkeys(tracer.notes)),
+    )

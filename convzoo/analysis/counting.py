@@ -8,6 +8,7 @@ propagates receptive fields tensor by tensor (:mod:`convzoo.analysis.receptive`)
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,13 +30,29 @@ except Exception:  # pragma: no cover - receptive fields are optional for counti
 aten = torch.ops.aten
 
 # Shape-preserving ops answered without running their (slow, Python) meta kernels.
-SAME_SHAPE = {aten.relu.default, aten.hardtanh.default, aten.silu.default, aten.gelu.default,
-              aten.sigmoid.default, aten.tanh.default, aten.hardswish.default}
-INPLACE = {aten.relu_.default, aten.hardtanh_.default, aten.silu_.default,
-           aten.add_.Tensor, aten.mul_.Tensor, aten.sigmoid_.default, aten.hardswish_.default}
-BATCH_NORMS = {aten.native_batch_norm.default,
-               aten._native_batch_norm_legit_no_training.default,
-               aten._native_batch_norm_legit.default}
+SAME_SHAPE = {
+    aten.relu.default,
+    aten.hardtanh.default,
+    aten.silu.default,
+    aten.gelu.default,
+    aten.sigmoid.default,
+    aten.tanh.default,
+    aten.hardswish.default,
+}
+INPLACE = {
+    aten.relu_.default,
+    aten.hardtanh_.default,
+    aten.silu_.default,
+    aten.add_.Tensor,
+    aten.mul_.Tensor,
+    aten.sigmoid_.default,
+    aten.hardswish_.default,
+}
+BATCH_NORMS = {
+    aten.native_batch_norm.default,
+    aten._native_batch_norm_legit_no_training.default,
+    aten._native_batch_norm_legit.default,
+}
 
 
 def _like(x: torch.Tensor) -> torch.Tensor:
@@ -43,9 +60,17 @@ def _like(x: torch.Tensor) -> torch.Tensor:
     return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
 
 
-def _conv_out(x: torch.Tensor, w: torch.Tensor, bias: Any, stride: list[int],
-              padding: list[int], dilation: list[int], transposed: bool,
-              output_padding: list[int], groups: int) -> torch.Tensor | None:
+def _conv_out(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    bias: Any,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    transposed: bool,
+    output_padding: list[int],
+    groups: int,
+) -> torch.Tensor | None:
     """The output of ``aten.convolution`` on meta tensors from the size formulas."""
     spatial = []
     for i, n in enumerate(x.shape[2:]):
@@ -85,6 +110,7 @@ class Tracer(TorchDispatchMode):
         self.uncounted: Counter[tuple[str, str]] = Counter()
         self.fields: dict[int, tuple[torch.Tensor, Any]] = {}
         self.notes: list[str] = []
+        self.failed_in = ""  # innermost module an exception passed through
 
     # -- receptive fields ----------------------------------------------------------------
     def field_of(self, t: Any) -> Any:
@@ -108,16 +134,18 @@ class Tracer(TorchDispatchMode):
             self.notes.extend(f"{where or '(model)'}: {n}" for n in notes)
 
     # -- dispatch ------------------------------------------------------------------------
-    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (),
-                           kwargs: dict | None = None) -> Any:
+    def __torch_dispatch__(
+        self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
         kwargs = kwargs or {}
         out = self._fast(func, args) if self.fast else None
         if out is None:
             out = func(*args, **kwargs)
         kind = ops.classify(func)
         if kind == "uncounted":
-            self.uncounted[(str(func.overloadpacket.__name__),
-                            self.stack[-1] if self.stack else "")] += 1
+            self.uncounted[
+                (str(func.overloadpacket.__name__), self.stack[-1] if self.stack else "")
+            ] += 1
         elif kind != "free":
             amount = ops.cost(func, kind, args, kwargs, out)
             attr = "macs" if kind == "macs" else "elementwise"
@@ -145,10 +173,14 @@ class Tracer(TorchDispatchMode):
         if func in BATCH_NORMS:
             c = x.shape[1]
             training = func is aten._native_batch_norm_legit.default or (
-                func is aten.native_batch_norm.default and bool(args[5]))
+                func is aten.native_batch_norm.default and bool(args[5])
+            )
             stat = (c,) if training else (0,)
-            return (_like(x), torch.empty(stat, dtype=x.dtype, device="meta"),
-                    torch.empty(stat, dtype=x.dtype, device="meta"))
+            return (
+                _like(x),
+                torch.empty(stat, dtype=x.dtype, device="meta"),
+                torch.empty(stat, dtype=x.dtype, device="meta"),
+            )
         return None
 
     # -- module hooks --------------------------------------------------------------------
@@ -160,8 +192,9 @@ class Tracer(TorchDispatchMode):
             for name, module in model.named_modules():
                 self.stats.setdefault(name, ModuleStats())
                 handles.append(module.register_forward_pre_hook(self._enter(name)))
-                handles.append(module.register_forward_hook(self._exit(name, module),
-                                                            always_call=True))
+                handles.append(
+                    module.register_forward_hook(self._exit(name, module), always_call=True)
+                )
             yield
         finally:
             for handle in handles:
@@ -178,6 +211,9 @@ class Tracer(TorchDispatchMode):
         def hook(mod: nn.Module, inputs: tuple, output: Any) -> None:
             if self.stack and self.stack[-1] == name:
                 self.stack.pop()
+            if sys.exc_info()[1] is not None:  # called while an exception propagates
+                self.failed_in = self.failed_in or name
+                return
             stats = self.stats[name]
             tensors = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
             if not tensors:
@@ -193,8 +229,9 @@ class Tracer(TorchDispatchMode):
         if receptive is None or not inputs or not isinstance(inputs[0], torch.Tensor):
             return
         try:
-            value = receptive.module_field(module, self.field_of(inputs[0]),
-                                           tuple(inputs[0].shape), tuple(out.shape))
+            value = receptive.module_field(
+                module, self.field_of(inputs[0]), tuple(inputs[0].shape), tuple(out.shape)
+            )
         except Exception as exc:
             self.notes.append(f"receptive field rule for {type(module).__name__} failed: {exc}")
             return
