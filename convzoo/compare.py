@@ -1,0 +1,215 @@
+"""Compare designs that replace one k x k convolution: theory and measured speed side by side.
+
+``compare(kernel=7, in_channels=64, out_channels=64, size=56)`` builds each variant at the
+same input and output shape, analyzes it (params, MACs, receptive field) and, with
+``bench=True``, times it; every ratio is against the plain k x k ``conv``. ``efficiency``
+is the measured speed-up divided by the theoretical MAC ratio: 1.0 means the hardware
+delivers all of the saving, 0.5 half of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from convzoo.analysis.analyzer import analyze
+from convzoo.errors import ConvZooError
+from convzoo.registry import close_matches, create
+
+Builder = Callable[[int, int, int, int], nn.Module]  # (k, c_in, c_out, size) -> module
+VARIANTS: dict[str, Builder] = {}
+
+
+def variant(name: str) -> Callable[[Builder], Builder]:
+    """Register how ``name`` replaces a k x k convolution (same input and output shape)."""
+
+    def decorator(fn: Builder) -> Builder:
+        VARIANTS[name] = fn
+        return fn
+
+    return decorator
+
+
+@variant("conv")
+def _conv(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
+    return create("conv", in_channels=c_in, out_channels=c_out, kernel_size=k, padding="same")
+
+
+@variant("conv_stack")
+def _stack(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
+    return create("conv_stack", in_channels=c_in, out_channels=c_out, kernel_size=k,
+                  padding="same", activation="relu")
+
+
+@variant("factorized")
+def _factorized(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
+    return create("factorized", in_channels=c_in, out_channels=c_out, kernel_size=k,
+                  padding="same")
+
+
+@variant("depthwise_separable")
+def _separable(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
+    return create("depthwise_separable", in_channels=c_in, out_channels=c_out, kernel_size=k,
+                  padding="same")
+
+
+@variant("dilated")
+def _dilated(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
+    """A 3x3 with dilation (k-1)/2: the same field k with 9 taps."""
+    return create("dilated", in_channels=c_in, out_channels=c_out, kernel_size=3,
+                  dilation=max(1, (k - 1) // 2), padding="same")
+
+
+@variant("fft_conv")
+def _fft(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
+    return create("fft_conv", in_channels=c_in, out_channels=c_out, kernel_size=k,
+                  padding="same")
+
+
+@variant("grouped")
+def _grouped(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
+    groups = 4 if c_in % 4 == 0 and c_out % 4 == 0 else 1
+    return create("grouped", in_channels=c_in, out_channels=c_out, kernel_size=k,
+                  groups=groups, padding="same")
+
+
+@variant("deformable")
+def _deformable(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
+    return create("deformable", in_channels=c_in, out_channels=c_out, kernel_size=k,
+                  padding="same")
+
+
+DEFAULT = ["conv", "conv_stack", "factorized", "depthwise_separable", "dilated", "fft_conv",
+           "grouped"]
+
+
+@dataclass
+class Row:
+    """One design's theory (and measurements when benchmarked)."""
+
+    variant: str
+    params: int
+    macs: int
+    receptive_field: int | None
+    params_ratio: float
+    macs_ratio: float
+    forward_ms: float | None = None
+    speedup: float | None = None
+    efficiency: float | None = None
+    train_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _field_size(report: Any) -> int | None:
+    rf = report.receptive_field
+    if not rf or rf.get("global") or not rf.get("size"):
+        return None
+    return int(max(rf["size"]))
+
+
+def measure_ms(module: nn.Module, x: torch.Tensor, train: bool, min_run_time: float) -> float:
+    """Median time of a forward (or forward + backward) after a warm-up, in ms."""
+    # torch.utils.benchmark imports cpp_extension, which warns about CUDA on CPU machines
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    from torch.utils.benchmark import Timer
+
+    if train:
+        x = x.clone().requires_grad_(True)
+        stmt = "m(x).sum().backward()"
+        module.train()
+    else:
+        stmt = "m(x)"
+        module.eval()
+    context = torch.enable_grad() if train else torch.no_grad()
+    with context:
+        for _ in range(2):
+            eval(stmt, {"m": module, "x": x})  # warm-up
+        timer = Timer(stmt, globals={"m": module, "x": x})
+        return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
+def compare(kernel: int = 7, in_channels: int = 64, out_channels: int = 64, size: int = 56,
+            batch: int = 1, variants: list[str] | None = None, bench: bool = False,
+            train: bool = False, min_run_time: float = 0.2,
+            progress: bool = False) -> list[Row]:
+    """Rows for each variant replacing a ``kernel`` x ``kernel`` conv; the first is ``conv``."""
+    names = list(variants or DEFAULT)
+    for name in names:
+        if name not in VARIANTS:
+            hints = close_matches(name, sorted(VARIANTS))
+            raise ConvZooError(f"unknown variant {name!r}"
+                               + (f"; did you mean {', '.join(map(repr, hints))}?" if hints
+                                  else "") + f" (choose from {', '.join(sorted(VARIANTS))})")
+    if kernel < 3 or kernel % 2 == 0:
+        raise ConvZooError(f"--kernel must be an odd size >= 3 (a 3x3 stack has an odd field), "
+                           f"got {kernel}")
+    if "conv" in names:
+        names.remove("conv")
+    modules = {"conv": VARIANTS["conv"](kernel, in_channels, out_channels, size)}
+    modules.update({n: VARIANTS[n](kernel, in_channels, out_channels, size) for n in names})
+    return measure(modules, (in_channels, size, size), batch, bench, train, min_run_time,
+                   progress)
+
+
+def measure(modules: dict[str, nn.Module], input_size: tuple[int, ...], batch: int = 1,
+            bench: bool = False, train: bool = False, min_run_time: float = 0.2,
+            progress: bool = False) -> list[Row]:
+    """Analyze (and optionally time) named modules on one input; the first is the baseline."""
+    reports = {n: analyze(m, input_size, batch_size=batch) for n, m in modules.items()}
+    shapes = {n: r.output_shape for n, r in reports.items()}
+    if len({str(s) for s in shapes.values()}) != 1:
+        raise ConvZooError("the designs must produce the same output shape to be compared: "
+                           + ", ".join(f"{n} {s}" for n, s in shapes.items()))
+    base_name = next(iter(modules))
+    base = reports[base_name].totals
+    rows = [Row(n, r.totals["params"], r.totals["macs"], _field_size(r),
+                r.totals["params"] / max(base["params"], 1),
+                r.totals["macs"] / max(base["macs"], 1)) for n, r in reports.items()]
+    if bench:
+        x = torch.randn(batch, *input_size)
+        items = list(modules.items())
+        if progress:
+            from tqdm import tqdm
+
+            items = tqdm(items, desc="benchmarking", unit="design", leave=False)
+        times = {}
+        for name, module in items:
+            times[name] = measure_ms(module, x, False, min_run_time)
+            if train:
+                rows[list(modules).index(name)].train_ms = measure_ms(module, x, True,
+                                                                      min_run_time)
+        for row in rows:
+            row.forward_ms = times[row.variant]
+            row.speedup = times[base_name] / times[row.variant]
+            row.efficiency = row.speedup * row.macs_ratio if row.macs else None
+    return rows
+
+
+def compare_config(path: str | Path, batch: int = 1, bench: bool = False, train: bool = False,
+                   min_run_time: float = 0.2, progress: bool = False) -> list[Row]:
+    """``convzoo compare CONFIG.yaml``: a config whose ``compare:`` maps design names to
+    layer lists, all built on its ``input``; the first design is the baseline."""
+    from convzoo.builder import build
+    from convzoo.config import ConfigError, load_config
+
+    data = load_config(path) if not isinstance(path, dict) else path
+    designs = data.get("compare")
+    if not isinstance(designs, dict) or len(designs) < 2:
+        raise ConfigError("expected 'compare:' mapping at least two design names to layer lists",
+                          "compare", str(path))
+    modules = {}
+    for name, layers in designs.items():
+        try:
+            modules[str(name)] = build({"input": data.get("input"), "layers": layers})
+        except ConfigError as exc:
+            raise ConfigError(exc.message, f"compare.{name}.{exc.where}", str(path)) from None
+    input_size = next(iter(modules.values())).input_size
+    return measure(modules, input_size, batch, bench, train, min_run_time, progress)
