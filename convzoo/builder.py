@@ -343,6 +343,10 @@ def build(config: dict[str, Any] | str | Path, input_size: tuple[int, ...] | Non
         config = load_config(config)
     try:
         config = check_mapping(config)
+        if "layers" not in config:
+            raise ConfigError(
+                "missing the 'layers' list ('compare:' configs are for convzoo compare)", ""
+            )
         if input_size is None and "input" not in config:
             raise ConfigError("missing 'input: [C, H, W]' (or pass input_size=)", "input")
         shape = input_shape(input_size if input_size is not None else config["input"])

@@ -43,50 +43,73 @@ def _conv(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
 
 @variant("conv_stack")
 def _stack(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
-    return create("conv_stack", in_channels=c_in, out_channels=c_out, kernel_size=k,
-                  padding="same", activation="relu")
+    return create(
+        "conv_stack",
+        in_channels=c_in,
+        out_channels=c_out,
+        kernel_size=k,
+        padding="same",
+        activation="relu",
+    )
 
 
 @variant("factorized")
 def _factorized(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
-    return create("factorized", in_channels=c_in, out_channels=c_out, kernel_size=k,
-                  padding="same")
+    return create("factorized", in_channels=c_in, out_channels=c_out, kernel_size=k, padding="same")
 
 
 @variant("depthwise_separable")
 def _separable(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
-    return create("depthwise_separable", in_channels=c_in, out_channels=c_out, kernel_size=k,
-                  padding="same")
+    return create(
+        "depthwise_separable", in_channels=c_in, out_channels=c_out, kernel_size=k, padding="same"
+    )
 
 
 @variant("dilated")
 def _dilated(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
     """A 3x3 with dilation (k-1)/2: the same field k with 9 taps."""
-    return create("dilated", in_channels=c_in, out_channels=c_out, kernel_size=3,
-                  dilation=max(1, (k - 1) // 2), padding="same")
+    return create(
+        "dilated",
+        in_channels=c_in,
+        out_channels=c_out,
+        kernel_size=3,
+        dilation=max(1, (k - 1) // 2),
+        padding="same",
+    )
 
 
 @variant("fft_conv")
 def _fft(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
-    return create("fft_conv", in_channels=c_in, out_channels=c_out, kernel_size=k,
-                  padding="same")
+    return create("fft_conv", in_channels=c_in, out_channels=c_out, kernel_size=k, padding="same")
 
 
 @variant("grouped")
 def _grouped(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
     groups = 4 if c_in % 4 == 0 and c_out % 4 == 0 else 1
-    return create("grouped", in_channels=c_in, out_channels=c_out, kernel_size=k,
-                  groups=groups, padding="same")
+    return create(
+        "grouped",
+        in_channels=c_in,
+        out_channels=c_out,
+        kernel_size=k,
+        groups=groups,
+        padding="same",
+    )
 
 
 @variant("deformable")
 def _deformable(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
-    return create("deformable", in_channels=c_in, out_channels=c_out, kernel_size=k,
-                  padding="same")
+    return create("deformable", in_channels=c_in, out_channels=c_out, kernel_size=k, padding="same")
 
 
-DEFAULT = ["conv", "conv_stack", "factorized", "depthwise_separable", "dilated", "fft_conv",
-           "grouped"]
+DEFAULT = [
+    "conv",
+    "conv_stack",
+    "factorized",
+    "depthwise_separable",
+    "dilated",
+    "fft_conv",
+    "grouped",
+]
 
 
 @dataclass
@@ -136,43 +159,69 @@ def measure_ms(module: nn.Module, x: torch.Tensor, train: bool, min_run_time: fl
         return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
 
 
-def compare(kernel: int = 7, in_channels: int = 64, out_channels: int = 64, size: int = 56,
-            batch: int = 1, variants: list[str] | None = None, bench: bool = False,
-            train: bool = False, min_run_time: float = 0.2,
-            progress: bool = False) -> list[Row]:
+def compare(
+    kernel: int = 7,
+    in_channels: int = 64,
+    out_channels: int = 64,
+    size: int = 56,
+    batch: int = 1,
+    variants: list[str] | None = None,
+    bench: bool = False,
+    train: bool = False,
+    min_run_time: float = 0.2,
+    progress: bool = False,
+) -> list[Row]:
     """Rows for each variant replacing a ``kernel`` x ``kernel`` conv; the first is ``conv``."""
     names = list(variants or DEFAULT)
     for name in names:
         if name not in VARIANTS:
             hints = close_matches(name, sorted(VARIANTS))
-            raise ConvZooError(f"unknown variant {name!r}"
-                               + (f"; did you mean {', '.join(map(repr, hints))}?" if hints
-                                  else "") + f" (choose from {', '.join(sorted(VARIANTS))})")
+            raise ConvZooError(
+                f"unknown variant {name!r}"
+                + (f"; did you mean {', '.join(map(repr, hints))}?" if hints else "")
+                + f" (choose from {', '.join(sorted(VARIANTS))})"
+            )
     if kernel < 3 or kernel % 2 == 0:
-        raise ConvZooError(f"--kernel must be an odd size >= 3 (a 3x3 stack has an odd field), "
-                           f"got {kernel}")
+        raise ConvZooError(
+            f"--kernel must be an odd size >= 3 (a 3x3 stack has an odd field), got {kernel}"
+        )
     if "conv" in names:
         names.remove("conv")
     modules = {"conv": VARIANTS["conv"](kernel, in_channels, out_channels, size)}
     modules.update({n: VARIANTS[n](kernel, in_channels, out_channels, size) for n in names})
-    return measure(modules, (in_channels, size, size), batch, bench, train, min_run_time,
-                   progress)
+    return measure(modules, (in_channels, size, size), batch, bench, train, min_run_time, progress)
 
 
-def measure(modules: dict[str, nn.Module], input_size: tuple[int, ...], batch: int = 1,
-            bench: bool = False, train: bool = False, min_run_time: float = 0.2,
-            progress: bool = False) -> list[Row]:
+def measure(
+    modules: dict[str, nn.Module],
+    input_size: tuple[int, ...],
+    batch: int = 1,
+    bench: bool = False,
+    train: bool = False,
+    min_run_time: float = 0.2,
+    progress: bool = False,
+) -> list[Row]:
     """Analyze (and optionally time) named modules on one input; the first is the baseline."""
     reports = {n: analyze(m, input_size, batch_size=batch) for n, m in modules.items()}
     shapes = {n: r.output_shape for n, r in reports.items()}
     if len({str(s) for s in shapes.values()}) != 1:
-        raise ConvZooError("the designs must produce the same output shape to be compared: "
-                           + ", ".join(f"{n} {s}" for n, s in shapes.items()))
+        raise ConvZooError(
+            "the designs must produce the same output shape to be compared: "
+            + ", ".join(f"{n} {s}" for n, s in shapes.items())
+        )
     base_name = next(iter(modules))
     base = reports[base_name].totals
-    rows = [Row(n, r.totals["params"], r.totals["macs"], _field_size(r),
-                r.totals["params"] / max(base["params"], 1),
-                r.totals["macs"] / max(base["macs"], 1)) for n, r in reports.items()]
+    rows = [
+        Row(
+            n,
+            r.totals["params"],
+            r.totals["macs"],
+            _field_size(r),
+            r.totals["params"] / max(base["params"], 1),
+            r.totals["macs"] / max(base["macs"], 1),
+        )
+        for n, r in reports.items()
+    ]
     if bench:
         x = torch.randn(batch, *input_size)
         items = list(modules.items())
@@ -184,8 +233,7 @@ def measure(modules: dict[str, nn.Module], input_size: tuple[int, ...], batch: i
         for name, module in items:
             times[name] = measure_ms(module, x, False, min_run_time)
             if train:
-                rows[list(modules).index(name)].train_ms = measure_ms(module, x, True,
-                                                                      min_run_time)
+                rows[list(modules).index(name)].train_ms = measure_ms(module, x, True, min_run_time)
         for row in rows:
             row.forward_ms = times[row.variant]
             row.speedup = times[base_name] / times[row.variant]
@@ -193,8 +241,14 @@ def measure(modules: dict[str, nn.Module], input_size: tuple[int, ...], batch: i
     return rows
 
 
-def compare_config(path: str | Path, batch: int = 1, bench: bool = False, train: bool = False,
-                   min_run_time: float = 0.2, progress: bool = False) -> list[Row]:
+def compare_config(
+    path: str | Path,
+    batch: int = 1,
+    bench: bool = False,
+    train: bool = False,
+    min_run_time: float = 0.2,
+    progress: bool = False,
+) -> list[Row]:
     """``convzoo compare CONFIG.yaml``: a config whose ``compare:`` maps design names to
     layer lists, all built on its ``input``; the first design is the baseline."""
     from convzoo.builder import build
@@ -203,12 +257,16 @@ def compare_config(path: str | Path, batch: int = 1, bench: bool = False, train:
     data = load_config(path) if not isinstance(path, dict) else path
     designs = data.get("compare")
     if not isinstance(designs, dict) or len(designs) < 2:
-        raise ConfigError("expected 'compare:' mapping at least two design names to layer lists",
-                          "compare", str(path))
+        raise ConfigError(
+            "expected 'compare:' mapping at least two design names to layer lists",
+            "compare",
+            str(path),
+        )
     modules = {}
     for name, layers in designs.items():
         try:
-            modules[str(name)] = build({"input": data.get("input"), "layers": layers})
+            spec = {"input": data.get("input"), "layers": layers, "blocks": data.get("blocks")}
+            modules[str(name)] = build(spec)
         except ConfigError as exc:
             raise ConfigError(exc.message, f"compare.{name}.{exc.where}", str(path)) from None
     input_size = next(iter(modules.values())).input_size

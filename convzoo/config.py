@@ -84,7 +84,7 @@ def check_mapping(data: object, source: str | None = None) -> dict[str, Any]:
             "",
             source,
         )
-    allowed = {"name", "input", "blocks", "layers", "description", "source"}
+    allowed = {"name", "input", "blocks", "layers", "description", "source", "compare"}
     for key in data:
         if key not in allowed:
             hint = close_matches(str(key), sorted(allowed), n=1)
@@ -94,6 +94,8 @@ def check_mapping(data: object, source: str | None = None) -> dict[str, Any]:
                 str(key),
                 source,
             )
+    if "compare" in data and "layers" not in data:
+        return data  # a `convzoo compare` config: design name -> layer list
     if "layers" not in data:
         raise ConfigError("missing the 'layers' list", "", source)
     if not isinstance(data["layers"], list) or not data["layers"]:

@@ -138,7 +138,9 @@ def analyze(
     (dropout off, batch norm with running statistics) unless ``train=True``; the model's
     own mode flags are restored. The model is not changed.
     """
-    target = type(model).__name__ if isinstance(model, nn.Module) else str(model)
+    target = str(model)
+    if isinstance(model, nn.Module):
+        target = getattr(model, "config_name", None) or type(model).__name__
     if not isinstance(model, nn.Module):
         from convzoo.builder import build
 

@@ -1,0 +1,152 @@
+"""Plots (the ``plot`` extra): comparison bars and receptive fields over the input grid."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from convzoo.errors import ConvZooError
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception as exc:
+        raise ConvZooError(
+            f"plotting needs matplotlib: pip install 'convzoo[plot]' ({exc})"
+        ) from None
+    return plt
+
+
+def plot_comparison(rows: Sequence[Any], path: str | Path, title: str) -> Path:
+    """Bars of params, MACs and (when measured) latency per design, labelled with the ratio
+    to the first design. ``rows`` are :class:`convzoo.compare.Row`."""
+    plt = _pyplot()
+    panels = [
+        ("parameters", "params", 1e3, "thousands"),
+        ("multiply-adds", "macs", 1e6, "millions (MMACs)"),
+    ]
+    if rows and rows[0].forward_ms is not None:
+        panels.append(("measured forward latency", "forward_ms", 1.0, "milliseconds"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
+    names = [r.variant for r in rows]
+    for ax, (label, attr, scale, unit) in zip(axes[0], panels, strict=True):
+        values = [getattr(r, attr) / scale for r in rows]
+        bars = ax.bar(range(len(rows)), values, color=["#555555"] + ["#3b7dd8"] * (len(rows) - 1))
+        base = values[0] or 1.0
+        for bar, value in zip(bars, values, strict=True):
+            ax.annotate(
+                f"{value / base:.2f}x",
+                (bar.get_x() + bar.get_width() / 2, value),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+        ax.set_title(label)
+        ax.set_ylabel(unit)
+        ax.set_xticks(range(len(rows)), names, rotation=35, ha="right", fontsize=8)
+        ax.margins(y=0.15)
+    fig.suptitle(f"{title}\n(labels: ratio to {names[0]})", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def effective_field(
+    model: nn.Module,
+    input_size: tuple[int, int, int],
+    layer: str = "",
+    samples: int = 8,
+    seed: int = 0,
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Luo et al. 2016: mean |d unit / d input| over random inputs, ``Tensor[H, W]``.
+
+    The unit is the centre position of ``layer``'s output (all channels summed); returns
+    the map and the unit's (row, col). The model is run on a deep copy in eval mode.
+    """
+    import copy
+
+    model = copy.deepcopy(model).eval().double()
+    target = dict(model.named_modules()).get(layer)
+    if target is None:
+        raise ConvZooError(f"no layer named {layer!r}")
+    captured: dict[str, torch.Tensor] = {}
+    handle = target.register_forward_hook(lambda m, i, o: captured.__setitem__("out", o))
+    generator = torch.Generator().manual_seed(seed)
+    total = torch.zeros(input_size[1:], dtype=torch.float64)
+    unit = (0, 0)
+    try:
+        for _ in range(samples):
+            x = torch.randn(
+                (1, *input_size), generator=generator, dtype=torch.float64, requires_grad=True
+            )
+            model(x)
+            out = captured["out"]
+            if out.dim() != 4:
+                raise ConvZooError(f"layer {layer!r} has no spatial output ({list(out.shape)})")
+            unit = (out.shape[2] // 2, out.shape[3] // 2)
+            (grad,) = torch.autograd.grad(out[0, :, unit[0], unit[1]].sum(), x)
+            total += grad.abs().sum((0, 1))
+    finally:
+        handle.remove()
+    return total / samples, unit
+
+
+def plot_receptive_field(
+    model: nn.Module,
+    input_size: tuple[int, int, int],
+    path: str | Path,
+    layer: str = "",
+    samples: int = 8,
+) -> Path:
+    """Theoretical field of ``layer``'s centre unit drawn over the effective field heatmap."""
+    from matplotlib.patches import Rectangle
+
+    from convzoo.analysis.analyzer import analyze
+
+    plt = _pyplot()
+    report = analyze(model, input_size)
+    row = report.layer(layer)
+    erf, unit = effective_field(model, input_size, layer, samples)
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    image = ax.imshow(erf.numpy(), cmap="viridis", origin="upper")
+    fig.colorbar(image, ax=ax, label="mean |gradient| (effective receptive field)")
+    rf = row.receptive_field
+    if rf and not rf.get("global") and rf.get("size"):
+        (sh, sw), (jh, jw), (oh, ow) = rf["size"], rf["stride"], rf["start"]
+        cy, cx = oh + unit[0] * jh, ow + unit[1] * jw
+        ax.add_patch(
+            Rectangle(
+                (cx - sw / 2, cy - sh / 2),
+                sw,
+                sh,
+                fill=False,
+                color="red",
+                lw=2,
+                label=f"theoretical field {sh}x{sw}",
+            )
+        )
+        ax.plot([cx], [cy], "r+", ms=12)
+        ax.legend(loc="upper right", fontsize=8)
+        field = f"theoretical {sh}x{sw}, stride {jh}x{jw}"
+    else:
+        field = "theoretical field: global" if rf and rf.get("global") else "no field"
+    ax.set_xlim(-0.5, input_size[2] - 0.5)
+    ax.set_ylim(input_size[1] - 0.5, -0.5)
+    ax.set_xlabel("input column (pixels)")
+    ax.set_ylabel("input row (pixels)")
+    ax.set_title(f"{report.target} / {layer or 'output'}: unit {unit}\n{field}", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
