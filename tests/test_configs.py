@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,9 @@ def test_capsnet_mnist_shapes() -> None:
         8,
     )
     assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_every_conv_uses_every_registered_layer() -> None:
+    text = (CONFIGS / "every_conv.yaml").read_text()
+    used = set(re.findall(r"type: (\w+)", text))
+    assert used == set(convzoo.LAYERS.names()), set(convzoo.LAYERS.names()) ^ used
