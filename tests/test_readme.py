@@ -14,8 +14,13 @@ README = (ROOT / "README.md").read_text()
 
 
 def test_generated_parts_are_current() -> None:
-    done = subprocess.run([sys.executable, "scripts/update_readme.py", "--check"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "scripts/update_readme.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
