@@ -14,12 +14,14 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from convzoo.blocks.branches import Parallel, Residual
 from convzoo.config import (
     MAX_DEPTH,
     MAX_LAYERS,
+    MAX_PARAMS,
     MAX_REPEAT,
     ConfigError,
     check_mapping,
@@ -72,6 +74,7 @@ class Builder:
             )
         self.blocks: dict[str, Any] = blocks
         self.count = 0
+        self.params = 0
 
     # -- sequences ---------------------------------------------------------------------------
     def sequence(
@@ -191,14 +194,33 @@ class Builder:
             raise ConfigError(
                 f"{type_name} needs {', '.join(missing)} (input shape here: {shape})", where
             )
+        size = sum(p.numel() for p in self.construct(entry.cls, kwargs, where, True).parameters())
+        self.params += size
+        if self.params > MAX_PARAMS:
+            raise ConfigError(
+                f"{type_name} brings the model to {self.params:,} parameters, "
+                f"over the limit of {MAX_PARAMS:,}",
+                where,
+            )
+        module = self.construct(entry.cls, kwargs, where, False)
+        return module, self.infer(module, shape, where, type_name)
+
+    @staticmethod
+    def construct(
+        cls: type[nn.Module], kwargs: dict[str, Any], where: str, meta: bool
+    ) -> nn.Module:
+        """``cls(**kwargs)`` (on the meta device to size it first) with located errors."""
         try:
-            module = entry.cls(**kwargs)
+            if meta:
+                with torch.device("meta"):
+                    return cls(**kwargs)
+            return cls(**kwargs)
         except LayerArgumentError as exc:
             at = child(where, exc.argument) if exc.argument in kwargs else where
             raise ConfigError(str(exc), at) from None
-        except (ConvZooError, TypeError, ValueError, RuntimeError) as exc:
-            raise ConfigError(f"cannot build {type_name}: {exc}", where) from None
-        return module, self.infer(module, shape, where, type_name)
+        except (ConvZooError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
+            name = getattr(cls, "registry_name", cls.__name__)
+            raise ConfigError(f"cannot build {name}: {exc}", where) from None
 
     @staticmethod
     def infer(module: nn.Module, shape: Shape, where: str, label: str) -> Shape:

@@ -28,6 +28,7 @@ from convzoo.registry import close_matches
 MAX_REPEAT = 1000
 MAX_DEPTH = 32
 MAX_LAYERS = 10_000
+MAX_PARAMS = 2_000_000_000  # 8 GB of float32 weights
 
 
 class ConfigError(ConvZooError):
