@@ -22,7 +22,7 @@ from convzoo.analysis.analyzer import analyze
 from convzoo.errors import ConvZooError
 from convzoo.registry import close_matches, create
 
-Builder = Callable[[int, int, int, int], nn.Module]  # (k, c_in, c_out, size) -> module
+Builder = Callable[..., nn.Module]  # (k, c_in, c_out, padding=, bias=) -> module
 VARIANTS: dict[str, Builder] = {}
 
 
@@ -37,36 +37,36 @@ def variant(name: str) -> Callable[[Builder], Builder]:
 
 
 @variant("conv")
-def _conv(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
-    return create("conv", in_channels=c_in, out_channels=c_out, kernel_size=k, padding="same")
+def _conv(k: int, c_in: int, c_out: int, **common: Any) -> nn.Module:
+    return create("conv", in_channels=c_in, out_channels=c_out, kernel_size=k, **common)
 
 
 @variant("conv_stack")
-def _stack(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
+def _stack(k: int, c_in: int, c_out: int, **common: Any) -> nn.Module:
     return create(
         "conv_stack",
         in_channels=c_in,
         out_channels=c_out,
         kernel_size=k,
-        padding="same",
+        **common,
         activation="relu",
     )
 
 
 @variant("factorized")
-def _factorized(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
-    return create("factorized", in_channels=c_in, out_channels=c_out, kernel_size=k, padding="same")
+def _factorized(k: int, c_in: int, c_out: int, **common: Any) -> nn.Module:
+    return create("factorized", in_channels=c_in, out_channels=c_out, kernel_size=k, **common)
 
 
 @variant("depthwise_separable")
-def _separable(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
+def _separable(k: int, c_in: int, c_out: int, **common: Any) -> nn.Module:
     return create(
-        "depthwise_separable", in_channels=c_in, out_channels=c_out, kernel_size=k, padding="same"
+        "depthwise_separable", in_channels=c_in, out_channels=c_out, kernel_size=k, **common
     )
 
 
 @variant("dilated")
-def _dilated(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
+def _dilated(k: int, c_in: int, c_out: int, **common: Any) -> nn.Module:
     """A 3x3 with dilation (k-1)/2: the same field k with 9 taps."""
     return create(
         "dilated",
@@ -74,17 +74,17 @@ def _dilated(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
         out_channels=c_out,
         kernel_size=3,
         dilation=max(1, (k - 1) // 2),
-        padding="same",
+        **common,
     )
 
 
 @variant("fft_conv")
-def _fft(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
-    return create("fft_conv", in_channels=c_in, out_channels=c_out, kernel_size=k, padding="same")
+def _fft(k: int, c_in: int, c_out: int, **common: Any) -> nn.Module:
+    return create("fft_conv", in_channels=c_in, out_channels=c_out, kernel_size=k, **common)
 
 
 @variant("grouped")
-def _grouped(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
+def _grouped(k: int, c_in: int, c_out: int, **common: Any) -> nn.Module:
     groups = 4 if c_in % 4 == 0 and c_out % 4 == 0 else 1
     return create(
         "grouped",
@@ -92,13 +92,13 @@ def _grouped(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
         out_channels=c_out,
         kernel_size=k,
         groups=groups,
-        padding="same",
+        **common,
     )
 
 
 @variant("deformable")
-def _deformable(k: int, c_in: int, c_out: int, size: int) -> nn.Module:
-    return create("deformable", in_channels=c_in, out_channels=c_out, kernel_size=k, padding="same")
+def _deformable(k: int, c_in: int, c_out: int, **common: Any) -> nn.Module:
+    return create("deformable", in_channels=c_in, out_channels=c_out, kernel_size=k, **common)
 
 
 DEFAULT = [
@@ -170,8 +170,14 @@ def compare(
     train: bool = False,
     min_run_time: float = 0.2,
     progress: bool = False,
+    padding: str = "same",
+    bias: bool = True,
 ) -> list[Row]:
-    """Rows for each variant replacing a ``kernel`` x ``kernel`` conv; the first is ``conv``."""
+    """Rows for each variant replacing a ``kernel`` x ``kernel`` conv; the first is ``conv``.
+
+    Every design uses ``padding`` ("same" or "valid") and ``bias``, so all of them map
+    ``Tensor[batch, in_channels, size, size]`` to the same output shape.
+    """
     names = list(variants or DEFAULT)
     for name in names:
         if name not in VARIANTS:
@@ -185,10 +191,11 @@ def compare(
         raise ConvZooError(
             f"--kernel must be an odd size >= 3 (a 3x3 stack has an odd field), got {kernel}"
         )
-    if "conv" in names:
-        names.remove("conv")
-    modules = {"conv": VARIANTS["conv"](kernel, in_channels, out_channels, size)}
-    modules.update({n: VARIANTS[n](kernel, in_channels, out_channels, size) for n in names})
+    if padding not in ("same", "valid"):
+        raise ConvZooError(f"--padding must be 'same' or 'valid', got {padding!r}")
+    common = {"padding": padding, "bias": bias}
+    names = ["conv", *(n for n in names if n != "conv")]
+    modules = {n: VARIANTS[n](kernel, in_channels, out_channels, **common) for n in names}
     return measure(modules, (in_channels, size, size), batch, bench, train, min_run_time, progress)
 
 
@@ -271,3 +278,48 @@ def compare_config(
             raise ConfigError(exc.message, f"compare.{name}.{exc.where}", str(path)) from None
     input_size = next(iter(modules.values())).input_size
     return measure(modules, input_size, batch, bench, train, min_run_time, progress)
+
+
+def rows_table(rows: list[Row], fmt: str = "table") -> str:
+    """Rows as a table (``table``/``markdown``), JSON or CSV, with human units in tables."""
+    import csv
+    import io
+    import json
+
+    from tabulate import tabulate
+
+    if fmt == "json":
+        return json.dumps([r.to_dict() for r in rows], indent=2)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0].to_dict()), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(r.to_dict() for r in rows)
+        return buffer.getvalue().rstrip("\n")
+    timed = rows[0].forward_ms is not None
+    headers = ["design", "params", "MACs", "field", "params ratio", "MACs ratio"]
+    if timed:
+        headers += ["forward ms", "speed-up", "efficiency"]
+    if rows[0].train_ms is not None:
+        headers.append("fwd+bwd ms")
+    table = []
+    for r in rows:
+        line = [
+            r.variant,
+            f"{r.params:,}",
+            f"{r.macs:,}",
+            r.receptive_field or "-",
+            f"{r.params_ratio:.3f}",
+            f"{r.macs_ratio:.3f}",
+        ]
+        if timed:
+            line += [f"{r.forward_ms:.3f}", f"{r.speedup:.2f}x", f"{r.efficiency:.2f}"]
+        if r.train_ms is not None:
+            line.append(f"{r.train_ms:.3f}")
+        table.append(line)
+    return tabulate(
+        table,
+        headers=headers,
+        tablefmt="github" if fmt == "markdown" else "simple",
+        disable_numparse=True,
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import inspect
 import re
 from collections.abc import Callable
@@ -42,22 +43,22 @@ class Entry:
 
     def keywords(self) -> list[str]:
         """The keyword arguments the constructor accepts, in signature order."""
-        sig = inspect.signature(self.cls.__init__)
-        return [
-            p.name
-            for p in sig.parameters.values()
-            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        ]
+        return [name for name, _ in _parameters(self.cls)]
 
     def required_keywords(self) -> list[str]:
-        sig = inspect.signature(self.cls.__init__)
-        return [
-            p.name
-            for p in sig.parameters.values()
-            if p.name != "self"
-            and p.default is p.empty
-            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        ]
+        """The keywords without a default."""
+        return [name for name, required in _parameters(self.cls) if required]
+
+
+@functools.cache
+def _parameters(cls: type) -> tuple[tuple[str, bool], ...]:
+    """``(name, required)`` for each keyword of ``cls.__init__`` (signatures are slow)."""
+    sig = inspect.signature(cls.__init__)
+    return tuple(
+        (p.name, p.default is p.empty)
+        for p in sig.parameters.values()
+        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    )
 
 
 def natural_key(text: str) -> list[Any]:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 import torch
+
+COUNTS: Counter[str] = Counter()  # generated cases per suite, printed at the end of the run
 
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for name, count in sorted(COUNTS.items()):
+        terminalreporter.write_line(f"{name}: {count} cases")

@@ -71,7 +71,11 @@ def _conv_out(
     output_padding: list[int],
     groups: int,
 ) -> torch.Tensor | None:
-    """The output of ``aten.convolution`` on meta tensors from the size formulas."""
+    """The output of ``aten.convolution`` on meta tensors from the size formulas (None when
+    the arguments do not fit: the real kernel then raises its own error)."""
+    expected = w.shape[0] if transposed else w.shape[1] * groups
+    if x.dim() != w.dim() or x.shape[1] != expected:
+        return None
     spatial = []
     for i, n in enumerate(x.shape[2:]):
         k_eff = dilation[i] * (w.shape[2 + i] - 1) + 1
@@ -125,10 +129,12 @@ class Tracer(TorchDispatchMode):
         if receptive is None:
             return
         try:
-            value, notes = receptive.propagate(func, args, kwargs, out, self.field_of)
+            values, notes = receptive.propagate_outputs(func, args, kwargs, out, self.field_of)
         except Exception as exc:  # a field rule must never break counting
-            value, notes = None, [f"receptive field rule for {func} failed: {exc}"]
-        self.set_field(ops.first(out), value)
+            values, notes = [], [f"receptive field rule for {func} failed: {exc}"]
+        outs = out if isinstance(out, (tuple, list)) else [out]
+        for tensor, value in zip(outs, values, strict=False):
+            self.set_field(tensor, value)
         if notes:
             where = self.stack[-1] if self.stack else "(model)"
             self.notes.extend(f"{where or '(model)'}: {n}" for n in notes)
@@ -219,7 +225,9 @@ class Tracer(TorchDispatchMode):
             if not tensors:
                 return
             stats.output_shape = list(tensors[0].shape)
-            stats.activation_bytes += sum(t.numel() * t.element_size() for t in tensors)
+            given = {id(t) for t in tree_flatten(inputs)[0] if isinstance(t, torch.Tensor)}
+            stats.activation_bytes += sum(t.numel() * t.element_size() for t in tensors
+                                          if id(t) not in given)  # not an input passed on
             self._module_field(module, inputs, tensors[0])
             stats.rf = self.field_of(tensors[0])
 

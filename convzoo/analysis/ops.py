@@ -103,6 +103,17 @@ def _sdpa(args: tuple, kwargs: dict, out: Any) -> int:
     return f.attention_macs(shape(args[0]), shape(args[1]), shape(args[2]))
 
 
+@macs_rule(aten._native_multi_head_attention)
+def _mha(args: tuple, kwargs: dict, out: Any) -> int:
+    """Fused eval-mode attention (query, key, value, E, heads, W_qkv, b_qkv, W_out, ...):
+    the q/k/v projections, the attention products and the output projection."""
+    q, k, v, w_qkv, w_out = args[0], args[1], args[2], args[5], args[7]
+    embed = q.shape[-1]
+    proj = (q.numel() + k.numel() + v.numel()) // embed * embed * w_qkv.shape[0] // 3
+    attention = f.attention_macs(shape(q), shape(k), shape(v))
+    return proj + attention + q.numel() // embed * w_out.shape[0] * w_out.shape[1]
+
+
 def _deform(args: tuple, kwargs: dict, out: Any) -> int:
     x, w, mask, use_mask = args[0], args[1], args[3], bool(args[13])
     return f.deform_conv_macs(shape(x), shape(w), shape(first(out)), use_mask and mask.numel())
@@ -260,10 +271,10 @@ def classify(func: torch._ops.OpOverload) -> str:
     packet = func.overloadpacket
     if packet in MAC_RULES:
         return "macs"
-    if packet in ELEMENTWISE_RULES or torch.Tag.pointwise in func.tags:
-        return "elementwise"
     if packet in FREE or is_view(func):
         return "free"
+    if packet in ELEMENTWISE_RULES or torch.Tag.pointwise in func.tags:
+        return "elementwise"
     return "uncounted"
 
 

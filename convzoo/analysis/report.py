@@ -10,6 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from convzoo.analysis import render
+
 
 @dataclass
 class LayerStats:
@@ -71,3 +73,16 @@ class Report:
             if row.name == name:
                 return row
         raise KeyError(name)
+
+    def to_table(self, fmt: str = "table", depth: int | None = None) -> str:
+        """Per-layer table (``fmt`` "table" or "markdown"), a totals row and summary lines.
+
+        Columns: name (indented by depth), type, output shape, params, MACs, receptive
+        field ("7x7 /2" = size and stride), activations. ``depth`` keeps the rows with
+        ``depth <= depth`` (0: just the model row); None keeps all.
+        """
+        return render.to_table(self, fmt, depth)
+
+    def to_csv(self) -> str:
+        """CSV text, one row per layer with every field flattened (see ``render.CSV_FIELDS``)."""
+        return render.to_csv(self)

@@ -75,6 +75,9 @@ def check_capsules(x: torch.Tensor, layer: str, count: int | None, dim: int | No
         )
 
 
+MAX_ITERATIONS = 100  # routing converges in a few; a bound keeps configs from hanging
+
+
 def positive_int(value: object, layer: str, argument: str) -> int:
     """``value`` if it is a positive int, else a clear error."""
     require(
@@ -177,6 +180,12 @@ class RoutingCapsules(nn.Module):
         self.out_capsules = positive_int(out_capsules, name, "out_capsules")
         self.out_dim = positive_int(out_dim, name, "out_dim")
         self.iterations = positive_int(iterations, name, "iterations")
+        require(
+            self.iterations <= MAX_ITERATIONS,
+            name,
+            "iterations",
+            f"must be at most {MAX_ITERATIONS} (the paper uses 3), got {iterations}",
+        )
         require(
             isinstance(detach_routing, bool),
             name,

@@ -12,6 +12,8 @@ from convzoo.layers.basic import Activation
 from convzoo.layers.standard import Conv
 from convzoo.registry import register
 
+MAX_KERNEL = 129  # 64 layers of 3x3
+
 
 def stack_depth(kernel: int) -> int:
     """Number of 3x3 layers whose receptive field equals one ``kernel`` x ``kernel``: (k-1)/2."""
@@ -47,10 +49,11 @@ class ConvStack(nn.Sequential):
         name = "conv_stack"
         k = P.pair(kernel_size, name, "kernel_size")
         require(
-            k[0] == k[1] and k[0] % 2 == 1 and k[0] >= 3,
+            k[0] == k[1] and k[0] % 2 == 1 and 3 <= k[0] <= MAX_KERNEL,
             name,
             "kernel_size",
-            f"must be a square odd size >= 3 (a stack of 3x3 has an odd field), got {k}",
+            f"must be a square odd size from 3 to {MAX_KERNEL} (a stack of 3x3 has an odd "
+            f"field), got {k}",
         )
         s = P.pair(stride, name, "stride")
         spec = P.check_padding(padding, name)

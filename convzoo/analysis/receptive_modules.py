@@ -1,0 +1,86 @@
+"""Receptive-field rules for zoo modules whose internals are not plain convolutions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from convzoo.analysis.receptive import (
+    Field,
+    Place,
+    conv_axis,
+)
+from convzoo.layers import padding as P
+from convzoo.layers.capsule import PrimaryCapsules, RoutingCapsules
+from convzoo.layers.deformable import Deformable
+from convzoo.layers.fft import FFTConv
+from convzoo.layers.local import LocallyConnected, Tiled
+
+aten = torch.ops.aten
+
+# -- module rules -------------------------------------------------------------------------
+
+ModuleRule = Callable[[Any, Field | None, tuple[int, ...], tuple[int, ...]], Field | None]
+MODULE_RULES: dict[type, ModuleRule] = {}
+
+
+def module_rule(*classes: type) -> Callable[[ModuleRule], ModuleRule]:
+    """Register a rule for modules of ``classes`` (and their subclasses)."""
+
+    def decorator(fn: ModuleRule) -> ModuleRule:
+        for cls in classes:
+            MODULE_RULES[cls] = fn
+        return fn
+
+    return decorator
+
+
+def module_field(
+    module: Any, in_field: Field | None, input_shape: Sequence[int], output_shape: Sequence[int]
+) -> Field | None:
+    """The field of ``module``'s output from that of its input, for zoo layers whose ops do
+    not show their geometry (FFT, unshared and tiled convolution, deformable, capsules);
+    ``NotImplemented`` for every other module (its ops propagate the field)."""
+    for cls in type(module).__mro__:
+        if cls in MODULE_RULES:
+            return MODULE_RULES[cls](module, in_field, tuple(input_shape), tuple(output_shape))
+    return NotImplemented
+
+
+@module_rule(FFTConv, LocallyConnected, Tiled, Deformable)
+def conv_like(
+    module: Any, in_field: Field | None, input_shape: tuple[int, ...], output_shape: Any
+) -> Field | None:
+    """A convolution with the module's kernel, stride, dilation and padding spec (resolved
+    for this input size); for ``deformable`` the nominal field, see ``DEFORMABLE_NOTE``."""
+    if in_field is None or in_field.is_global or in_field.layout is not None:
+        return in_field if in_field is None or in_field.is_global else None
+    k, s, d = module.kernel_size, module.stride, module.dilation
+    pads = P.resolve(module.pad_spec, tuple(input_shape[-2:]), k, s, d)
+    axes = [
+        None if a is None else conv_axis(a, k[i], s[i], pads[i][0], d[i])
+        for i, a in enumerate(in_field.axes)
+    ]
+    return Field(axes[0], axes[1])
+
+
+@module_rule(PrimaryCapsules)
+def primary_capsules(
+    module: Any, in_field: Field | None, input_shape: tuple[int, ...], output_shape: Any
+) -> Field | None:
+    """The conv's field; capsules ``type·H·W + y·W + x`` carry h and w in dim -2."""
+    grid = conv_like(module.conv, in_field, input_shape, output_shape)
+    if grid is None or grid.is_global:
+        return grid
+    h, w = module.conv.output_size(tuple(input_shape[-2:]))
+    return grid.with_axes(grid.axes, (Place(-2, w, h), Place(-2, 1, w)), output_shape)
+
+
+@module_rule(RoutingCapsules)
+def routing_capsules(
+    module: Any, in_field: Field | None, input_shape: Any, output_shape: Any
+) -> Field | None:
+    """Routing by agreement sums over every input capsule: global."""
+    return None if in_field is None else Field.global_field()

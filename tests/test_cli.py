@@ -1,0 +1,163 @@
+"""The command line, through ``convzoo.cli.main([...])``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from convzoo.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = str(ROOT / "configs" / "seed_64x64_5x5.yaml")
+SEED_MACS = 60 * 60 * 2 * 3 * 5 * 5  # output positions x filters x (C_in k_h k_w)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "list", "depth*")
+    assert code == 0
+    assert "depthwise" in out and "depthwise_separable" in out and "tiled" not in out
+
+
+def test_build(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "build", SEED)
+    assert code == 0 and "152 parameters" in out
+
+
+def test_report_seed_table(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "report", SEED)
+    assert code == 0 and err == ""
+    assert re.search(rf"^MACs:\s+\S+ \({SEED_MACS:,}\)$", out, re.M)
+    assert re.search(rf"^FLOPs:\s+\S+ \({2 * SEED_MACS:,};", out, re.M)
+    assert re.search(r"^output shape:\s+1x2x60x60$", out, re.M)
+    assert re.search(r"^total\s+152\s", out, re.M)
+
+
+def test_report_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "report", SEED, "--format", "json", "--batch", "2")
+    assert code == 0
+    data = json.loads(out)
+    assert list(data) == [
+        "target",
+        "input_shape",
+        "totals",
+        "output_shape",
+        "receptive_field",
+        "layers",
+        "uncounted_ops",
+        "complete",
+        "notes",
+    ]
+    assert set(data["totals"]) == {
+        "params",
+        "trainable_params",
+        "macs",
+        "flops",
+        "elementwise_ops",
+        "activation_bytes",
+        "param_bytes",
+    }
+    assert data["target"] == "seed_64x64_5x5"
+    assert data["input_shape"] == [[2, 3, 64, 64]]
+    assert data["totals"]["macs"] == 2 * SEED_MACS
+    assert [row["name"] for row in data["layers"]] == ["", "conv"]
+    assert set(data["layers"][1]) >= {"name", "type", "depth", "output_shape", "params", "macs"}
+
+
+def test_report_csv_and_output_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "report", SEED, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and [r["name"] for r in rows] == ["", "conv"]
+    assert int(rows[1]["macs"]) == SEED_MACS
+    target = tmp_path / "r.json"
+    code, out, _ = run(capsys, "report", SEED, "--format", "json", "--output", str(target))
+    assert code == 0 and out == ""
+    assert json.loads(target.read_text())["totals"]["macs"] == SEED_MACS
+
+
+def test_report_input_override(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "report", SEED, "--input", "3x32x32", "--format", "json")
+    assert code == 0 and json.loads(out)["totals"]["macs"] == 28 * 28 * 2 * 3 * 5 * 5
+
+
+def test_report_torchvision_depth(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys, "report", "torchvision:resnet18", "--input", "3x64x64", "--depth", "1"
+    )
+    assert code == 0 and err == ""
+    table = out.split("\n\n")[0].splitlines()[2:]
+    names = [line.split()[0] for line in table]
+    assert names == ["torchvision:resnet18", "conv1", "bn1", "relu", "maxpool", "layer1",
+                     "layer2", "layer3", "layer4", "avgpool", "fc", "total"]  # fmt: skip
+    assert re.search(r"^input shape:\s+1x3x64x64$", out, re.M)
+    assert re.search(r"^output shape:\s+1x1000$", out, re.M)
+
+
+def test_report_check_fvcore(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["report", "torchvision:resnet18", "--input", "3x64x64", "--format", "json"]
+    code, out, err = run(capsys, *argv, "--check-fvcore")
+    assert code == 0
+    macs = json.loads(out)["totals"]["macs"]  # stdout stays pure json; the check is on stderr
+    found = re.search(r"MAC op types:\s+convzoo ([\d,]+), fvcore ([\d,]+): match", err)
+    assert found and int(found[1].replace(",", "")) == int(found[2].replace(",", "")) == macs
+    assert re.search(r"^conv\s+MACs\s+([\d,]+)\s+\1\s+yes$", err, re.M)
+    assert re.search(r"^linear/matmul\s+MACs\s+([\d,]+)\s+\1\s+yes$", err, re.M)
+    assert "aten::add_" in err  # skipped by fvcore, explained
+
+
+ERRORS = [
+    (["report", "torchvision:resnet1"], "did you mean torchvision:resnet18"),
+    (["report", "missing/nowhere.yaml"], "no config file 'missing/nowhere.yaml'"),
+    (["report", SEED, "--input", "3xx64"], "--input must look like 3x224x224"),
+    (["report", SEED, "--input", "3x4x4"], "kernel_size"),
+    (["report", "torchvision:squeezenet1_0", "--input", "3x16x16"], "in layer 'features.11'"),
+    (["build", "missing/nowhere.yaml"], "cannot read config"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), ERRORS)
+def test_errors_exit_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith("convzoo: error: ")
+    assert message in err and "Traceback" not in err
+
+
+def test_wrong_channels_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "report", "torchvision:resnet18", "--input", "1x64x64")
+    assert code == 2 and "in layer 'conv1'" in err
+
+
+def test_config_error_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("input: [3, 8, 8]\nlayers:\n  - {type: nonsense_layer}\n")
+    code, out, err = run(capsys, "report", str(bad))
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert err.startswith("convzoo: error: ") and "nonsense_layer" in err
+
+
+def test_output_to_missing_directory(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "report", SEED, "--output", str(tmp_path / "no" / "r.txt"))
+    assert code == 2 and len(err.splitlines()) == 1 and "cannot write" in err
+
+
+@pytest.mark.parametrize(
+    "argv", [["report", SEED, "--batch", "0"], ["report", SEED, "--depth", "x"]]
+)
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "must be an int" in capsys.readouterr().err
