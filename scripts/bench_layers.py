@@ -51,8 +51,9 @@ def median_ms(module: torch.nn.Module, x: torch.Tensor, min_run_time: float) -> 
         return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
 
 
-def build(name: str, extra: dict[str, Any], shared: dict[str, Any], channels: int,
-          size: int) -> torch.nn.Module:
+def build(
+    name: str, extra: dict[str, Any], shared: dict[str, Any], channels: int, size: int
+) -> torch.nn.Module:
     kwargs: dict[str, Any] = {"in_channels": channels, **shared}
     entry = convzoo.LAYERS.get(name)
     if "out_channels" in entry.keywords() and name != "depthwise":
@@ -80,10 +81,28 @@ def zoo_table(channels: int, size: int, batch: int, min_run_time: float) -> str:
         base_macs = convzoo.analyze(base, (channels, size, size), batch_size=batch).totals["macs"]
         t, t0 = median_ms(layer, x, min_run_time), median_ms(base, x, min_run_time)
         k = shared.get("kernel_size", 1)
-        rows.append((name, f"{k}x{k}", f"{macs / 1e6:.1f}", f"{base_macs / 1e6:.1f}",
-                     f"{macs / base_macs:.3f}", f"{t:.3f}", f"{t0:.3f}", f"{t / t0:.2f}"))
-    headers = ["variant", "kernel", "MMACs", "conv MMACs", "MAC ratio", "ms", "conv ms",
-               "time ratio"]
+        rows.append(
+            (
+                name,
+                f"{k}x{k}",
+                f"{macs / 1e6:.1f}",
+                f"{base_macs / 1e6:.1f}",
+                f"{macs / base_macs:.3f}",
+                f"{t:.3f}",
+                f"{t0:.3f}",
+                f"{t / t0:.2f}",
+            )
+        )
+    headers = [
+        "variant",
+        "kernel",
+        "MMACs",
+        "conv MMACs",
+        "MAC ratio",
+        "ms",
+        "conv ms",
+        "time ratio",
+    ]
     return tabulate(rows, headers=headers, tablefmt="github")
 
 
@@ -94,8 +113,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=56)
     parser.add_argument("--batch", type=int, default=4)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; input "
-          f"{args.batch}x{args.channels}x{args.size}x{args.size}, padding 'same', forward only\n")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; input "
+        f"{args.batch}x{args.channels}x{args.size}x{args.size}, padding 'same', forward only\n"
+    )
     print(zoo_table(args.channels, args.size, args.batch, 0.05 if args.quick else 0.4))
     if args.quick:
         return

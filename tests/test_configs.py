@@ -42,8 +42,12 @@ HAND_COUNTS = {
     "mobilenet_v1": mobilenet_v1_params(),  # 4,231,976 = Keras MobileNet trainable params
     "capsnet_mnist": 256 * 81 + 256 + 256 * 256 * 81 + 256 + 1152 * 10 * 16 * 8,
     # conv_norm_act x3 (no conv bias, 2 BN params per channel), two 2x2 transposed, a 1x1
-    "encoder_decoder": (3 * 16 * 9 + 32) + (16 * 32 * 9 + 64) + (32 * 64 * 9 + 128)
-    + (64 * 32 * 4 + 32) + (32 * 16 * 4 + 16) + (16 * 5 + 5),
+    "encoder_decoder": (3 * 16 * 9 + 32)
+    + (16 * 32 * 9 + 64)
+    + (32 * 64 * 9 + 128)
+    + (64 * 32 * 4 + 32)
+    + (32 * 16 * 4 + 16)
+    + (16 * 5 + 5),
 }
 TORCHVISION = {"vgg16": "vgg16", "resnet18": "resnet18", "resnet50": "resnet50"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,6 +116,21 @@ def _unique(params: Any) -> dict[int, nn.Parameter]:
     return {id(p): p for p in params}
 
 
+def subtree_params(model: nn.Module) -> dict[str, int]:
+    """Parameters of every module's subtree by qualified name, each tensor once per subtree
+    (a tensor shared by two modules counts in both, and once in their common ancestors)."""
+    seen: dict[str, set[int]] = defaultdict(set)
+    counts: dict[str, int] = defaultdict(int)
+    for name, p in model.named_parameters(remove_duplicate=False):
+        parts = name.split(".")[:-1]
+        for i in range(len(parts) + 1):
+            prefix = ".".join(parts[:i])
+            if id(p) not in seen[prefix]:
+                seen[prefix].add(id(p))
+                counts[prefix] += p.numel()
+    return counts
+
+
 def _type_name(module: nn.Module) -> str:
     return getattr(type(module), "registry_name", type(module).__name__)
 
@@ -187,6 +203,7 @@ def _report(
     input_hw = tuple(inputs[0].shape[-2:]) if inputs and inputs[0].dim() == 4 else None
     rows = []
     leaves = 0
+    owned = subtree_params(model)
     for name, module in model.named_modules():
         stats = tracer.stats.get(name, ModuleStats())
         if not any(True for _ in module.children()):
@@ -198,7 +215,7 @@ def _report(
                 type=_type_name(module),
                 depth=name.count(".") + 1 if name else 0,
                 output_shape=stats.output_shape,
-                params=sum(p.numel() for p in _unique(module.parameters()).values()),
+                params=owned.get(name, 0),
                 macs=stats.macs,
                 elementwise_ops=stats.elementwise,
                 receptive_field=field,

@@ -221,13 +221,17 @@ class Tracer(TorchDispatchMode):
                 self.failed_in = self.failed_in or name
                 return
             stats = self.stats[name]
-            tensors = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+            if isinstance(output, torch.Tensor):
+                tensors = [output]
+            else:
+                tensors = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
             if not tensors:
                 return
             stats.output_shape = list(tensors[0].shape)
-            given = {id(t) for t in tree_flatten(inputs)[0] if isinstance(t, torch.Tensor)}
-            stats.activation_bytes += sum(t.numel() * t.element_size() for t in tensors
-                                          if id(t) not in given)  # not an input passed on
+            given = {id(t) for t in inputs if isinstance(t, torch.Tensor)}
+            stats.activation_bytes += sum(
+                t.numel() * t.element_size() for t in tensors if id(t) not in given
+            )  # not an input passed on
             self._module_field(module, inputs, tensors[0])
             stats.rf = self.field_of(tensors[0])
 
