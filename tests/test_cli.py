@@ -161,3 +161,70 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]
         main(argv)
     assert exc.value.code == 2
     assert "must be an int" in capsys.readouterr().err
+
+
+def test_compare_default_is_the_headline_table(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "compare")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["design", "params", "MACs"]
+    conv = next(line for line in lines if line.startswith("conv "))
+    assert f"{56 * 56 * 64 * 64 * 49:,}" in conv  # 'same' padding: 56x56 outputs
+
+
+def test_compare_formats_and_plot(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    args = [
+        "compare",
+        "--kernel",
+        "5",
+        "--in-channels",
+        "4",
+        "--out-channels",
+        "4",
+        "--size",
+        "12",
+        "--variants",
+        "conv,factorized",
+        "--no-bias",
+    ]
+    code, out, _ = run(capsys, *args, "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and [r["variant"] for r in rows] == ["conv", "factorized"]
+    assert rows[1]["params"] == 4 * 4 * 5 * 2 and rows[0]["params"] == 4 * 4 * 25
+    plot = tmp_path / "cmp.png"
+    code, out, err = run(capsys, *args, "--bench", "--plot", str(plot))
+    assert code == 0 and plot.read_bytes()[:4] == b"\x89PNG" and "speed-up" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compare", "--variants", "conv,stak"], "unknown variant 'stak'"),
+        (["compare", "--kernel", "4"], "--kernel must be an odd size"),
+        (["compare", "missing.yaml"], "cannot read config"),
+        (["rf", "configs/resnet18.yaml", "--layer", "layer9"], "no layer named 'layer9'"),
+    ],
+)
+def test_compare_and_rf_errors(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and len(err.splitlines()) == 1 and message in err
+
+
+def test_rf_prints_the_field_and_plots(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / "erf.png"
+    code, out, _ = run(
+        capsys,
+        "rf",
+        "configs/seed_64x64_5x5.yaml",
+        "--layer",
+        "conv",
+        "--plot",
+        str(plot),
+        "--samples",
+        "2",
+    )
+    assert code == 0 and "receptive field 5x5 /1" in out and plot.exists()
