@@ -8,6 +8,7 @@ import pytest
 import torch
 
 COUNTS: Counter[str] = Counter()  # generated cases per suite, printed at the end of the run
+FIGURES: dict[str, str] = {}  # measured figures (e.g. worst errors), printed at the end
 
 
 @pytest.fixture(autouse=True)
@@ -18,3 +19,5 @@ def _seed() -> None:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for name, count in sorted(COUNTS.items()):
         terminalreporter.write_line(f"{name}: {count} cases")
+    for name, value in sorted(FIGURES.items()):
+        terminalreporter.write_line(f"{name}: {value}")
