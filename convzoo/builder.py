@@ -8,6 +8,7 @@ where in the config it is.
 
 from __future__ import annotations
 
+import builtins
 import math
 import re
 from collections import OrderedDict
@@ -205,9 +206,10 @@ class Builder:
         module = self.construct(entry.cls, kwargs, where, False)
         return module, self.infer(module, shape, where, type_name)
 
+    # builtins.type: inside this class body `type` is the method Builder.type above
     @staticmethod
     def construct(
-        cls: type[nn.Module], kwargs: dict[str, Any], where: str, meta: bool
+        cls: builtins.type[nn.Module], kwargs: dict[str, Any], where: str, meta: bool
     ) -> nn.Module:
         """``cls(**kwargs)`` (on the meta device to size it first) with located errors."""
         try:
@@ -334,7 +336,7 @@ def projection(shape: Shape, out: Shape, where: str) -> nn.Module:
     return nn.Sequential(
         OrderedDict(
             [
-                ("conv", Conv(shape[0], out[0], 1, tuple(strides), bias=False)),
+                ("conv", Conv(shape[0], out[0], 1, (strides[0], strides[1]), bias=False)),
                 ("norm", BatchNorm(out[0])),
             ]
         )

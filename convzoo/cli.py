@@ -243,7 +243,10 @@ def cmd_rf(args: argparse.Namespace) -> int:
     if args.plot:
         from convzoo.plots import plot_receptive_field
 
-        plot_receptive_field(model, size, args.plot, args.layer, args.samples)
+        if len(size) != 3:
+            raise ConvZooError(f"--plot needs a CxHxW input, got {'x'.join(map(str, size))}")
+        chw = (size[0], size[1], size[2])
+        plot_receptive_field(model, chw, args.plot, args.layer, args.samples)
         print(f"plot written to {args.plot}", file=sys.stderr)
     return 0
 

@@ -10,7 +10,7 @@ delivers all of the saving, 0.5 half of it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -200,7 +200,7 @@ def compare(
 
 
 def measure(
-    modules: dict[str, nn.Module],
+    modules: Mapping[str, nn.Module],
     input_size: tuple[int, ...],
     batch: int = 1,
     bench: bool = False,

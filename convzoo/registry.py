@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import functools
 import inspect
 import re
 from collections.abc import Callable
@@ -50,15 +49,19 @@ class Entry:
         return [name for name, required in _parameters(self.cls) if required]
 
 
-@functools.cache
-def _parameters(cls: type) -> tuple[tuple[str, bool], ...]:
-    """``(name, required)`` for each keyword of ``cls.__init__`` (signatures are slow)."""
-    sig = inspect.signature(cls.__init__)
-    return tuple(
-        (p.name, p.default is p.empty)
-        for p in sig.parameters.values()
-        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    )
+_PARAMETERS: dict[type[nn.Module], tuple[tuple[str, bool], ...]] = {}
+
+
+def _parameters(cls: type[nn.Module]) -> tuple[tuple[str, bool], ...]:
+    """``(name, required)`` for each keyword of ``cls.__init__`` (signatures are slow: cached)."""
+    if cls not in _PARAMETERS:
+        sig = inspect.signature(cls.__init__)
+        _PARAMETERS[cls] = tuple(
+            (p.name, p.default is p.empty)
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        )
+    return _PARAMETERS[cls]
 
 
 def natural_key(text: str) -> list[Any]:
@@ -93,7 +96,8 @@ class Registry:
                     f"{self.kind} '{name}' is already registered "
                     f"(by {self._entries[name].cls.__qualname__})"
                 )
-            cls.registry_name = name
+            # a dynamic class attribute nn.Module does not declare; read back with getattr
+            cls.registry_name = name  # type: ignore[attr-defined]
             self._entries[name] = Entry(name, cls, category)
             return cls
 

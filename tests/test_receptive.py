@@ -248,6 +248,15 @@ def test_cat_split_select_slice_and_padding() -> None:
     assert (f.w.start, f.h.start) == (-2, 1)
 
 
+def test_empty_pad_keeps_the_field() -> None:
+    """``F.pad(t, [])`` reaches ``aten.constant_pad_nd`` with ``pad=[]``: a no-op, not a
+    failed rule (the rule used to fall back to a missing ``padding`` on an empty list)."""
+    f, notes = trace(lambda t: F.pad(t, []), META)
+    assert f == Field.identity() and notes == []
+    f, notes = trace(lambda t: F.pad(F.conv2d(t, W3, stride=2), []), META)
+    assert f == conv_field(stride=2) and notes == []
+
+
 def test_upsampling_and_transposed_ops() -> None:
     f = trace(lambda t: F.interpolate(t, scale_factor=2), META)[0]
     assert f.h == nearest_axis(ONE, half)

@@ -179,7 +179,7 @@ def _per_input(args: tuple, kwargs: dict, out: Any) -> int:
 @elementwise_rule(aten.max_pool2d_with_indices, aten.avg_pool2d)
 def _pool(args: tuple, kwargs: dict, out: Any) -> int:
     """k_h * k_w reads per output value (overlapping windows read a value several times)."""
-    kernel = args[1] if len(args) > 1 else kwargs.get("kernel_size")
+    kernel = args[1] if len(args) > 1 else kwargs["kernel_size"]  # a required argument
     kh, kw = (kernel[0], kernel[-1]) if isinstance(kernel, (list, tuple)) else (kernel, kernel)
     return first(out).numel() * int(kh) * int(kw)
 

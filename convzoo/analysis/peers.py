@@ -257,7 +257,9 @@ class _OpTally(TorchDispatchMode):
         return out
 
 
-def convzoo_by_op(model: nn.Module, input_size: Sequence[int]) -> tuple[Counter[str], list[str]]:
+def convzoo_by_op(
+    model: nn.Module, input_size: Sequence[int]
+) -> tuple[Counter[tuple[str, str]], list[str]]:
     """``{(kind, op name): count}`` of one eval-mode forward at batch 1, and notes.
 
     Runs on meta tensors like :func:`~convzoo.analysis.analyzer.analyze` (so fused

@@ -394,7 +394,7 @@ def union(fields: list[Field]) -> tuple[Field, list[str]]:
         notes.append("merged tensors carry their spatial axes in different dims")
     axes: list[Axis | None] = []
     for i, name in enumerate("hw"):
-        present = [f.axes[i] for f in distinct if f.axes[i] is not None]
+        present = [a for a in (f.axes[i] for f in distinct) if a is not None]
         if len(present) < len(distinct):
             notes.append(f"{name}: some merged tensors have no {name} field")
         if not present:

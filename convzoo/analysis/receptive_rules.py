@@ -253,7 +253,7 @@ def concat(call: Call) -> Result:
     """Concatenation off the spatial axes: the union over the parts (like a merge)."""
     stacking = call.func.overloadpacket is aten.stack
     d = call.args.get("dim", 0) % call.out.dim()
-    pairs = []
+    pairs: list[tuple[Field, Places | None]] = []
     for t in call.args["tensors"]:
         f = call.field_of(t)
         if f is None or f.is_global:
@@ -267,7 +267,7 @@ def concat(call: Call) -> Result:
         ):
             return None, ["cat along a spatial axis: the parts' fields differ; field unknown"]
         lost = Place(d - t.dim(), 0, call.out.shape[d])  # merged there: order lost
-        places = tuple(lost if hit else p for hit, p in zip(on_d, places, strict=True))
+        places = (lost if on_d[0] else places[0], lost if on_d[1] else places[1])
         move = (lambda p: p + (p >= d)) if stacking else (lambda p: p)
         pairs.append((f, remap(places, t.dim(), call.out.dim(), move)))
     return merge(pairs, call.out.shape, call.name)
@@ -342,10 +342,11 @@ def along(call: Call, d: int, exact: Callable[[Axis, Place], tuple[Axis, Place]]
     axes, places = list(f.axes), list(f.places(tuple(x.shape)))
     drop = call.out.dim() < x.dim()
     for i, p in enumerate(places):
-        if p.dim is None or x.dim() + p.dim != d or axes[i] is None:
+        axis = axes[i]
+        if p.dim is None or x.dim() + p.dim != d or axis is None:
             continue
         if p.inner == 1 and p.extent == x.shape[d]:
-            axes[i], places[i] = exact(axes[i], p)
+            axes[i], places[i] = exact(axis, p)
         else:
             places[i] = Place(None if drop else p.dim, 0, 1 if drop else call.out.shape[d])
     mapping = (lambda p: p - (p > d)) if drop else (lambda p: p)

@@ -71,7 +71,8 @@ def spatial(
     axes, places = list(f.axes), claimed(f, shape, n)
     place = out_place or (lambda k: Place(k - n, 1, call.out.shape[k - n]))
     for i, p in enumerate(places):
-        if p.dim is None or axes[i] is None or p.dim < -n - 1:
+        axis = axes[i]
+        if p.dim is None or axis is None or p.dim < -n - 1:
             continue
         if p.dim == -n - 1:
             if mixes_channels:
@@ -80,8 +81,8 @@ def spatial(
         if p.inner == 0 or p.inner * p.extent != shape[p.dim]:
             return None, [f"{call.name}: its spatial dims hold a flattened spatial axis"]
         if p.inner > 1:  # outer axis, inner repeats (e.g. pixel_shuffle done by views)
-            axes[i] = nearest_axis(axes[i], Fraction(1, p.inner))
-        axes[i], places[i] = apply(axes[i], n + p.dim), place(n + p.dim)
+            axis = nearest_axis(axis, Fraction(1, p.inner))
+        axes[i], places[i] = apply(axis, n + p.dim), place(n + p.dim)
     return f.with_axes((axes[0], axes[1]), (places[0], places[1]), call.out.shape), []
 
 
@@ -240,17 +241,18 @@ def pad(call: Call) -> Result:
     f = call.field_of(x)
     if f is None or f.is_global:
         return f, []
-    pads = list(call.args.get("pad") or call.args.get("padding"))
+    pads = list(call.args["pad"] if "pad" in call.args else call.args["padding"])
     axes, places = list(f.axes), claimed(f, tuple(x.shape), 2)
     for i, p in enumerate(places):
-        if p.dim is None or axes[i] is None or -2 * p.dim > len(pads):
+        axis = axes[i]
+        if p.dim is None or axis is None or -2 * p.dim > len(pads):
             continue
         before, after = pads[-2 * p.dim - 2], pads[-2 * p.dim - 1]
         extent = call.out.shape[p.dim]
         if p.inner != 1 or p.extent != x.shape[p.dim]:
             places[i] = Place(p.dim, 0, extent) if before or after else p
         else:
-            axes[i], places[i] = shift_axis(axes[i], -before), Place(p.dim, 1, extent)
+            axes[i], places[i] = shift_axis(axis, -before), Place(p.dim, 1, extent)
     circular = call.args.get("mode") == "circular" or call.func.overloadpacket is aten._pad_circular
     notes = ["circular padding: border units see the far side"] if circular else []
     return f.with_axes((axes[0], axes[1]), (places[0], places[1]), call.out.shape), notes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -34,7 +36,7 @@ class Parallel(nn.Module):
     needs equal spatial sizes, a sum equal shapes.
     """
 
-    def __init__(self, branches: list[nn.Module], merge: str = "concat") -> None:
+    def __init__(self, branches: Sequence[nn.Module], merge: str = "concat") -> None:
         super().__init__()
         if merge not in ("concat", "sum"):
             raise ValueError(f"parallel: merge must be 'concat' or 'sum', got {merge!r}")

@@ -80,13 +80,9 @@ MAX_ITERATIONS = 100  # routing converges in a few; a bound keeps configs from h
 
 def positive_int(value: object, layer: str, argument: str) -> int:
     """``value`` if it is a positive int, else a clear error."""
-    require(
-        isinstance(value, int) and not isinstance(value, bool) and value > 0,
-        layer,
-        argument,
-        f"must be a positive int, got {value!r}",
-    )
-    return int(value)  # type: ignore[call-overload]
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise LayerArgumentError(layer, argument, f"must be a positive int, got {value!r}")
+    return int(value)
 
 
 @register("primary_capsules", category="capsule")

@@ -37,6 +37,7 @@ def zero_conv(in_channels: int, out_channels: int, like: Conv) -> Conv:
     conv = Conv(
         in_channels, out_channels, like.kernel_size, like.stride, like.pad_spec, like.dilation
     )
+    assert conv.bias is not None  # built with the default bias=True
     nn.init.zeros_(conv.weight)
     nn.init.zeros_(conv.bias)
     return conv

@@ -126,7 +126,7 @@ def kernel_spectrum(
     fft: P.Pair,
     dilation: P.Pair,
     offset: P.Pair,
-    scale: P.Pair,
+    scale: tuple[float, float],
 ) -> torch.Tensor:
     """Real and imaginary planes of the conjugated kernel spectrum, frequency-major for ``bmm``.
 
@@ -195,16 +195,11 @@ class FFTConv(Conv):
         """``(fft_h, fft_w)`` used for an input of spatial ``size``."""
         pads = self.resolve_padding(size)
         out = self.output_size(size)
-        return tuple(  # type: ignore[return-value]
-            fft_axis_size(
-                size[a],
-                pads[a],
-                P.effective_kernel(self.kernel_size[a], self.dilation[a]),
-                self.stride[a],
-                out[a],
-                even=a == 1,
-            )
-            for a in (0, 1)
+        (k_h, k_w), (d_h, d_w) = self.kernel_size, self.dilation
+        e_h, e_w = P.effective_kernel(k_h, d_h), P.effective_kernel(k_w, d_w)
+        return (
+            fft_axis_size(size[0], pads[0], e_h, self.stride[0], out[0], even=False),
+            fft_axis_size(size[1], pads[1], e_w, self.stride[1], out[1], even=True),
         )
 
     def cost(self, size: P.Pair, batch: int = 1) -> dict[str, int | float]:
@@ -217,8 +212,8 @@ class FFTConv(Conv):
             batch,
             fft_h,
             fft_w,
-            self.kernel_size,  # type: ignore[arg-type]
-            self.stride,  # type: ignore[arg-type]
+            self.kernel_size,
+            self.stride,
         )
 
     def check_dtype(self, x: torch.Tensor) -> None:

@@ -51,7 +51,7 @@ class Patches(torch.autograd.Function):
         return cols.reshape(x.shape[1] * kh * kw, -1, x.shape[0]).permute(1, 2, 0)
 
     @staticmethod
-    def backward(  # type: ignore[override]
+    def backward(
         ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
     ) -> tuple[torch.Tensor, None, None, None]:
         kernel, stride, dilation = ctx.args  # type: ignore[attr-defined]
@@ -71,9 +71,7 @@ class PositionsLast(torch.autograd.Function):
         return y.permute(1, 2, 0).contiguous()
 
     @staticmethod
-    def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
-    ) -> torch.Tensor:
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
         return grad.permute(2, 0, 1).contiguous()
 
 
@@ -173,7 +171,10 @@ class LocallyConnected(nn.Module):
         with torch.no_grad():
             self.kernels().copy_(weight)
             if self.bias is not None:
-                self.bias.copy_(0 if bias is None else bias.view(-1, 1, 1))
+                if bias is None:
+                    self.bias.zero_()
+                else:
+                    self.bias.copy_(bias.view(-1, 1, 1))
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -67,7 +67,7 @@ def axis_padding(
     if spec == "same":
         total = max((math.ceil(size / stride) - 1) * stride + k_eff - size, 0)
         return (total // 2, total - total // 2)
-    p = spec[axis] if isinstance(spec, tuple) else int(spec)  # type: ignore[index]
+    p = spec[axis] if isinstance(spec, tuple) else int(spec)
     return (p, p)
 
 
@@ -85,16 +85,18 @@ def resolve(
     spec: PaddingSpec, size: Pair, kernel: Pair, stride: Pair, dilation: Pair
 ) -> tuple[AxisPad, AxisPad]:
     """Per-axis ``((top, bottom), (left, right))`` padding for an input of ``size``."""
-    return tuple(  # type: ignore[return-value]
-        axis_padding(spec, size[a], kernel[a], stride[a], dilation[a], a) for a in (0, 1)
+    return (
+        axis_padding(spec, size[0], kernel[0], stride[0], dilation[0], 0),
+        axis_padding(spec, size[1], kernel[1], stride[1], dilation[1], 1),
     )
 
 
 def output_size(spec: PaddingSpec, size: Pair, kernel: Pair, stride: Pair, dilation: Pair) -> Pair:
     """Spatial output size of a convolution with this padding spec."""
     pads = resolve(spec, size, kernel, stride, dilation)
-    return tuple(  # type: ignore[return-value]
-        conv_output_size(size[a], kernel[a], stride[a], dilation[a], pads[a]) for a in (0, 1)
+    return (
+        conv_output_size(size[0], kernel[0], stride[0], dilation[0], pads[0]),
+        conv_output_size(size[1], kernel[1], stride[1], dilation[1], pads[1]),
     )
 
 
@@ -140,5 +142,6 @@ def zero_pad(x: torch.Tensor, pads: tuple[AxisPad, AxisPad]) -> torch.Tensor:
 def split_symmetric(pads: tuple[AxisPad, AxisPad]) -> tuple[Pair, tuple[AxisPad, AxisPad]]:
     """Split padding into the symmetric part a conv op takes and the asymmetric rest."""
     sym = (min(pads[0]), min(pads[1]))
-    rest = tuple((b - s, a - s) for (b, a), s in zip(pads, sym, strict=True))
-    return sym, rest  # type: ignore[return-value]
+    (top, bottom), (left, right) = pads
+    rest = ((top - sym[0], bottom - sym[0]), (left - sym[1], right - sym[1]))
+    return sym, rest

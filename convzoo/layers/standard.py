@@ -53,6 +53,10 @@ class Conv(nn.Conv2d):
     """
 
     params_formula = "C_out·C_in·k_h·k_w/g + C_out"
+    # nn.Conv2d stores these as 2-tuples; its stubs say tuple[int, ...]
+    kernel_size: P.Pair
+    stride: P.Pair
+    dilation: P.Pair
 
     def __init__(
         self,

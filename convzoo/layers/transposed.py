@@ -147,8 +147,8 @@ class Transposed(nn.ConvTranspose2d):
         ``out_size`` rows/columns from ``crop_start`` are kept.
         """
         target = self.target_size if output_size is None else output_size
-        plans = [self.axis_plan(size[a], a, None if target is None else target[a]) for a in (0, 1)]
-        return tuple(tuple(p[i] for p in plans) for i in range(4))  # type: ignore[return-value]
+        h, w = (self.axis_plan(size[a], a, None if target is None else target[a]) for a in (0, 1))
+        return (h[0], w[0]), (h[1], w[1]), (h[2], w[2]), (h[3], w[3])
 
     def check_output_size(self, output_size: object) -> P.Pair | None:
         """``output_size`` as an ``(h, w)`` pair (the last two of a 4-D shape), or None."""
@@ -162,9 +162,9 @@ class Transposed(nn.ConvTranspose2d):
 
     def output_size_for(self, size: P.Pair, output_size: P.Pair | None = None) -> P.Pair:
         """Spatial output size for an input of spatial ``size`` (``(h, w)``)."""
-        return self.plan(tuple(size), self.check_output_size(output_size))[0]  # type: ignore[arg-type]
+        return self.plan((size[0], size[1]), self.check_output_size(output_size))[0]
 
-    def forward(  # type: ignore[override]
+    def forward(
         self, x: torch.Tensor, output_size: int | Sequence[int] | None = None
     ) -> torch.Tensor:
         """``Tensor[B, C_in, H, W] -> Tensor[B, C_out, H_out, W_out]``.
