@@ -246,7 +246,7 @@ def cmd_rf(args: argparse.Namespace) -> int:
         if len(size) != 3:
             raise ConvZooError(f"--plot needs a CxHxW input, got {'x'.join(map(str, size))}")
         chw = (size[0], size[1], size[2])
-        plot_receptive_field(model, chw, args.plot, args.layer, args.samples)
+        plot_receptive_field(model, chw, args.plot, args.layer, args.samples, name)
         print(f"plot written to {args.plot}", file=sys.stderr)
     return 0
 

@@ -22,83 +22,37 @@ from convzoo.analysis.analyzer import analyze
 from convzoo.errors import ConvZooError
 from convzoo.registry import close_matches, create
 
-Builder = Callable[..., nn.Module]  # (k, c_in, c_out, padding=, bias=) -> module
-VARIANTS: dict[str, Builder] = {}
-
-
-def variant(name: str) -> Callable[[Builder], Builder]:
-    """Register how ``name`` replaces a k x k convolution (same input and output shape)."""
-
-    def decorator(fn: Builder) -> Builder:
-        VARIANTS[name] = fn
-        return fn
-
-    return decorator
-
-
-@variant("conv")
-def _conv(k: int, c_in: int, c_out: int, **common: Any) -> nn.Module:
-    return create("conv", in_channels=c_in, out_channels=c_out, kernel_size=k, **common)
-
-
-@variant("conv_stack")
-def _stack(k: int, c_in: int, c_out: int, **common: Any) -> nn.Module:
-    return create(
-        "conv_stack",
-        in_channels=c_in,
-        out_channels=c_out,
-        kernel_size=k,
-        **common,
-        activation="relu",
-    )
-
-
-@variant("factorized")
-def _factorized(k: int, c_in: int, c_out: int, **common: Any) -> nn.Module:
-    return create("factorized", in_channels=c_in, out_channels=c_out, kernel_size=k, **common)
-
-
-@variant("depthwise_separable")
-def _separable(k: int, c_in: int, c_out: int, **common: Any) -> nn.Module:
-    return create(
-        "depthwise_separable", in_channels=c_in, out_channels=c_out, kernel_size=k, **common
-    )
-
-
-@variant("dilated")
-def _dilated(k: int, c_in: int, c_out: int, **common: Any) -> nn.Module:
-    """A 3x3 with dilation (k-1)/2: the same field k with 9 taps."""
-    return create(
-        "dilated",
-        in_channels=c_in,
-        out_channels=c_out,
-        kernel_size=3,
-        dilation=max(1, (k - 1) // 2),
-        **common,
-    )
-
-
-@variant("fft_conv")
-def _fft(k: int, c_in: int, c_out: int, **common: Any) -> nn.Module:
-    return create("fft_conv", in_channels=c_in, out_channels=c_out, kernel_size=k, **common)
-
-
-@variant("grouped")
-def _grouped(k: int, c_in: int, c_out: int, **common: Any) -> nn.Module:
-    groups = 4 if c_in % 4 == 0 and c_out % 4 == 0 else 1
-    return create(
+# How each design replaces a k x k convolution at the same input and output shape:
+# variant -> (registered layer, keywords as a function of k and the channel counts).
+Keywords = Callable[[int, int, int], dict[str, Any]]
+VARIANTS: dict[str, tuple[str, Keywords]] = {
+    "conv": ("conv", lambda k, ci, co: {"kernel_size": k}),
+    "conv_stack": ("conv_stack", lambda k, ci, co: {"kernel_size": k, "activation": "relu"}),
+    "factorized": ("factorized", lambda k, ci, co: {"kernel_size": k}),
+    "depthwise_separable": ("depthwise_separable", lambda k, ci, co: {"kernel_size": k}),
+    # a 3x3 with dilation (k-1)/2 reaches the same field k with 9 taps
+    "dilated": ("dilated", lambda k, ci, co: {"kernel_size": 3, "dilation": max(1, (k - 1) // 2)}),
+    "fft_conv": ("fft_conv", lambda k, ci, co: {"kernel_size": k}),
+    "grouped": (
         "grouped",
-        in_channels=c_in,
-        out_channels=c_out,
-        kernel_size=k,
-        groups=groups,
+        lambda k, ci, co: {"kernel_size": k, "groups": 4 if ci % 4 == 0 and co % 4 == 0 else 1},
+    ),
+    "deformable": ("deformable", lambda k, ci, co: {"kernel_size": k}),
+}
+
+
+def make_variant(
+    name: str, kernel: int, in_channels: int, out_channels: int, **common: Any
+) -> nn.Module:
+    """The module of design ``name`` replacing a ``kernel`` x ``kernel`` conv."""
+    layer, keywords = VARIANTS[name]
+    return create(
+        layer,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        **keywords(kernel, in_channels, out_channels),
         **common,
     )
-
-
-@variant("deformable")
-def _deformable(k: int, c_in: int, c_out: int, **common: Any) -> nn.Module:
-    return create("deformable", in_channels=c_in, out_channels=c_out, kernel_size=k, **common)
 
 
 DEFAULT = [
@@ -195,7 +149,7 @@ def compare(
         raise ConvZooError(f"--padding must be 'same' or 'valid', got {padding!r}")
     common = {"padding": padding, "bias": bias}
     names = ["conv", *(n for n in names if n != "conv")]
-    modules = {n: VARIANTS[n](kernel, in_channels, out_channels, **common) for n in names}
+    modules = {n: make_variant(n, kernel, in_channels, out_channels, **common) for n in names}
     return measure(modules, (in_channels, size, size), batch, bench, train, min_run_time, progress)
 
 

@@ -107,8 +107,13 @@ def plot_receptive_field(
     path: str | Path,
     layer: str = "",
     samples: int = 8,
+    name: str | None = None,
 ) -> Path:
-    """Theoretical field of ``layer``'s centre unit drawn over the effective field heatmap."""
+    """Theoretical field of ``layer``'s centre unit drawn over the effective field heatmap.
+
+    The theoretical field is unclipped: where it reaches past the input (into the zero
+    padding) the axes grow to show all of it, with the input's border dashed.
+    """
     from matplotlib.patches import Rectangle
 
     from convzoo.analysis.analyzer import analyze
@@ -136,15 +141,34 @@ def plot_receptive_field(
             )
         )
         ax.plot([cx], [cy], "r+", ms=12)
-        ax.legend(loc="upper right", fontsize=8)
         field = f"theoretical {sh}x{sw}, stride {jh}x{jw}"
     else:
         field = "theoretical field: global" if rf and rf.get("global") else "no field"
-    ax.set_xlim(-0.5, input_size[2] - 0.5)
-    ax.set_ylim(input_size[1] - 0.5, -0.5)
+    height, width = input_size[1], input_size[2]
+    ax.add_patch(
+        Rectangle(
+            (-0.5, -0.5),
+            width,
+            height,
+            fill=False,
+            color="white",
+            lw=1,
+            ls="--",
+            label=f"input {height}x{width}",
+        )
+    )
+    left, right, top, bottom = -0.5, width - 0.5, -0.5, height - 0.5
+    if rf and not rf.get("global") and rf.get("size"):
+        left, right = min(left, cx - sw / 2), max(right, cx + sw / 2)
+        top, bottom = min(top, cy - sh / 2), max(bottom, cy + sh / 2)
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlim(left - 1, right + 1)
+    ax.set_ylim(bottom + 1, top - 1)
     ax.set_xlabel("input column (pixels)")
     ax.set_ylabel("input row (pixels)")
-    ax.set_title(f"{report.target} / {layer or 'output'}: unit {unit}\n{field}", fontsize=10)
+    ax.set_title(
+        f"{name or report.target} / {layer or 'output'}: unit {unit}\n{field}", fontsize=10
+    )
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
