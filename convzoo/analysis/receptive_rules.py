@@ -147,10 +147,17 @@ def propagate(
     """
     try:
         first = out[0] if isinstance(out, (tuple, list)) and out else out
-        traced = [f for t in tensors_in([*args, *kwargs.values()]) if (f := field_of(t))]
+        pairs = [(t, f) for t in tensors_in([*args, *kwargs.values()]) if (f := field_of(t))]
+        traced = [f for _, f in pairs]
         if not traced or not isinstance(first, torch.Tensor):
             return None, []
         found = lookup(func)
+        if (
+            len(pairs) == 1
+            and found in (elementwise, same_as_input)
+            and pairs[0][0].shape == first.shape
+        ):
+            return traced[0], []  # one operand, same layout: the field passes through
         if found is None and all(f.is_global for f in traced):
             return Field.global_field(), []
         if found is constant or not any(f.known for f in traced):
