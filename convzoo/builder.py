@@ -46,7 +46,12 @@ IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class Model(nn.Sequential):
     """A model built from a config; remembers its name and the input size it was built for."""
 
-    def __init__(self, children: OrderedDict[str, nn.Module], name: str, input_size: Shape):
+    def __init__(
+        self,
+        children: OrderedDict[str, nn.Module],
+        name: str = "model",
+        input_size: Shape | None = None,
+    ) -> None:
         super().__init__(children)
         self.config_name = name
         self.input_size = input_size

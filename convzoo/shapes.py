@@ -21,13 +21,18 @@ def meta_state(module: nn.Module) -> dict[str, torch.Tensor]:
 def output_shape(module: nn.Module, shape: tuple[int, ...], batch: int = 1) -> tuple[int, ...]:
     """Shape of ``module(x)`` without the batch axis, for ``x`` of shape ``(batch, *shape)``.
 
-    Runs on meta tensors (parameters and buffers replaced by meta copies, the module left
-    untouched); a module whose ops have no meta kernel runs on zeros instead.
+    Runs on meta tensors in eval mode (parameters and buffers replaced by meta copies, the
+    module's own mode flags restored); a module whose ops have no meta kernel runs on zeros.
     """
+    flags = [(m, m.training) for m in module.modules()]
+    module.eval()  # batch statistics need more than one value per channel; shapes do not
     try:
         x = torch.empty((batch, *shape), device="meta")
         y = functional_call(module, meta_state(module), (x,))
     except NotImplementedError:
         with torch.no_grad():
             y = module(torch.zeros((batch, *shape)))
+    finally:
+        for m, flag in flags:
+            m.training = flag
     return tuple(y.shape[1:])

@@ -7,6 +7,8 @@ from collections import Counter
 import pytest
 import torch
 
+import tests.strategies  # noqa: F401  (registers the hypothesis profiles "ci" and "thorough")
+
 COUNTS: Counter[str] = Counter()  # generated cases per suite, printed at the end of the run
 FIGURES: dict[str, str] = {}  # measured figures (e.g. worst errors), printed at the end
 

@@ -163,7 +163,7 @@ def analyze(
         model = build(model, tuple(input_size) if input_size is not None else None)
         target = getattr(model, "config_name", target)
     if input_size is None:
-        input_size = getattr(model, "input_size", None)
+        input_size = getattr(model, "input_size", None) or None  # () for a sliced Model
         if input_size is None:
             raise ConvZooError("analyze needs input_size, e.g. (3, 224, 224)")
     notes: list[str] = []

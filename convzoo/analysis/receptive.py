@@ -13,7 +13,8 @@ Unit ``n`` along an axis sees ``[start + n·stride - (size-1)/2, start + n·stri
 (:meth:`Axis.bounds`). That is exact for convolutions and pooling with integer strides. After
 upsampling, transposed convolution or adaptive pooling the fields are no longer all alike;
 the rules then use a linear model: ``stride`` is the average jump, ``start`` the average
-centre offset (each unit's true centre is within half a pre-upsampling unit of it) and
+centre offset (each unit's true centre is within half a pre-upsampling unit of it; for a
+dilated transposed convolution within ``dilation`` halves, see :func:`transposed_axis`) and
 ``size`` the largest field (see :func:`transposed_axis`, :func:`adaptive_axis`,
 :func:`linear_axis`). Normalisation statistics (batch, layer, group norm) are treated as
 constants, as is conventional. Global operations give :meth:`Field.global_field`, reported as
@@ -189,7 +190,9 @@ def transposed_axis(
     How many inputs one output sees depends on ``o mod stride``; ``size`` is that of the
     unit with the LARGEST field. ``stride`` is ``a.stride / stride`` and ``start`` the average
     centre, ``a.start + a.stride·(pad - (k_eff-1)/2) / stride``: every unit's true centre is
-    within ``a.stride / 2`` of ``start + n·stride``. ``output_padding`` only adds units at
+    within ``a.stride / 2`` of ``start + n·stride`` without dilation, and within
+    ``dilation·a.stride / 2`` with it (e.g. kernel 3, stride 3, dilation 2: off by 2/3 of a
+    unit; no linear model fits these phases better). ``output_padding`` only adds units at
     the end and does not change any field.
     """
     del output_padding
