@@ -50,7 +50,7 @@ class Model(nn.Sequential):
         self,
         children: OrderedDict[str, nn.Module],
         name: str = "model",
-        input_size: Shape | None = None,
+        input_size: Shape = (),  # defaults: slicing a Model builds one from children alone
     ) -> None:
         super().__init__(children)
         self.config_name = name
