@@ -216,8 +216,9 @@ class CallLog(TorchFunctionMode):
     ) -> Any:
         kwargs = kwargs or {}
         if func in LOGGED:
-            bound = inspect.signature(func).bind(*args, **kwargs).arguments
-            self.calls.append((func.__name__, dict(bound)))
+            bound = inspect.signature(func).bind(*args, **kwargs)
+            bound.apply_defaults()
+            self.calls.append((func.__name__, dict(bound.arguments)))
         return func(*args, **kwargs)
 
 
