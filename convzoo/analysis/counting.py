@@ -23,9 +23,9 @@ from torch.utils._pytree import tree_flatten
 from convzoo.analysis import ops
 
 try:
-    from convzoo.analysis import receptive
+    from convzoo.analysis import receptive_modules, receptive_rules
 except Exception:  # pragma: no cover - receptive fields are optional for counting
-    receptive = None  # type: ignore[assignment]
+    receptive_rules = None  # type: ignore[assignment]
 
 aten = torch.ops.aten
 
@@ -53,6 +53,16 @@ BATCH_NORMS = {
     aten._native_batch_norm_legit_no_training.default,
     aten._native_batch_norm_legit.default,
 }
+
+
+_RULED: dict[type, bool] = {}
+
+
+def _has_module_rule(cls: type) -> bool:
+    """Whether a module class (or a base) has a receptive-field module rule (cached)."""
+    if cls not in _RULED:
+        _RULED[cls] = any(c in receptive_modules.MODULE_RULES for c in cls.__mro__)
+    return _RULED[cls]
 
 
 def _like(x: torch.Tensor) -> torch.Tensor:
@@ -125,11 +135,23 @@ class Tracer(TorchDispatchMode):
         if isinstance(t, torch.Tensor):
             self.fields[id(t)] = (t, value)
 
+    def _traced(self, values: Any) -> bool:
+        """Whether any tensor among ``values`` (or in a list among them) has a field entry."""
+        for v in values:
+            if isinstance(v, torch.Tensor):
+                if id(v) in self.fields:
+                    return True
+            elif isinstance(v, (list, tuple)) and self._traced(v):
+                return True
+        return False
+
     def _propagate(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
-        if receptive is None:
-            return
+        if receptive_rules is None or not (self._traced(args) or self._traced(kwargs.values())):
+            return  # no traced operand: the output has no field (absent = None)
         try:
-            values, notes = receptive.propagate_outputs(func, args, kwargs, out, self.field_of)
+            values, notes = receptive_rules.propagate_outputs(
+                func, args, kwargs, out, self.field_of
+            )
         except Exception as exc:  # a field rule must never break counting
             values, notes = [], [f"receptive field rule for {func} failed: {exc}"]
         outs = out if isinstance(out, (tuple, list)) else [out]
@@ -238,10 +260,12 @@ class Tracer(TorchDispatchMode):
         return hook
 
     def _module_field(self, module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
-        if receptive is None or not inputs or not isinstance(inputs[0], torch.Tensor):
+        if receptive_rules is None or not inputs or not isinstance(inputs[0], torch.Tensor):
+            return
+        if not _has_module_rule(type(module)):
             return
         try:
-            value = receptive.module_field(
+            value = receptive_modules.module_field(
                 module, self.field_of(inputs[0]), tuple(inputs[0].shape), tuple(out.shape)
             )
         except Exception as exc:
