@@ -156,7 +156,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     size = parse_size(args.input) if args.input else None
     model, size, name = load_target(args.target, size)
-    report = analyze(model, size, batch_size=args.batch)
+    report = analyze(model, size, batch_size=args.batch, receptive_fields=not args.no_fields)
     report.target = name
     check = None
     if args.check_fvcore:
@@ -281,6 +281,9 @@ def parser() -> argparse.ArgumentParser:
         "--check-fvcore",
         action="store_true",
         help="also count with fvcore (batch 1, eval) and explain each difference",
+    )
+    p.add_argument(
+        "--no-fields", action="store_true", help="skip receptive fields (about 2x faster)"
     )
     p = sub.add_parser("compare", help="designs replacing a k x k conv: theory and speed")
     p.add_argument("config", nargs="?", help="a YAML config with a 'compare:' mapping")

@@ -169,3 +169,12 @@ def test_zoo_layers_agree_with_flop_counter_mode(name: str, kwargs: dict) -> Non
         layer(torch.randn(2, 4, 12, 12))
     assert report.totals["macs"] == counter.get_total_flops() // 2 > 0
     assert report.complete
+
+
+def test_receptive_fields_can_be_skipped_without_changing_counts() -> None:
+    model = convzoo.build("configs/resnet18.yaml")
+    full = convzoo.analyze(model, (3, 64, 64))
+    fast = convzoo.analyze(model, (3, 64, 64), receptive_fields=False)
+    assert fast.totals == full.totals and fast.receptive_field is None
+    assert all(row.receptive_field is None for row in fast.layers)
+    assert full.layer("layer4").receptive_field["size"] == [435, 435]  # ResNet-18's field

@@ -116,9 +116,10 @@ class ModuleStats:
 class Tracer(TorchDispatchMode):
     """Counts every op and attributes it to the modules on the call stack."""
 
-    def __init__(self, fast: bool = True) -> None:
+    def __init__(self, fast: bool = True, fields: bool = True) -> None:
         super().__init__()
         self.fast = fast
+        self.with_fields = fields and receptive_rules is not None
         self.stack: list[str] = []
         self.stats: dict[str, ModuleStats] = {}
         self.uncounted: Counter[tuple[str, str]] = Counter()
@@ -146,7 +147,7 @@ class Tracer(TorchDispatchMode):
         return False
 
     def _propagate(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
-        if receptive_rules is None or not (self._traced(args) or self._traced(kwargs.values())):
+        if not self.with_fields or not (self._traced(args) or self._traced(kwargs.values())):
             return  # no traced operand: the output has no field (absent = None)
         try:
             values, notes = receptive_rules.propagate_outputs(
@@ -260,7 +261,7 @@ class Tracer(TorchDispatchMode):
         return hook
 
     def _module_field(self, module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
-        if receptive_rules is None or not inputs or not isinstance(inputs[0], torch.Tensor):
+        if not self.with_fields or not inputs or not isinstance(inputs[0], torch.Tensor):
             return
         if not _has_module_rule(type(module)):
             return
