@@ -20,9 +20,10 @@ dilated transposed convolution within ``dilation`` halves, see :func:`transposed
 constants, as is conventional. Global operations give :meth:`Field.global_field`, reported as
 the whole input.
 
-The op and module rules that apply this algebra to traced tensors are in
-:mod:`convzoo.analysis.receptive_rules`; :func:`propagate` and :func:`module_field` are
-re-exported here.
+The op rules that apply this algebra to traced tensors are in
+:mod:`convzoo.analysis.receptive_rules` (with :mod:`~convzoo.analysis.receptive_spatial`),
+the module rules in :mod:`convzoo.analysis.receptive_modules` (:func:`module_field` is
+re-exported here).
 """
 
 from __future__ import annotations
@@ -410,20 +411,6 @@ def union(fields: list[Field]) -> tuple[Field, list[str]]:
 
 
 # -- re-exports (lazy: the rules module imports this one) ---------------------------------
-
-
-def propagate(func: Any, args: Any, kwargs: Any, out: Any, field_of: Any) -> Any:
-    """See :func:`convzoo.analysis.receptive_rules.propagate`."""
-    from convzoo.analysis.receptive_rules import propagate as rule
-
-    return rule(func, args, kwargs, out, field_of)
-
-
-def propagate_outputs(func: Any, args: Any, kwargs: Any, out: Any, field_of: Any) -> Any:
-    """See :func:`convzoo.analysis.receptive_rules.propagate_outputs`."""
-    from convzoo.analysis.receptive_rules import propagate_outputs as rule
-
-    return rule(func, args, kwargs, out, field_of)
 
 
 def module_field(module: Any, in_field: Any, input_shape: Any, output_shape: Any) -> Any:
