@@ -21,6 +21,18 @@ def shortcut(in_channels: int, out_channels: int, stride: P.Pair) -> nn.Module:
     return ConvNormAct(in_channels, out_channels, 1, stride, activation=None)
 
 
+def block_arguments(
+    layer: str, stride: int | P.Pair, conv: object, activation: object
+) -> tuple[P.Pair, str, str]:
+    """The stride pair, conv name and (required) activation name of a residual block."""
+    s = P.pair(stride, layer, "stride")  # checked in this order, as before
+    name = check_conv_name(conv, layer)
+    require(activation is not None, layer, "activation", "must be an activation name")
+    checked = check_activation(activation, layer)
+    assert checked is not None  # not None in, not None out
+    return s, name, checked
+
+
 def add(layer: str, residual: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """``out + residual``, or a clear error when the two paths disagree in shape."""
     if residual.shape != out.shape:
@@ -60,10 +72,7 @@ class BasicBlock(nn.Module):
         super().__init__()
         name = layer_name(self)
         check_channels(name, in_channels, out_channels, groups)
-        s = P.pair(stride, name, "stride")
-        conv = check_conv_name(conv, name)
-        require(activation is not None, name, "activation", "must be an activation name")
-        activation = check_activation(activation, name)  # type: ignore[assignment]
+        s, conv, activation = block_arguments(name, stride, conv, activation)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.conv1 = ConvNormAct(
@@ -137,10 +146,7 @@ class Bottleneck(nn.Module):
             )
             mid_channels = out_channels // expansion
         check_channels(name, mid_channels, mid_channels, groups)
-        s = P.pair(stride, name, "stride")
-        conv = check_conv_name(conv, name)
-        require(activation is not None, name, "activation", "must be an activation name")
-        activation = check_activation(activation, name)  # type: ignore[assignment]
+        s, conv, activation = block_arguments(name, stride, conv, activation)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.mid_channels = mid_channels
