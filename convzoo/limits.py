@@ -14,3 +14,23 @@ Python or ``--max-memory`` on the command line."""
 
 MAX_PARAMS = 2_000_000_000
 """Parameters a model built from a config may have, counted on meta tensors first."""
+
+
+def _human(n: int) -> str:
+    for unit, size in (("GiB", GiB), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def check_memory(needed: int, budget: int | None, what: str) -> None:
+    """Refuse real-tensor work estimated at ``needed`` bytes above ``budget`` (None: the
+    default :data:`MEMORY_BUDGET`) with a one-line :class:`~convzoo.errors.ConvZooError`."""
+    from convzoo.errors import ConvZooError
+
+    limit = MEMORY_BUDGET if budget is None else budget
+    if needed > limit:
+        raise ConvZooError(
+            f"{what} needs about {_human(needed)} of real tensors, over the memory budget of "
+            f"{_human(limit)}; raise it with max_memory= (Python) or --max-memory (CLI)"
+        )
