@@ -89,7 +89,9 @@ def hand_report() -> Report:
     rows = [
         LayerStats("", "Net", 0, [1, 8, 4, 4], 1234, 2_000_000, 50, RF, 4096),
         LayerStats("body", "Sequential", 1, [1, 8, 4, 4], 1234, 2_000_000, 50, RF, 512),
-        LayerStats("body.conv", "conv", 2, [1, 8, 4, 4], 1234, 2_000_000, 0, RF, 512),
+        LayerStats(
+            "body.conv", "conv", 2, [1, 8, 4, 4], 1234, 2_000_000, 0, RF, 512, self_macs=2_000_000
+        ),
         LayerStats("body.act", "ReLU", 2, [1, 8, 4, 4], 0, 0, 50, None, 1024, calls=2),
         LayerStats("unused", "Linear", 1, None, 0, 0, 0, None, 0, calls=0),
     ]
@@ -125,7 +127,10 @@ def test_table_columns_units_and_totals() -> None:
     rows = table_lines(text)
     assert len(rows) == 5 + 1  # every layer, then the totals row
     conv = rows[2].split()
-    assert conv == ["conv", "conv", "1x8x4x4", "1.23K", "2.00M", "5x3", "/2x1", "512", "B"]
+    assert conv == [
+        *["conv", "conv", "1x8x4x4", "1.23K", "2.00M", "2.00M", "5x3", "/2x1", "512", "B"]
+    ]
+    assert rows[1].split()[5] == "0"  # self MACs: the container runs nothing itself
     assert rows[1].startswith("  body ")  # indented by depth
     assert rows[2].startswith("    conv ")
     assert "ReLU (2 calls)" in rows[3] and "Linear (not called)" in rows[4]

@@ -1,120 +1,93 @@
-"""``analyze(model, input_size) -> Report``: one traced forward, on meta tensors by default."""
+"""``analyze(model, input_size) -> Report``: one traced forward, on meta tensors by default.
+
+The forward runs on a private copy of the model (:mod:`convzoo.analysis.isolation`), never
+on the model itself: its parameters, buffers, plain attributes, hooks, mode flags and lazy
+state are the same object-for-object and bit-for-bit afterwards, whatever happens inside,
+and other threads may run or analyse the same model meanwhile.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call
+from torch.utils._pytree import tree_flatten
 
-from convzoo.analysis import formulas
+from convzoo import limits
+from convzoo.analysis import adapters, formulas, inputs, isolation
 from convzoo.analysis.counting import ModuleStats, Tracer
+from convzoo.analysis.receptive import Field
 from convzoo.analysis.report import LayerStats, Report, UncountedOp
 from convzoo.errors import ConvZooError
-
-try:
-    from convzoo.analysis.receptive import Field
-except Exception:  # pragma: no cover
-    Field = None  # type: ignore[assignment,misc]
-
-InputSize = tuple[int, ...] | list[int]
 
 
 class AnalysisError(ConvZooError):
     """The model cannot run on the given input (names the layer where it failed)."""
 
 
-def _sizes(input_size: Any) -> list[tuple[int, ...]] | None:
-    """Normalise ``(C, H, W)`` or a tuple of such sizes; None if these are example tensors."""
-    if isinstance(input_size, torch.Tensor) or (
-        isinstance(input_size, (tuple, list))
-        and input_size
-        and all(isinstance(t, torch.Tensor) for t in input_size)
-    ):
-        return None
-    if (
-        isinstance(input_size, (tuple, list))
-        and input_size
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in input_size)
-    ):
-        sizes = [tuple(input_size)]
-    elif (
-        isinstance(input_size, (tuple, list))
-        and input_size
-        and all(isinstance(s, (tuple, list)) for s in input_size)
-    ):
-        sizes = [tuple(s) for s in input_size]
-    else:
+def _check_options(batch_size: Any, dtype: Any, max_memory: Any, flags: dict[str, Any]) -> None:
+    """Type-strict keyword checks: one-line errors instead of failures deep in torch."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ConvZooError(
-            f"input_size must be (C, H, W), a tuple of sizes or example tensors, got {input_size!r}"
+            f"batch_size must be a positive int, got {inputs.describe_size(batch_size)}"
         )
-    for s in sizes:
-        if not s or not all(isinstance(v, int) and v > 0 for v in s):
-            raise ConvZooError(f"input sizes must be positive ints, got {s!r}")
-    return sizes
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        raise ConvZooError(
+            f"dtype must be a torch.dtype such as torch.float16, got {inputs.describe_size(dtype)}"
+        )
+    if max_memory is not None and (
+        not isinstance(max_memory, int) or isinstance(max_memory, bool) or max_memory < 1
+    ):
+        raise ConvZooError(
+            f"max_memory must be a positive int of bytes, got {inputs.describe_size(max_memory)}"
+        )
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise ConvZooError(f"{name} must be True or False, got {inputs.describe_size(value)}")
 
 
-def _inputs(input_size: Any, batch: int, dtype: torch.dtype, device: str) -> list[torch.Tensor]:
-    sizes = _sizes(input_size)
-    if sizes is None:
-        tensors = [input_size] if isinstance(input_size, torch.Tensor) else list(input_size)
-        return [t.to(device=device) if device == "meta" else t for t in tensors]
-    return [torch.zeros((batch, *s), dtype=dtype, device=device) for s in sizes]
+def _model_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's first floating parameter or buffer (float32 if none)."""
+    for t in [*model.parameters(), *model.buffers()]:
+        if t.is_floating_point() and not isinstance(t, nn.parameter.UninitializedTensorMixin):
+            return t.dtype
+    return torch.float32
 
 
-def _state(model: nn.Module, dtype: torch.dtype, meta: bool) -> dict[str, torch.Tensor]:
-    """Parameters and buffers to run with: meta copies, or clones of the buffers."""
-    state = {}
-    for name, t in [
-        *model.named_parameters(remove_duplicate=False),
-        *model.named_buffers(remove_duplicate=False),
-    ]:
-        if meta:
-            cast = dtype if t.is_floating_point() else t.dtype
-            state[name] = torch.empty(t.shape, dtype=cast, device="meta")
-        elif not isinstance(t, nn.Parameter):
-            state[name] = t.clone()  # running statistics must not change
-    return state
-
-
-@contextmanager
-def _mode(model: nn.Module, train: bool) -> Iterator[None]:
-    """Run in train or eval mode, restoring every module's own flag afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.train(train)
-        yield
-    finally:
-        for module, flag in flags:
-            module.training = flag
+def _device(model: nn.Module) -> torch.device:
+    for t in [*model.parameters(), *model.buffers()]:
+        if t.device.type != "meta":
+            return t.device
+    return torch.device("cpu")
 
 
 def _trace(
     model: nn.Module,
-    inputs: list[torch.Tensor],
-    dtype: torch.dtype,
-    meta: bool,
+    args: tuple,
+    tracer: Tracer,
     train: bool,
-    fields: bool = True,
-) -> Tracer:
-    tracer = Tracer(fast=meta, fields=fields)
-    if Field is not None and fields:
-        for t in inputs:
-            if t.dim() == 4:
+) -> None:
+    """Run ``model(*args)`` (already a private copy) under ``tracer``."""
+    model.train(train)
+    tracer.notes.extend(adapters.adapt(model))
+    if tracer.with_fields:
+        for t in tree_flatten(list(args))[0]:
+            if isinstance(t, torch.Tensor) and not t.is_nested and t.dim() == 4:
                 tracer.set_field(t, Field.identity())
-    state = _state(model, dtype, meta)
-    with _mode(model, train), tracer.hooks(model), torch.no_grad(), tracer:
+    with torch.no_grad(), isolation.rng_kept():
         try:
-            functional_call(model, state, tuple(inputs))
+            tracer.run(model, args)
         except Exception as exc:
             exc.convzoo_layer = tracer.failed_in  # type: ignore[attr-defined]
             raise
-    return tracer
+
+
+def _largest_output(tracer: Tracer) -> int:
+    return max((s.activation_bytes // max(s.calls, 1) for s in tracer.stats.values()), default=0)
 
 
 def _unique(params: Any) -> dict[int, nn.Parameter]:
@@ -137,6 +110,8 @@ def subtree_params(model: nn.Module) -> dict[str, int]:
 
 
 def _type_name(module: nn.Module) -> str:
+    if isinstance(module, torch.jit.ScriptModule):
+        return f"{getattr(module, 'original_name', 'ScriptModule')} (TorchScript)"
     return getattr(type(module), "registry_name", type(module).__name__)
 
 
@@ -145,23 +120,35 @@ def analyze(
     input_size: Any = None,
     *,
     batch_size: int = 1,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     meta: bool = True,
     train: bool = False,
     receptive_fields: bool = True,
+    max_memory: int | None = None,
 ) -> Report:
     """Params, MACs, shapes, receptive fields and activation memory of ``model``.
 
-    ``model`` is an ``nn.Module``, a config dict or a config path; ``input_size`` is
-    ``(C, H, W)`` (the batch is ``batch_size``), a tuple of sizes for several inputs, or
-    example tensors; models built from configs default to their config's input. Runs on
-    meta tensors (no arithmetic, no activation memory) and falls back to real tensors,
-    saying so in ``notes``, when the model cannot run on meta. Counts are for eval mode
-    (dropout off, batch norm with running statistics) unless ``train=True``; the model's
-    own mode flags are restored. ``receptive_fields=False`` skips the field propagation
-    (about half the time on a ResNet-50; every ``receptive_field`` is then None). The model
-    is not changed.
+    ``model`` is an ``nn.Module`` (TorchScript included), a config dict or a config path.
+    ``input_size`` is ``(C, H, W)`` (the batch is ``batch_size``), a tuple of sizes for
+    several inputs, a list of unbatched sizes for a list argument (detection models:
+    ``[[(3, 480, 640)]]``) or example tensors (see :mod:`convzoo.analysis.inputs`); models
+    built from configs default to their config's input. ``dtype`` casts the model's
+    floating parameters and buffers and the inputs (default: the model's own dtype).
+
+    Runs on meta tensors (no arithmetic, any input size costs the same) and falls back to
+    real tensors, saying so in ``notes``, when the model cannot run on meta; the fallback
+    is refused above ``max_memory`` bytes (default :data:`convzoo.limits.MEMORY_BUDGET`),
+    estimated before it starts and watched while it runs. Counts are for eval mode unless
+    ``train=True``. ``receptive_fields=False`` skips the field propagation. The model is
+    never changed: the forward runs on a private copy, and the global random generator is
+    left as it was.
     """
+    _check_options(
+        batch_size,
+        dtype,
+        max_memory,
+        {"meta": meta, "train": train, "receptive_fields": receptive_fields},
+    )
     target = str(model)
     if isinstance(model, nn.Module):
         target = getattr(model, "config_name", None) or type(model).__name__
@@ -174,49 +161,88 @@ def analyze(
         input_size = getattr(model, "input_size", None) or None  # () for a sliced Model
         if input_size is None:
             raise ConvZooError("analyze needs input_size, e.g. (3, 224, 224)")
+    run = trace(
+        model,
+        input_size,
+        batch_size=batch_size,
+        dtype=dtype,
+        meta=meta,
+        train=train,
+        receptive_fields=receptive_fields,
+        max_memory=max_memory,
+    )
+    return _report(run, target)
+
+
+@dataclass
+class Traced:
+    """One traced forward: the private copy it ran on, its arguments, the tracer, notes."""
+
+    model: nn.Module
+    args: tuple
+    tracer: Tracer
+    notes: list[str]
+
+
+def trace(
+    model: nn.Module,
+    input_size: Any,
+    *,
+    batch_size: int = 1,
+    dtype: torch.dtype | None = None,
+    meta: bool = True,
+    train: bool = False,
+    receptive_fields: bool = True,
+    max_memory: int | None = None,
+) -> Traced:
+    """The forward behind :func:`analyze` (arguments as there, already checked): on meta
+    tensors first, then on real tensors within the memory budget."""
+    make = inputs.spec(input_size, batch_size, dtype or _model_dtype(model))
+    budget = limits.MEMORY_BUDGET if max_memory is None else max_memory
     notes: list[str] = []
-    inputs = _inputs(input_size, batch_size, dtype, "meta" if meta else "cpu")
-    tracer: Tracer | None = None
-    try:
-        tracer = _trace(model, inputs, dtype, meta, train, receptive_fields)
-    except ConvZooError as exc:
-        raise _failure(exc, input_size) from None
-    except Exception as exc:
-        if not meta:
-            raise _failure(exc, input_size) from None
-        reason = str(exc).splitlines()[0] if str(exc) else ""
-        notes.append(
-            f"ran on real tensors: the model cannot run on meta tensors "
-            f"({type(exc).__name__}: {reason})"
-        )
-    if tracer is None:  # outside the except block: hooks read sys.exc_info()
-        inputs = _inputs(input_size, batch_size, dtype, "cpu")
+    if meta:
+        clone = isolation.private_copy(model, dtype, meta=True)
+        args = make("meta", dtype)
+        tracer = Tracer(fast=True, fields=receptive_fields)
         try:
-            tracer = _trace(model, inputs, dtype, False, train, receptive_fields)
+            _trace(clone, args, tracer, train)
+            return Traced(clone, args, tracer, notes)
+        except ConvZooError as exc:
+            raise _failure(exc, args) from None
         except Exception as exc:
-            raise _failure(exc, input_size) from None
-    return _report(model, target, inputs, tracer, notes)
+            reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            notes.append(
+                f"ran on real tensors: the model cannot run on meta tensors "
+                f"({type(exc).__name__}: {reason})"
+            )
+            fixed = isolation.tensor_bytes(model, dtype) + inputs.nbytes(args)
+            estimate = fixed + 2 * _largest_output(tracer)
+            limits.check_memory(estimate, budget, "the real-tensor fallback")
+    clone = isolation.private_copy(model, dtype, meta=False)
+    args = make(_device(model), dtype)
+    fixed = isolation.tensor_bytes(clone) + inputs.nbytes(args)
+    limits.check_memory(fixed, budget, "the real-tensor forward")
+    tracer = Tracer(fast=False, fields=receptive_fields, budget=budget - fixed)
+    try:
+        _trace(clone, args, tracer, train)
+    except Exception as exc:
+        raise _failure(exc, args) from None
+    return Traced(clone, args, tracer, notes)
 
 
-def _failure(exc: Exception, input_size: Any) -> AnalysisError:
+def _failure(exc: Exception, args: tuple) -> AnalysisError:
+    """One line: the inputs by shape (never a tensor's values), the layer, the first line."""
     layer = getattr(exc, "convzoo_layer", "")
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
     where = f" in layer '{layer}'" if layer else ""
-    return AnalysisError(f"model fails for input {tuple(input_size)}{where}: {first}")
+    return AnalysisError(f"model fails for input {inputs.describe(args)}{where}: {first}")
 
 
-def _report(
-    model: nn.Module, target: str, inputs: list[torch.Tensor], tracer: Tracer, notes: list[str]
-) -> Report:
-    input_hw = tuple(inputs[0].shape[-2:]) if inputs and inputs[0].dim() == 4 else None
-    rows = []
-    leaves = 0
+def _rows(model: nn.Module, tracer: Tracer, input_hw: Any) -> list[LayerStats]:
     owned = subtree_params(model)
-    for name, module in model.named_modules():
+    rows = []
+    for name, module in model.named_modules(remove_duplicate=False):
         stats = tracer.stats.get(name, ModuleStats())
-        if not any(True for _ in module.children()):
-            leaves += stats.activation_bytes
-        field = stats.rf.to_dict(input_hw) if stats.rf is not None else None
         rows.append(
             LayerStats(
                 name=name,
@@ -225,12 +251,25 @@ def _report(
                 output_shape=stats.output_shape,
                 params=owned.get(name, 0),
                 macs=stats.macs,
+                self_macs=stats.self_macs,
                 elementwise_ops=stats.elementwise,
-                receptive_field=field,
+                receptive_field=stats.rf.to_dict(input_hw) if stats.rf is not None else None,
                 activation_bytes=stats.activation_bytes,
                 calls=stats.calls,
             )
         )
+    return rows
+
+
+def _report(run: Traced, target: str) -> Report:
+    model, args, tracer, notes = run.model, run.args, run.tracer, run.notes
+    tensors = [t for t in tree_flatten(list(args))[0] if isinstance(t, torch.Tensor)]
+    tensors = [t for t in tensors if not t.is_nested]
+    input_hw = tuple(tensors[0].shape[-2:]) if tensors and tensors[0].dim() == 4 else None
+    rows = _rows(model, tracer, input_hw)
+    leaves = {
+        id(m): name for name, m in model.named_modules() if not any(True for _ in m.children())
+    }
     params = _unique(model.parameters()).values()
     root = tracer.stats.get("", ModuleStats())
     totals = {
@@ -239,7 +278,7 @@ def _report(
         "macs": root.macs,
         "flops": formulas.flops(root.macs),
         "elementwise_ops": root.elementwise,
-        "activation_bytes": leaves,
+        "activation_bytes": sum(tracer.stats[n].activation_bytes for n in leaves.values()),
         "param_bytes": sum(p.numel() * p.element_size() for p in params),
     }
     uncounted = [
@@ -248,7 +287,7 @@ def _report(
     ]
     return Report(
         target=target,
-        input_shape=[list(t.shape) for t in inputs],
+        input_shape=[list(t.shape) for t in tensors],
         totals=totals,
         output_shape=root.output_shape,
         receptive_field=rows[0].receptive_field if rows else None,

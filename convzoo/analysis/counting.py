@@ -9,10 +9,11 @@ propagates receptive fields tensor by tensor (:mod:`convzoo.analysis.receptive`)
 from __future__ import annotations
 
 import sys
+import weakref
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,6 +21,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from convzoo import limits
 from convzoo.analysis import ops
 
 try:
@@ -100,29 +102,45 @@ def _conv_out(
     return torch.empty((x.shape[0], channels, *spatial), dtype=x.dtype, device="meta")
 
 
+def _inside(name: str, outer: str) -> bool:
+    """Whether module ``name`` lies strictly inside module ``outer`` ('' is the root)."""
+    return name != outer and (outer == "" or name.startswith(f"{outer}."))
+
+
 @dataclass
 class ModuleStats:
-    """Accumulated per module (by qualified name) over all its calls."""
+    """Accumulated per module (by qualified name) over all its calls.
+
+    ``macs``/``elementwise`` count every op run while the module is on the call stack;
+    ``self_macs``/``self_elementwise`` only those run while it is the innermost module (its
+    own forward, outside its children), so the self counts of all rows add up to the total.
+    """
 
     macs: int = 0
     elementwise: int = 0
+    self_macs: int = 0
+    self_elementwise: int = 0
     calls: int = 0
     output_shape: list[int] | None = None
     activation_bytes: int = 0
     rf: Any = None
-    notes: list[str] = field(default_factory=list)
 
 
 class Tracer(TorchDispatchMode):
     """Counts every op and attributes it to the modules on the call stack."""
 
-    def __init__(self, fast: bool = True, fields: bool = True) -> None:
+    def __init__(self, fast: bool = True, fields: bool = True, budget: int | None = None) -> None:
         super().__init__()
         self.fast = fast
+        self.budget = budget  # bytes of live real op outputs allowed (None: no guard)
+        self.live = 0  # bytes of real op outputs still referenced
+        self.peak = 0
+        self.owned: set[int] = set()
         self.with_fields = fields and receptive_rules is not None
         self.stack: list[str] = []
         self.stats: dict[str, ModuleStats] = {}
-        self.uncounted: Counter[tuple[str, str]] = Counter()
+        self.uncounted: Counter[tuple[str, str]] = Counter()  # (op, module) -> calls
+        self.by_op: Counter[tuple[str, str]] = Counter()  # (kind, op) -> cost (or calls)
         self.fields: dict[int, tuple[torch.Tensor, Any]] = {}
         self.notes: list[str] = []
         self.failed_in = ""  # innermost module an exception passed through
@@ -170,19 +188,50 @@ class Tracer(TorchDispatchMode):
         out = self._fast(func, args) if self.fast else None
         if out is None:
             out = func(*args, **kwargs)
+        if self.budget is not None:
+            self._guard(out)
         kind = ops.classify(func)
         if kind == "uncounted":
-            self.uncounted[
-                (str(func.overloadpacket.__name__), self.stack[-1] if self.stack else "")
-            ] += 1
+            name = str(func.overloadpacket.__name__)
+            self.uncounted[(name, self.stack[-1] if self.stack else "")] += 1
+            self.by_op[(kind, name)] += 1
         elif kind != "free":
             amount = ops.cost(func, kind, args, kwargs, out)
-            attr = "macs" if kind == "macs" else "elementwise"
-            for name in self.stack:
-                stats = self.stats[name]
-                setattr(stats, attr, getattr(stats, attr) + amount)
+            self.by_op[(kind, str(func.overloadpacket.__name__))] += amount
+            self._add(amount, kind == "macs")
         self._propagate(func, args, kwargs, out)
         return out
+
+    def _add(self, amount: int, macs: bool) -> None:
+        """Add one op's cost to every module on the stack, and to the innermost as self."""
+        if not self.stack or not amount:
+            return
+        attr = "macs" if macs else "elementwise"
+        for name in self.stack:
+            stats = self.stats[name]
+            setattr(stats, attr, getattr(stats, attr) + amount)
+        top = self.stats[self.stack[-1]]
+        setattr(top, "self_" + attr, getattr(top, "self_" + attr) + amount)
+
+    def _guard(self, out: Any) -> None:
+        """Real tensors only: track the bytes of op outputs still alive and stop the forward
+        with a one-line error when they pass the memory budget."""
+        for t in tree_flatten(out)[0]:
+            if not isinstance(t, torch.Tensor) or t.is_nested or t._base is not None:
+                continue
+            if id(t) in self.owned:
+                continue
+            size = t.numel() * t.element_size()
+            self.owned.add(id(t))
+            self.live += size
+            weakref.finalize(t, self._release, id(t), size)
+        self.peak = max(self.peak, self.live)
+        if self.budget is not None and self.live > self.budget:
+            limits.check_memory(self.live, self.budget, "the real-tensor forward")
+
+    def _release(self, key: int, size: int) -> None:
+        self.owned.discard(key)
+        self.live -= size
 
     @staticmethod
     def _fast(func: Any, args: tuple) -> Any:
@@ -213,17 +262,52 @@ class Tracer(TorchDispatchMode):
         return None
 
     # -- module hooks --------------------------------------------------------------------
+    def run(self, model: nn.Module, args: tuple, kwargs: dict | None = None) -> Any:
+        """``model(*args, **kwargs)`` under this mode with every submodule hooked; the root
+        row ('') is recorded here, so a TorchScript model gets its totals too."""
+        kwargs = kwargs or {}
+        self.stats.setdefault("", ModuleStats())
+        with self.hooks(model), self:
+            self.stack.append("")
+            self.stats[""].calls += 1
+            try:
+                out = model(*args, **kwargs)
+            finally:
+                self.stack.pop()
+            self._record("", model, args, out)
+        return out
+
     @contextmanager
     def hooks(self, model: nn.Module) -> Iterator[None]:
-        """Attach pre/post hooks to every module for the duration; always removed."""
+        """Attach pre/post hooks to every submodule for the duration; always removed.
+
+        A module reachable under several names is hooked once, under its first name; the
+        other names share its statistics. TorchScript modules take no Python hooks: their
+        cost is in the nearest Python ancestor (a note says so).
+        """
         handles = []
+        primary: dict[int, str] = {id(model): ""}
+        scripted = [""] if isinstance(model, torch.jit.ScriptModule) else []
         try:
-            for name, module in model.named_modules():
+            for name, module in model.named_modules(remove_duplicate=False):
+                if id(module) in primary:
+                    self.stats[name] = self.stats.setdefault(primary[id(module)], ModuleStats())
+                    continue
+                primary[id(module)] = name
                 self.stats.setdefault(name, ModuleStats())
+                if isinstance(module, torch.jit.ScriptModule):
+                    scripted.append(name)
+                    continue
                 handles.append(module.register_forward_pre_hook(self._enter(name)))
                 handles.append(
                     module.register_forward_hook(self._exit(name, module), always_call=True)
                 )
+            for name in scripted:
+                if not any(_inside(name, outer) for outer in scripted):
+                    self.notes.append(
+                        f"{name or '(model)'}: TorchScript runs no Python hooks, so its "
+                        "submodules have no rows of their own (their cost is in this row)"
+                    )
             yield
         finally:
             for handle in handles:
@@ -243,22 +327,27 @@ class Tracer(TorchDispatchMode):
             if sys.exc_info()[1] is not None:  # called while an exception propagates
                 self.failed_in = self.failed_in or name
                 return
-            stats = self.stats[name]
-            if isinstance(output, torch.Tensor):
-                tensors = [output]
-            else:
-                tensors = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
-            if not tensors:
-                return
-            stats.output_shape = list(tensors[0].shape)
-            given = {id(t) for t in inputs if isinstance(t, torch.Tensor)}
-            stats.activation_bytes += sum(
-                t.numel() * t.element_size() for t in tensors if id(t) not in given
-            )  # not an input passed on
-            self._module_field(module, inputs, tensors[0])
-            stats.rf = self.field_of(tensors[0])
+            self._record(name, module, inputs, output)
 
         return hook
+
+    def _record(self, name: str, module: nn.Module, inputs: tuple, output: Any) -> None:
+        """Output shape, activation bytes and receptive field of one call of ``name``."""
+        stats = self.stats[name]
+        if isinstance(output, torch.Tensor):
+            tensors = [output]
+        else:
+            tensors = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+        tensors = [t for t in tensors if not t.is_nested]
+        if not tensors:
+            return
+        stats.output_shape = list(tensors[0].shape)
+        given = {id(t) for t in inputs if isinstance(t, torch.Tensor)}
+        stats.activation_bytes += sum(
+            t.numel() * t.element_size() for t in tensors if id(t) not in given
+        )  # not an input passed on
+        self._module_field(module, inputs, tensors[0])
+        stats.rf = self.field_of(tensors[0])
 
     def _module_field(self, module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
         if not self.with_fields or not inputs or not isinstance(inputs[0], torch.Tensor):

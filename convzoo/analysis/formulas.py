@@ -4,7 +4,9 @@ Conventions
 -----------
 * 1 MAC = one multiply-add of real numbers. ``FLOPS_PER_MAC = 2``; ``flops(macs)`` is the
   only conversion in convzoo.
-* A complex multiply-add is ``COMPLEX_MAC = 4`` real MACs.
+* A complex multiply-add is ``COMPLEX_MAC = 3`` real MACs: Gauss's three-product form,
+  which is what torch runs for a complex convolution (three real convolutions, seen and
+  counted as such); complex matmuls and dot products use the same factor, so the two agree.
 * A complex FFT of ``N`` points costs ``2.5 * N * log2(N)`` MACs (the classic radix-2 count
   of ``5 N log2 N`` FLOPs); a real-input or real-output FFT half of that.
 * A transposed convolution is counted over its input positions (each input value is
@@ -17,7 +19,7 @@ import math
 from collections.abc import Sequence
 
 FLOPS_PER_MAC = 2
-COMPLEX_MAC = 4
+COMPLEX_MAC = 3
 
 
 def flops(macs: int) -> int:
@@ -61,6 +63,22 @@ def broadcast(a: Sequence[int], b: Sequence[int]) -> list[int]:
     a = [1] * (n - len(a)) + list(a)
     b = [1] * (n - len(b)) + list(b)
     return [max(x, y) for x, y in zip(a, b, strict=True)]
+
+
+def unsqueezed(shape: Sequence[int], axes: Sequence[int]) -> list[int]:
+    """``shape`` with a 1 inserted at each of ``axes`` (in increasing order)."""
+    out = list(shape)
+    for axis in sorted(axes):
+        out.insert(axis, 1)
+    return out
+
+
+def broadcast_all(shapes: Sequence[Sequence[int]]) -> list[int]:
+    """Broadcast shape of several shapes."""
+    result: list[int] = []
+    for s in shapes:
+        result = broadcast(result, s)
+    return result
 
 
 def fft_macs(signal_shape: Sequence[int], dims: Sequence[int], real: bool) -> int:

@@ -12,6 +12,7 @@ Every op lands in exactly one class:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -65,7 +66,7 @@ def _conv(args: tuple, kwargs: dict, out: Any) -> int:
     return f.conv_macs(shape(x), shape(w), shape(first(out)), transposed)
 
 
-@macs_rule(aten.mm, aten.bmm, aten.matmul, aten.dot, aten.mv)
+@macs_rule(aten.mm, aten.bmm, aten.matmul, aten.dot, aten.vdot, aten.mv)
 def _mm(args: tuple, kwargs: dict, out: Any) -> int:
     a, b = args[0], args[1]
     return f.matmul_macs(shape(a), shape(b)) * complex_factor(a, b)
@@ -114,6 +115,32 @@ def _mha(args: tuple, kwargs: dict, out: Any) -> int:
     return proj + attention + q.numel() // embed * w_out.shape[0] * w_out.shape[1]
 
 
+@macs_rule(aten.mkldnn_rnn_layer)
+def _rnn_layer(args: tuple, kwargs: dict, out: Any) -> int:
+    """One direction of one layer of a fused LSTM/GRU/RNN on CPU (``input, w_ih, w_hh, ...``):
+    every time step of every sequence multiplies the input by ``w_ih`` and the hidden state
+    by ``w_hh``, as the unfused (meta) path counts them."""
+    x, w_ih, w_hh = args[0], args[1], args[2]
+    steps = x.numel() // x.shape[-1]  # time steps x batch (packed: total valid steps)
+    return steps * (w_ih.numel() + w_hh.numel())
+
+
+@macs_rule(aten._trilinear)
+def _trilinear(args: tuple, kwargs: dict, out: Any) -> int:
+    """``nn.Bilinear``'s ``sum(i1 * i2 * i3)`` over broadcast axes: one MAC per term of the
+    fully expanded product (``B * out * in1 * in2`` for ``nn.Bilinear``)."""
+    sizes = [
+        f.unsqueezed(shape(t), list(expand)) for t, expand in zip(args[:3], args[3:6], strict=True)
+    ]
+    return f.prod(f.broadcast_all(sizes))
+
+
+@macs_rule(aten._cdist_forward)
+def _cdist(args: tuple, kwargs: dict, out: Any) -> int:
+    """``cdist(x1 [.., P, M], x2 [.., R, M])``: one MAC per coordinate of every pair."""
+    return f.prod(shape(first(out))) * args[0].shape[-1]
+
+
 def _deform(args: tuple, kwargs: dict, out: Any) -> int:
     x, w, mask, use_mask = args[0], args[1], args[3], bool(args[13])
     return f.deform_conv_macs(shape(x), shape(w), shape(first(out)), use_mask and mask.numel())
@@ -146,11 +173,22 @@ except Exception:  # pragma: no cover - torchvision is a core dependency
     aten.glu,
     aten.threshold_,
     aten.log_sigmoid_forward,
+    aten.upsample_nearest1d,
     aten.upsample_nearest2d,
+    aten.upsample_nearest3d,
+    aten._upsample_nearest_exact1d,
+    aten._upsample_nearest_exact2d,
+    aten._upsample_nearest_exact3d,
+    aten.upsample_linear1d,
     aten.upsample_bilinear2d,
     aten._upsample_bilinear2d_aa,
+    aten.upsample_trilinear3d,
+    aten.upsample_bicubic2d,
+    aten._upsample_bicubic2d_aa,
     aten.native_dropout,
     aten.col2im,
+    aten.grid_sampler_2d,
+    aten.grid_sampler_3d,
     aten.bernoulli_,
     aten.bernoulli,
 )
@@ -160,7 +198,10 @@ def _per_output(args: tuple, kwargs: dict, out: Any) -> int:
 
 @elementwise_rule(
     aten._adaptive_avg_pool2d,
+    aten._adaptive_avg_pool3d,
+    aten.adaptive_max_pool1d,
     aten.adaptive_max_pool2d,
+    aten.adaptive_max_pool3d,
     aten.mean,
     aten.sum,
     aten.amax,
@@ -186,12 +227,26 @@ def _per_input(args: tuple, kwargs: dict, out: Any) -> int:
     return x.numel() if isinstance(x, torch.Tensor) else 0
 
 
-@elementwise_rule(aten.max_pool2d_with_indices, aten.avg_pool2d)
-def _pool(args: tuple, kwargs: dict, out: Any) -> int:
-    """k_h * k_w reads per output value (overlapping windows read a value several times)."""
+def _pool_cost(args: tuple, kwargs: dict, out: Any, axes: int) -> int:
+    """Pooling over ``axes`` axes: ``prod(kernel)`` reads per output value (overlapping
+    windows read a value several times); an int or one-element kernel is square."""
     kernel = args[1] if len(args) > 1 else kwargs["kernel_size"]  # a required argument
-    kh, kw = (kernel[0], kernel[-1]) if isinstance(kernel, (list, tuple)) else (kernel, kernel)
-    return first(out).numel() * int(kh) * int(kw)
+    kernel = list(kernel) if isinstance(kernel, (list, tuple)) else [kernel]
+    if len(kernel) == 1:
+        kernel = kernel * axes
+    return first(out).numel() * f.prod(kernel)
+
+
+for _op, _axes in (
+    (aten.max_pool1d_with_indices, 1),
+    (aten.max_pool1d, 1),
+    (aten.avg_pool1d, 1),
+    (aten.max_pool2d_with_indices, 2),
+    (aten.avg_pool2d, 2),
+    (aten.max_pool3d_with_indices, 3),
+    (aten.avg_pool3d, 3),
+):
+    elementwise_rule(_op)(functools.partial(_pool_cost, axes=_axes))
 
 
 FREE = {
@@ -227,8 +282,27 @@ FREE = {
     aten.cat,
     aten.stack,
     aten.constant_pad_nd,
+    aten.reflection_pad1d,
     aten.reflection_pad2d,
+    aten.reflection_pad3d,
+    aten.replication_pad1d,
     aten.replication_pad2d,
+    aten.replication_pad3d,
+    aten.unsafe_split,
+    aten.unsafe_split_with_sizes,
+    aten.unsafe_chunk,
+    aten.split_with_sizes,
+    aten.embedding,
+    aten._linalg_check_errors,
+    aten.complex,
+    aten.index_put,
+    aten.index_put_,
+    aten.masked_fill,
+    aten.masked_fill_,
+    aten.masked_scatter,
+    aten.index_copy,
+    aten.index_fill,
+    aten.index_fill_,
     aten.index_select,
     aten.gather,
     aten.index,
@@ -271,7 +345,10 @@ FREE = {
 
 
 def is_view(func: torch._ops.OpOverload) -> bool:
-    """Ops whose output aliases an input (view, reshape, transpose, select, ...)."""
+    """Ops whose output aliases an input (view, reshape, transpose, select, ...), in place
+    ones included (``transpose_``, ``squeeze_``: tagged ``inplace_view``)."""
+    if torch.Tag.inplace_view in func.tags:
+        return True
     returns = func._schema.returns
     return bool(returns) and returns[0].alias_info is not None and not func._schema.is_mutable
 

@@ -15,17 +15,14 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from tabulate import tabulate
 from torch import nn
-from torch.func import functional_call
-from torch.utils._python_dispatch import TorchDispatchMode
 
-from convzoo.analysis import formulas, ops
-from convzoo.analysis.analyzer import _mode, _state
-from convzoo.analysis.counting import Tracer
+from convzoo.analysis import formulas
+from convzoo.analysis.analyzer import trace
+from convzoo.analysis.isolation import private_copy
 from convzoo.analysis.render import human
 from convzoo.errors import ConvZooError
 
@@ -230,56 +227,17 @@ class FvcoreCheck:
         return "\n".join(lines)
 
 
-class _OpTally(TorchDispatchMode):
-    """convzoo's cost of every op, summed by op packet name (the analyzer's rules).
-
-    Keys are ``(kind, op name)``; kind "uncounted" counts calls of ops without a formula.
-    """
-
-    def __init__(self, meta: bool) -> None:
-        super().__init__()
-        self.meta = meta
-        self.counts: Counter[tuple[str, str]] = Counter()
-
-    def __torch_dispatch__(
-        self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
-    ) -> Any:
-        kwargs = kwargs or {}
-        out = Tracer._fast(func, args) if self.meta else None
-        if out is None:
-            out = func(*args, **kwargs)
-        kind = ops.classify(func)
-        name = str(func.overloadpacket.__name__)
-        if kind in ("macs", "elementwise"):
-            self.counts[(kind, name)] += ops.cost(func, kind, args, kwargs, out)
-        elif kind == "uncounted":
-            self.counts[(kind, name)] += 1
-        return out
-
-
 def convzoo_by_op(
     model: nn.Module, input_size: Sequence[int]
 ) -> tuple[Counter[tuple[str, str]], list[str]]:
-    """``{(kind, op name): count}`` of one eval-mode forward at batch 1, and notes.
-
-    Runs on meta tensors like :func:`~convzoo.analysis.analyzer.analyze` (so fused
-    eval-only fast paths such as ``_native_multi_head_attention`` are not taken either),
-    falling back to real tensors when the model cannot run on meta.
+    """``{(kind, op name): count}`` of one eval-mode forward at batch 1, and notes: the
+    analyzer's own trace (:func:`~convzoo.analysis.analyzer.trace`), on meta tensors like
+    :func:`~convzoo.analysis.analyzer.analyze` (so fused eval-only fast paths such as
+    ``_native_multi_head_attention`` are not taken either), with its real-tensor fallback.
+    Kind "uncounted" counts calls of ops without a formula.
     """
-    for meta in (True, False):
-        tally = _OpTally(meta)
-        device = "meta" if meta else "cpu"
-        x = torch.zeros((1, *input_size), device=device)
-        try:
-            with _mode(model, False), torch.no_grad(), tally:
-                functional_call(model, _state(model, torch.float32, meta), (x,))
-        except Exception as exc:
-            if not meta:
-                raise
-            note = f"convzoo counted on real tensors (meta failed: {_first_line(exc)})"
-            continue
-        return tally.counts, [] if meta else [note]
-    raise AssertionError("unreachable")  # pragma: no cover
+    run = trace(model, tuple(input_size), receptive_fields=False)
+    return run.tracer.by_op, run.notes
 
 
 def fvcore_by_op(
@@ -290,8 +248,8 @@ def fvcore_by_op(
         warnings.simplefilter("ignore")  # jit deprecation and tracer warnings
         from fvcore.nn import FlopCountAnalysis
 
-        with _mode(model, False), torch.no_grad():
-            analysis = FlopCountAnalysis(model, inputs)
+        with torch.no_grad():
+            analysis = FlopCountAnalysis(private_copy(model, meta=False).eval(), inputs)
             analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
             analysis.tracer_warnings("none")
             by_op = Counter({k: int(v) for k, v in analysis.by_operator().items()})

@@ -21,8 +21,17 @@ if TYPE_CHECKING:  # pragma: no cover
 DECIMAL_UNITS = ("", "K", "M", "G", "T", "P", "E")
 BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 FORMATS = {"table": "simple", "markdown": "pipe"}
-HEADERS = ["name", "type", "output shape", "params", "MACs", "receptive field", "activations"]
-ALIGN = ("left", "left", "left", "right", "right", "left", "right")
+HEADERS = [
+    "name",
+    "type",
+    "output shape",
+    "params",
+    "MACs",
+    "self MACs",
+    "receptive field",
+    "activations",
+]
+ALIGN = ("left", "left", "left", "right", "right", "right", "left", "right")
 CSV_FIELDS = [
     "name",
     "type",
@@ -30,6 +39,7 @@ CSV_FIELDS = [
     "output_shape",
     "params",
     "macs",
+    "self_macs",
     "elementwise_ops",
     "rf_size_h",
     "rf_size_w",
@@ -123,6 +133,7 @@ def layer_rows(report: Report, depth: int | None = None, indent: str = "  ") -> 
             shape_text(row.output_shape),
             human(row.params),
             human(row.macs),
+            human(row.self_macs),
             field_text(row.receptive_field),
             human_bytes(row.activation_bytes),
         ]
@@ -140,6 +151,7 @@ def total_row(report: Report) -> list[str]:
         "",
         human(t["params"]),
         human(t["macs"]),
+        "",
         "",
         human_bytes(t["activation_bytes"]),
     ]
@@ -204,6 +216,7 @@ def csv_row(row: LayerStats) -> dict[str, Any]:
         "output_shape": shape_text(row.output_shape) if row.output_shape else "",
         "params": row.params,
         "macs": row.macs,
+        "self_macs": row.self_macs,
         "elementwise_ops": row.elementwise_ops,
         "activation_bytes": row.activation_bytes,
         "calls": row.calls,

@@ -19,6 +19,9 @@ class LayerStats:
 
     ``params`` counts the module's parameters (its whole subtree, each tensor once);
     ``macs`` and ``elementwise_ops`` count every op run inside the module (all calls);
+    ``self_macs`` only the MACs of ops its own ``forward`` runs outside its children (so
+    the ``self_macs`` of all rows add up to the total; a module reachable under several
+    names has a row under each, with the same counts);
     ``receptive_field`` is that of the module's (last) output, per axis, or None where
     the output has no spatial axes it could be traced to; ``activation_bytes`` is the size
     of the module's output(s) summed over its calls.
@@ -34,6 +37,7 @@ class LayerStats:
     receptive_field: dict[str, Any] | None
     activation_bytes: int
     calls: int = 1
+    self_macs: int = 0
 
 
 @dataclass

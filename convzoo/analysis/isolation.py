@@ -1,0 +1,143 @@
+"""The analyzer's private copy of a user's model: the user's own model is never touched.
+
+``private_copy(model, dtype, meta)`` returns a structural copy made with
+``copy.deepcopy(model, memo)``, the memo pre-filled so that every parameter and buffer maps
+to a meta tensor of the same shape (``meta=True``, no data copied) or to a clone cast to
+``dtype`` (``meta=False``, the real-tensor fallback). Sharing is kept: a tensor or module
+reachable under two names stays one object in the copy. Everything else the forward may
+mutate (plain-attribute tensors such as detection anchors, caches, counters, mode flags,
+hooks) belongs to the copy, so the analysis can run, fail or be interrupted at any point
+while other threads run or analyse the same model.
+
+Lazy parameters (``nn.LazyConv2d``) are replaced by uninitialised parameters on the meta
+device, so the copy materialises on meta and initialises without drawing random numbers.
+TorchScript modules keep their C++ structure: their tensors are swapped in the copy only.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from convzoo.errors import ConvZooError
+
+_LAZY = nn.parameter.UninitializedTensorMixin
+
+
+def is_script(model: nn.Module) -> bool:
+    """Whether ``model`` is a TorchScript module (``torch.jit.script`` or ``trace``)."""
+    return isinstance(model, torch.jit.ScriptModule)
+
+
+def _stand_in(t: torch.Tensor, dtype: torch.dtype | None, meta: bool) -> torch.Tensor:
+    """The copy's version of parameter or buffer ``t``: meta (shape only) or a real clone,
+    floating tensors cast to ``dtype`` when given."""
+    cast = dtype if dtype is not None and t.is_floating_point() else t.dtype
+    if isinstance(t, _LAZY):
+        device = "meta" if meta else t.device
+        kind = nn.UninitializedParameter if isinstance(t, nn.Parameter) else nn.UninitializedBuffer
+        return kind(requires_grad=t.requires_grad, device=device, dtype=cast)
+    if meta:
+        new = torch.empty(t.shape, dtype=cast, device="meta")
+    else:
+        new = t.detach().to(dtype=cast, copy=True)
+    if isinstance(t, nn.Parameter):
+        return nn.Parameter(new, requires_grad=t.requires_grad)
+    return new
+
+
+def tensor_bytes(model: nn.Module, dtype: torch.dtype | None = None) -> int:
+    """Bytes of every parameter and buffer of ``model`` once (cast to ``dtype`` when given);
+    lazy (uninitialised) tensors count 0."""
+    seen: set[int] = set()
+    total = 0
+    for t in [*model.parameters(), *model.buffers()]:
+        if id(t) in seen or isinstance(t, _LAZY):
+            continue
+        seen.add(id(t))
+        size = (
+            torch.empty((), dtype=dtype).element_size()
+            if dtype and t.is_floating_point()
+            else t.element_size()
+        )
+        total += t.numel() * size
+    return total
+
+
+def _memo(model: nn.Module, dtype: torch.dtype | None, meta: bool) -> dict[int, Any]:
+    memo: dict[int, Any] = {}
+    for t in [*model.parameters(), *model.buffers()]:  # each shared tensor once
+        if id(t) not in memo:
+            memo[id(t)] = _stand_in(t, dtype, meta)
+    return memo
+
+
+def _share_uncopyable(model: nn.Module, memo: dict[int, Any]) -> None:
+    """Let plain attributes that cannot be deep-copied (locks, files, generators) be shared
+    by the copy instead of failing it (the forward cannot mutate them through tensors)."""
+    for module in model.modules():
+        for key, value in vars(module).items():
+            if key.startswith("_") and key.endswith(("hooks", "parameters", "buffers", "modules")):
+                continue
+            try:
+                copy.deepcopy(value, memo)
+            except Exception:
+                memo[id(value)] = value
+
+
+def _script_copy(model: nn.Module, dtype: torch.dtype | None, meta: bool) -> nn.Module:
+    """A TorchScript module's copy, with its own parameters and buffers swapped in."""
+    clone = copy.deepcopy(model)
+    for module in clone.modules():
+        for name, t in [
+            *module.named_parameters(recurse=False),
+            *module.named_buffers(recurse=False),
+        ]:
+            module._c.setattr(name, _stand_in(t, dtype, meta))  # type: ignore[operator]
+    return clone
+
+
+def private_copy(
+    model: nn.Module, dtype: torch.dtype | None = None, meta: bool = True
+) -> nn.Module:
+    """A copy of ``model`` that shares nothing mutable with it (see the module docstring).
+
+    ``meta=True``: parameters and buffers are meta tensors of the same shape; ``False``:
+    real clones. Floating tensors are cast to ``dtype`` when it is given.
+    """
+    if is_script(model):
+        return _script_copy(model, dtype, meta)
+    memo = _memo(model, dtype, meta)
+    try:
+        return copy.deepcopy(model, dict(memo))
+    except Exception:
+        _share_uncopyable(model, memo)
+    try:
+        return copy.deepcopy(model, memo)
+    except Exception as exc:
+        raise ConvZooError(
+            f"cannot copy the model for analysis ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); convzoo analyses a "
+            "private copy so that the model itself is never changed"
+        ) from None
+
+
+@contextmanager
+def rng_kept() -> Iterator[None]:
+    """Put the global CPU random generator back if the forward drew from it.
+
+    Restores only when the state changed, so numbers drawn meanwhile by other threads are
+    not replayed when the analysis itself drew none (the usual case on meta tensors).
+    """
+    before = torch.random.get_rng_state()
+    try:
+        yield
+    finally:
+        after = torch.random.get_rng_state()
+        if not torch.equal(before, after):
+            torch.random.set_rng_state(before)
