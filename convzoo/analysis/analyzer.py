@@ -51,9 +51,12 @@ def _check_options(batch_size: Any, dtype: Any, max_memory: Any, flags: dict[str
 
 
 def _model_dtype(model: nn.Module) -> torch.dtype:
-    """The dtype of the model's first floating parameter or buffer (float32 if none)."""
+    """The dtype of the model's first floating (or complex) parameter or buffer (float32 if
+    none)."""
     for t in [*model.parameters(), *model.buffers()]:
-        if t.is_floating_point() and not isinstance(t, nn.parameter.UninitializedTensorMixin):
+        if (t.is_floating_point() or t.is_complex()) and not isinstance(
+            t, nn.parameter.UninitializedTensorMixin
+        ):
             return t.dtype
     return torch.float32
 

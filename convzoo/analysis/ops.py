@@ -150,6 +150,11 @@ try:  # torchvision registers its ops on import; the analyzer must work without 
     import torchvision  # noqa: F401
 
     macs_rule(torch.ops.torchvision.deform_conv2d)(_deform)
+    _tv = torch.ops.torchvision
+    elementwise_rule(_tv.roi_align, _tv.ps_roi_align, _tv.roi_pool, _tv.ps_roi_pool)(
+        lambda args, kwargs, out: first(out).numel()  # one per output value, as upsampling
+    )
+    elementwise_rule(_tv.nms)(lambda args, kwargs, out: args[0].numel())  # per value read
 except Exception:  # pragma: no cover - torchvision is a core dependency
     pass
 
@@ -321,6 +326,9 @@ FREE = {
     aten.masked_select,
     aten.nonzero,
     aten.sort,
+    aten._unique2,
+    aten.unique_dim,
+    aten.unique_consecutive,
     aten.topk,
     aten._local_scalar_dense,
     aten.resize_,

@@ -72,7 +72,7 @@ GROUPS: tuple[Group, ...] = (
         {"addmm", "linear", "matmul", "mm", "bmm", "einsum"},
         ("aten::dot", "aten::mv", "aten::baddbmm", "aten::addmv", "aten::addbmm", SDPA, MHA),
         "fvcore's matmul formula (prod(a.shape) * b.shape[-1]) ignores broadcast batch "
-        "dims of b and complex inputs (convzoo: 4 real MACs per complex one)",
+        "dims of b and complex inputs (convzoo: 3 real MACs per complex one)",
     ),
     _group(
         "attention",
