@@ -229,3 +229,14 @@ def test_real_fallback_is_stopped_while_running_above_the_budget() -> None:
         convzoo.analyze(model, (3, 256, 256), max_memory=3 * 2**20)  # input 0.75 MiB, conv 4
     assert fingerprint(model) == before
     assert convzoo.analyze(model, (3, 256, 256), max_memory=2**24).totals["macs"] > 0
+
+
+def test_timm_module_under_several_names_runs_on_meta() -> None:
+    """timm's coat_lite registers one conv-position-encoding module under three names."""
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("coat_lite_tiny", pretrained=False).eval()
+    report = convzoo.analyze(model, (3, 96, 96))
+    assert not any("real tensors" in n for n in report.notes)
+    names = ["cpe1", "serial_blocks1.0.cpe", "serial_blocks1.1.cpe"]
+    assert len({report.layer(n).macs for n in names}) == 1 and report.layer(names[1]).calls == 2
+    assert report.totals["macs"] == fcm_macs(model, torch.randn(1, 3, 96, 96))
