@@ -167,3 +167,31 @@ def test_example_tensors_are_not_written_to() -> None:
     x = torch.ones(1, 3, 4, 4)
     convzoo.analyze(WritesInput(), [x])
     assert torch.equal(x, torch.ones(1, 3, 4, 4))
+
+
+def _shape(m: nn.Module) -> list:
+    """Names, classes, attribute names, and parameter/buffer shapes and dtypes."""
+    return [
+        (
+            n,
+            type(x).__name__,
+            sorted(vars(x)),
+            [(k, tuple(t.shape), t.dtype) for k, t in x.state_dict().items()],
+        )
+        for n, x in m.named_modules(remove_duplicate=False)
+    ]
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "vit_b_16", "convnext_tiny"])
+def test_the_fast_structural_copy_equals_a_deep_copy(name: str) -> None:
+    import copy
+
+    from convzoo.analysis import isolation
+
+    model = torchvision.models.get_model(name)
+    fast = isolation.private_copy(model)
+    slow = copy.deepcopy(model, isolation._memo(model, None, True))
+    assert _shape(fast) == _shape(slow)
+    shared = {id(t) for t in model.parameters()} | {id(m) for m in model.modules()}
+    assert not shared & ({id(t) for t in fast.parameters()} | {id(m) for m in fast.modules()})
+    assert all(p.device.type == "meta" for p in fast.parameters())
