@@ -29,7 +29,11 @@ def inputs(name: str, module: str) -> tuple:
     if module == "detection":
         return ([torch.rand(3, 128, 160)],)
     if module == "video":
-        return (torch.rand(1, 3, 16, 112, 112) if "mvit" not in name and "s3d" not in name else torch.rand(1, 3, 16, 224, 224),)
+        return (
+            torch.rand(1, 3, 16, 112, 112)
+            if "mvit" not in name and "s3d" not in name
+            else torch.rand(1, 3, 16, 224, 224),
+        )
     if module == "optical_flow":
         return (torch.rand(1, 3, 128, 128), torch.rand(1, 3, 128, 128))
     return (torch.rand(1, 3, 224, 224) if "inception" not in name else torch.rand(1, 3, 299, 299),)
@@ -41,7 +45,7 @@ def build(name: str, module: str) -> torch.nn.Module:
     kwargs: dict = {"weights": None}
     if module in ("detection", "segmentation"):
         kwargs["weights_backbone"] = None
-    if module == "detection":
+    if module == "detection" and not name.startswith("ssd"):
         kwargs.update(min_size=128, max_size=160)
     if "googlenet" in name or "inception" in name:
         kwargs["init_weights"] = False

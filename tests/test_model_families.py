@@ -240,3 +240,25 @@ def test_timm_module_under_several_names_runs_on_meta() -> None:
     names = ["cpe1", "serial_blocks1.0.cpe", "serial_blocks1.1.cpe"]
     assert len({report.layer(n).macs for n in names}) == 1 and report.layer(names[1]).calls == 2
     assert report.totals["macs"] == fcm_macs(model, torch.randn(1, 3, 96, 96))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "quantized_shufflenet_v2_x0_5",
+        pytest.param("quantized_mobilenet_v3_large", marks=pytest.mark.slow),
+        pytest.param("quantized_googlenet", marks=pytest.mark.slow),
+    ],
+)
+def test_quantized_models_count_what_their_float_twins_count(name: str) -> None:
+    """int8 kernels (quantized::conv2d_relu, linear, add, ...) through their packed
+    weights: one MAC per int8 multiply-add, so the totals equal the float model's."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quant = tv.models.get_model(name, weights=None, quantize=True).eval()
+        float_ = tv.models.get_model(name, weights=None, quantize=False).eval()
+    before = fingerprint(quant)
+    q = convzoo.analyze(quant, (3, 64, 64), receptive_fields=False)
+    assert fingerprint(quant) == before
+    assert q.complete, q.uncounted_ops
+    assert q.totals["macs"] == convzoo.analyze(float_, (3, 64, 64)).totals["macs"] > 0

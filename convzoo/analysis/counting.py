@@ -22,7 +22,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from convzoo import limits
-from convzoo.analysis import ops
+from convzoo.analysis import ops, quantized  # noqa: F401  (quantized registers its rules)
 
 try:
     from convzoo.analysis import receptive_modules, receptive_rules
