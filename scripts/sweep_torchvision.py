@@ -80,7 +80,8 @@ def main() -> int:
             before = fingerprint(model)
             report = convzoo.analyze(model, example, receptive_fields=False)
             same = fingerprint(model) == before
-            line = f"{name:40s} {report.totals['macs']:>16,} complete={report.complete} unchanged={same}"
+            macs = report.totals["macs"]
+            line = f"{name:40s} {macs:>16,} complete={report.complete} unchanged={same}"
             ok = same and report.complete
             if args.fcm:
                 with FlopCounterMode(display=False) as counter, torch.no_grad():
