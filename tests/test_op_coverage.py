@@ -168,3 +168,36 @@ def test_self_macs_add_up_to_the_total() -> None:
         == attention.macs
         - report.layer("encoder.layers.encoder_layer_0.self_attention.out_proj").macs
     )
+
+
+class Attention(nn.Module):
+    def __init__(self, **options) -> None:
+        super().__init__()
+        self.options = options
+
+    def forward(self, q, k, v, mask=None) -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, **self.options)
+
+
+QKV = ((2, 5, 8), (2, 7, 8), (2, 7, 8))
+PARITY = [
+    pytest.param(Attention(), QKV, {}, id="sdpa"),
+    pytest.param(Attention(is_causal=True), QKV, {}, id="sdpa-causal"),
+    pytest.param(Attention(), (*QKV, (5, 7)), {}, id="sdpa-mask"),
+    pytest.param(nn.LSTM(8, 16, 2, bidirectional=True), (3, 8), {"batch_size": 5}, id="bilstm"),
+    pytest.param(
+        nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), 2).eval(),
+        (5, 16),
+        {"batch_size": 2},
+        id="encoder",
+    ),
+]
+
+
+@pytest.mark.parametrize(("model", "size", "kwargs"), PARITY)
+def test_fused_kernels_on_real_tensors_count_what_meta_counts(model, size, kwargs) -> None:
+    """CPU runs fused kernels (flash attention, mkldnn LSTM layers) where meta tensors run
+    their decompositions: both MACs and element-wise ops agree."""
+    meta, real = both_paths(model, size, **kwargs)
+    assert meta.totals["macs"] == real.totals["macs"] > 0
+    assert meta.totals["elementwise_ops"] == real.totals["elementwise_ops"] > 0

@@ -199,6 +199,11 @@ class Tracer(TorchDispatchMode):
             amount = ops.cost(func, kind, args, kwargs, out)
             self.by_op[(kind, str(func.overloadpacket.__name__))] += amount
             self._add(amount, kind == "macs")
+            fused = ops.FUSED_RULES.get(func.overloadpacket)
+            if fused is not None:
+                extra = fused(func, args, kwargs, out)
+                self.by_op[("elementwise", str(func.overloadpacket.__name__))] += extra
+                self._add(extra, False)
         self._propagate(func, args, kwargs, out)
         return out
 

@@ -24,6 +24,20 @@ aten = torch.ops.aten
 Rule = Callable[[tuple, dict, Any], int]
 MAC_RULES: dict[Any, Rule] = {}
 ELEMENTWISE_RULES: dict[Any, Rule] = {}
+FUSED_RULES: dict[Any, Callable[[Any, tuple, dict, Any], int]] = {}
+"""Element-wise work fused into a MAC kernel (the gates of a fused LSTM step, the softmax
+of fused attention): counted as ``elementwise_ops`` so that a fused kernel on real tensors
+counts what its decomposition on meta tensors counts."""
+
+
+def argument(func: Any, args: tuple, kwargs: dict, name: str, default: Any = None) -> Any:
+    """The argument called ``name`` in ``func``'s schema, positional or keyword."""
+    if name in kwargs:
+        return kwargs[name]
+    for i, a in enumerate(func._schema.arguments):
+        if a.name == name:
+            return args[i] if i < len(args) and not a.kwarg_only else default
+    return default
 
 
 def macs_rule(*ops: Any) -> Callable[[Rule], Rule]:
@@ -104,6 +118,28 @@ def _sdpa(args: tuple, kwargs: dict, out: Any) -> int:
     return f.attention_macs(shape(args[0]), shape(args[1]), shape(args[2]))
 
 
+def _sdpa_softmax(func: Any, args: tuple, kwargs: dict, out: Any) -> int:
+    """What the unfused (meta) attention counts besides its matmuls: q and k scaled, the
+    softmax, the mask added when there is one (a causal mask is built, ``L * S``, then
+    applied): ``|q| + |k| + B * L * S * (1 + masked) [+ L * S]``."""
+    q, k = args[0], args[1]
+    scores = q.numel() // q.shape[-1] * k.shape[-2]
+    given = any(argument(func, args, kwargs, n) is not None for n in ("attn_mask", "attn_bias"))
+    causal = bool(argument(func, args, kwargs, "is_causal", False))
+    mask = scores if given or causal else 0
+    built = q.shape[-2] * k.shape[-2] if causal and not given else 0
+    return q.numel() + k.numel() + scores + mask + built
+
+
+for _op in (
+    aten._scaled_dot_product_flash_attention_for_cpu,
+    aten._scaled_dot_product_efficient_attention,
+    aten._scaled_dot_product_flash_attention,
+    aten._scaled_dot_product_cudnn_attention,
+):
+    FUSED_RULES[_op] = _sdpa_softmax
+
+
 @macs_rule(aten._native_multi_head_attention)
 def _mha(args: tuple, kwargs: dict, out: Any) -> int:
     """Fused eval-mode attention (query, key, value, E, heads, W_qkv, b_qkv, W_out, ...):
@@ -123,6 +159,21 @@ def _rnn_layer(args: tuple, kwargs: dict, out: Any) -> int:
     x, w_ih, w_hh = args[0], args[1], args[2]
     steps = x.numel() // x.shape[-1]  # time steps x batch (packed: total valid steps)
     return steps * (w_ih.numel() + w_hh.numel())
+
+
+LSTM_MODE = 2  # mkldnn_rnn_layer's ``mode`` for LSTM (cuDNN's numbering)
+LSTM_ELEMENTWISE_PER_UNIT = 13  # gates: 4 adds, 3 sigmoids, 2 tanh, 3 muls, 1 add (meta path)
+
+
+def _rnn_gates(func: Any, args: tuple, kwargs: dict, out: Any) -> int:
+    x = args[0]
+    if argument(func, args, kwargs, "mode") != LSTM_MODE:
+        return 0
+    steps = x.numel() // x.shape[-1]
+    return steps * LSTM_ELEMENTWISE_PER_UNIT * int(argument(func, args, kwargs, "hidden_size"))
+
+
+FUSED_RULES[aten.mkldnn_rnn_layer] = _rnn_gates
 
 
 @macs_rule(aten._trilinear)
