@@ -201,3 +201,25 @@ def test_fused_kernels_on_real_tensors_count_what_meta_counts(model, size, kwarg
     meta, real = both_paths(model, size, **kwargs)
     assert meta.totals["macs"] == real.totals["macs"] > 0
     assert meta.totals["elementwise_ops"] == real.totals["elementwise_ops"] > 0
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, need_weights: bool) -> None:
+        super().__init__()
+        self.mha = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.need_weights = need_weights
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.mha(x, x, x, key_padding_mask=mask, need_weights=self.need_weights)[0]
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_fused_multi_head_attention_counts_what_meta_counts(need_weights, masked) -> None:
+    model = SelfAttention(need_weights).eval()
+    mask = torch.zeros(2, 5, dtype=torch.bool)
+    mask[1, 3:] = True
+    inputs = [torch.randn(2, 5, 16), mask] if masked else [torch.randn(2, 5, 16)]
+    meta, real = both_paths(model, inputs)
+    assert meta.totals["macs"] == real.totals["macs"] > 0
+    assert meta.totals["elementwise_ops"] == real.totals["elementwise_ops"] > 0

@@ -192,6 +192,25 @@ def _cdist(args: tuple, kwargs: dict, out: Any) -> int:
     return f.prod(shape(first(out))) * args[0].shape[-1]
 
 
+def _mha_elementwise(func: Any, args: tuple, kwargs: dict, out: Any) -> int:
+    """What the unfused (meta) attention module counts besides its matmuls: the q/k/v
+    bias adds, the scaling (q and k; q alone when the weights are returned), the softmax,
+    the mask when there is one, and the average over heads of returned weights."""
+    q, k, bias = args[0], args[1], argument(func, args, kwargs, "qkv_bias")
+    embed, heads = q.shape[-1], int(argument(func, args, kwargs, "num_head"))
+    tokens_q, tokens_k = q.numel() // embed, k.numel() // embed
+    scores = tokens_q * k.shape[-2] * heads
+    masked = argument(func, args, kwargs, "mask") is not None
+    adds = (2 * tokens_q + tokens_k) * embed if bias is not None else 0  # q, k, v biases
+    if argument(func, args, kwargs, "need_weights", True):  # explicit weights: q scaled,
+        mean = scores if argument(func, args, kwargs, "average_attn_weights", True) else 0
+        return adds + tokens_q * embed + scores + mean  # mask by masked_fill (free), averaged
+    return adds + (tokens_q + tokens_k) * embed + scores * (2 if masked else 1)
+
+
+FUSED_RULES[aten._native_multi_head_attention] = _mha_elementwise
+
+
 def _deform(args: tuple, kwargs: dict, out: Any) -> int:
     x, w, mask, use_mask = args[0], args[1], args[3], bool(args[13])
     return f.deform_conv_macs(shape(x), shape(w), shape(first(out)), use_mask and mask.numel())
