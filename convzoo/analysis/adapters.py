@@ -35,7 +35,7 @@ def _dense_encoder(module: nn.Module) -> str | None:
     and skip the padded ones; counted dense instead (padded positions included)."""
     if not getattr(module, "use_nested_tensor", False):
         return None
-    module.use_nested_tensor = False
+    module.use_nested_tensor = False  # type: ignore[assignment]
     return (
         "counted dense: the nested-tensor fast path that skips padded tokens depends on "
         "the values of src_key_padding_mask, so padded positions are counted too"

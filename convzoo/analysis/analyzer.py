@@ -54,9 +54,7 @@ def _model_dtype(model: nn.Module) -> torch.dtype:
     """The dtype of the model's first floating (or complex) parameter or buffer (float32 if
     none)."""
     for t in [*model.parameters(), *model.buffers()]:
-        if (t.is_floating_point() or t.is_complex()) and not isinstance(
-            t, nn.parameter.UninitializedTensorMixin
-        ):
+        if (t.is_floating_point() or t.is_complex()) and not isolation.is_lazy(t):
             return t.dtype
     return torch.float32
 

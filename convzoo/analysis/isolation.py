@@ -27,7 +27,7 @@ from torch import nn
 
 from convzoo.errors import ConvZooError
 
-_LAZY = nn.parameter.UninitializedTensorMixin
+_LAZY: type = nn.parameter.UninitializedTensorMixin  # type: ignore[attr-defined]
 
 
 def is_script(model: nn.Module) -> bool:
@@ -42,7 +42,7 @@ def _stand_in(t: torch.Tensor, dtype: torch.dtype | None, meta: bool) -> torch.T
     if isinstance(t, _LAZY):
         device = "meta" if meta else t.device
         kind = nn.UninitializedParameter if isinstance(t, nn.Parameter) else nn.UninitializedBuffer
-        return kind(requires_grad=t.requires_grad, device=device, dtype=cast)
+        return kind(requires_grad=t.requires_grad, device=device, dtype=cast)  # type: ignore[call-arg]
     if meta:
         new = torch.empty(t.shape, dtype=cast, device="meta")
     else:
@@ -50,6 +50,11 @@ def _stand_in(t: torch.Tensor, dtype: torch.dtype | None, meta: bool) -> torch.T
     if isinstance(t, nn.Parameter):
         return nn.Parameter(new, requires_grad=t.requires_grad)
     return new
+
+
+def is_lazy(t: torch.Tensor) -> bool:
+    """Whether ``t`` is an uninitialised (lazy) parameter or buffer."""
+    return isinstance(t, _LAZY)
 
 
 def tensor_bytes(model: nn.Module, dtype: torch.dtype | None = None) -> int:
@@ -147,7 +152,7 @@ def _script_copy(model: nn.Module, dtype: torch.dtype | None, meta: bool) -> nn.
             *module.named_parameters(recurse=False),
             *module.named_buffers(recurse=False),
         ]:
-            module._c.setattr(name, _stand_in(t, dtype, meta))  # type: ignore[operator]
+            module._c.setattr(name, _stand_in(t, dtype, meta))  # type: ignore[union-attr,operator]
     return clone
 
 
