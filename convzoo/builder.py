@@ -20,6 +20,7 @@ from torch import nn
 
 from convzoo.blocks.branches import Parallel, Residual
 from convzoo.config import (
+    MODEL_NAME,
     ConfigError,
     check_mapping,
     check_name,
@@ -33,6 +34,7 @@ from convzoo.layers.standard import Conv
 from convzoo.limits import (
     MAX_DEPTH,
     MAX_LAYERS,
+    MAX_NAME_CHARS,
     MAX_PARAMS,
     MAX_REPEAT,
 )
@@ -399,7 +401,9 @@ def build(
         if input_size is None and "input" not in config:
             raise ConfigError("missing 'input: [C, H, W]' (or pass input_size=)", "input")
         shape = input_shape(input_size if input_size is not None else config["input"])
-        name = str(config.get("name") or (Path(source).stem if source else "model"))
+        stem = Path(source).stem if source else ""
+        plain = len(stem) <= MAX_NAME_CHARS and MODEL_NAME.fullmatch(stem)
+        name = config.get("name") or (stem if plain else "model")
         model = _assemble(config, shape, name, meta=True)
         return model if meta else _assemble(config, shape, name, meta=False)
     except ConfigError as exc:

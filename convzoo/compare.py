@@ -21,7 +21,7 @@ from torch import nn
 
 from convzoo.analysis.analyzer import analyze
 from convzoo.errors import ConvZooError, render
-from convzoo.limits import MAX_PARAMS, check_memory, check_size, human
+from convzoo.limits import MAX_PARAMS, check_memory, check_size
 from convzoo.registry import close_matches, create
 from convzoo.values import input_shape
 
@@ -238,7 +238,7 @@ def measure(
     ]
     if bench:
         needed = bench_bytes(reports, input_size, batch, train)
-        check_memory(needed, max_memory, f"benchmarking at batch {batch:,} ({human(needed)})")
+        check_memory(needed, max_memory, f"benchmarking at batch {batch:,}")
         if real is not None:
             modules = real()
         x = torch.randn(batch, *input_size)

@@ -61,7 +61,7 @@ class _Writer:
             self.put(repr(value))
         elif isinstance(value, int):
             bits = value.bit_length()
-            digits = int(bits * 0.30103) + 1
+            digits = int(bits * 0.30102999566) + 1  # an upper bound, often exact
             self.put(repr(value) if bits <= _BIG_INT_BITS else f"<int of ~{digits:,} digits>")
         elif isinstance(value, (list, tuple, dict)):
             self.container(value, depth)

@@ -66,15 +66,15 @@ LIMITS: dict[str, tuple[int, str]] = {
 """Every limit by name: (value, what it bounds); the README's table is made from it."""
 
 
+_BYTE_LIMITS = {"MEMORY_BUDGET", "MAX_CONFIG_BYTES"}
+
+
 def limits_table() -> str:
     """The markdown table of :data:`LIMITS` that README.md's "Limits" section shows."""
     lines = ["| limit | value | bounds |", "|---|---|---|"]
     for name, (value, what) in LIMITS.items():
-        lines.append(
-            f"| `{name}` | {value:,} ({human(value)}) | {what} |"
-            if value >= KiB
-            else f"| `{name}` | {value:,} | {what} |"
-        )
+        amount = f"{value:,} ({human(value)})" if name in _BYTE_LIMITS else f"{value:,}"
+        lines.append(f"| `{name}` | {amount} | {what} |")
     return "\n".join(lines)
 
 
