@@ -225,6 +225,11 @@ def cmd_rf(args: argparse.Namespace) -> int:
 
         output_path(args.plot, args.force)  # refused before any work
     model, size, name = load_target(args.target, size, meta=True)
+    if args.plot:  # a float64 forward and backward per sample: estimated before any work
+        from convzoo.plots import effective_field_bytes
+
+        needed = effective_field_bytes(model, size)
+        check_memory(needed, args.max_memory, "rf --plot (a float64 forward and backward)")
     report = analyze(model, size, **budget(args))
     names = [row.name for row in report.layers]
     if args.layer not in names:
@@ -243,13 +248,11 @@ def cmd_rf(args: argparse.Namespace) -> int:
         f"{rf.get('start')} (input pixels, h and w)"
     )
     if args.plot:
-        from convzoo.plots import effective_field_bytes, output_path, plot_receptive_field
+        from convzoo.plots import output_path, plot_receptive_field
 
         if len(size) != 3:
             raise ConvZooError(f"--plot needs a CxHxW input, got {'x'.join(map(str, size))}")
         chw = (size[0], size[1], size[2])
-        needed = effective_field_bytes(model, chw)  # float64 forward + backward, estimated
-        check_memory(needed, args.max_memory, "rf --plot (a float64 forward and backward)")
         model, _, _ = load_target(args.target, size)
         path = output_path(args.plot, args.force)
         written = plot_receptive_field(model, chw, path, args.layer, args.samples, name)
