@@ -158,10 +158,10 @@ class Builder:
             allowed = (kind, *COMMON, *EXTRA.get(kind, ()))
             for key in spec:
                 if key not in allowed:
-                    hint = close_matches(str(key), list(allowed), n=1)
+                    hint = close_matches(key, list(allowed), n=1) if isinstance(key, str) else []
                     raise ConfigError(
-                        f"unknown key {key!r} for a {kind} spec; expected {', '.join(allowed)}"
-                        + (f" (did you mean {hint[0]!r}?)" if hint else ""),
+                        f"unknown key {render(key)} for a {kind} spec; expected "
+                        f"{', '.join(allowed)}" + (f" (did you mean {hint[0]!r}?)" if hint else ""),
                         child(where, key),
                     )
         name = spec.get("name")

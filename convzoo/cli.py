@@ -58,7 +58,7 @@ def torchvision_model(name: str) -> nn.Module:
         hints = hints or close_matches(name, names)
         hint = f"; did you mean {', '.join(TORCHVISION + h for h in hints)}?" if hints else ""
         raise ConvZooError(
-            f"unknown torchvision model {name!r}{hint} "
+            f"unknown torchvision model {render(name)}{hint} "
             f"(torchvision.models.list_models() has all {len(names)})"
         )
     kwargs: dict[str, object] = {"weights": None}
@@ -67,7 +67,7 @@ def torchvision_model(name: str) -> nn.Module:
     try:
         return torchvision.models.get_model(name, **kwargs)
     except Exception as exc:
-        raise ConvZooError(f"torchvision cannot build {name!r}: {exc}") from None
+        raise ConvZooError(f"torchvision cannot build {render(name)}: {first_line(exc)}") from None
 
 
 def load_target(
@@ -100,7 +100,7 @@ def emit(text: str, output: str | None) -> None:
     try:
         Path(output).write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise ConvZooError(f"cannot write {output!r}: {exc.strerror or exc}") from None
+        raise ConvZooError(f"cannot write {render(output)}: {exc.strerror or exc}") from None
 
 
 def registry_table(pattern: str = "*", category: str | None = None, fmt: str = "simple") -> str:
@@ -237,7 +237,7 @@ def cmd_rf(args: argparse.Namespace) -> int:
 
         hints = close_matches(args.layer, [n for n in names if n])
         raise ConvZooError(
-            f"no layer named {args.layer!r} in {name}"
+            f"no layer named {render(args.layer)} in {name}"
             + (f"; did you mean {', '.join(map(repr, hints))}?" if hints else "")
         )
     row = report.layer(args.layer)

@@ -123,7 +123,7 @@ def effective_field(
     model = copy.deepcopy(model).eval().double()
     target = dict(model.named_modules()).get(layer)
     if target is None:
-        raise ConvZooError(f"no layer named {layer!r}")
+        raise ConvZooError(f"no layer named {render(layer)}")
     captured: dict[str, torch.Tensor] = {}
     handle = target.register_forward_hook(lambda m, i, o: captured.__setitem__("out", o))
     generator = torch.Generator().manual_seed(seed)
@@ -137,7 +137,9 @@ def effective_field(
             model(x)
             out = captured["out"]
             if out.dim() != 4:
-                raise ConvZooError(f"layer {layer!r} has no spatial output ({list(out.shape)})")
+                raise ConvZooError(
+                    f"layer {render(layer)} has no spatial output ({list(out.shape)})"
+                )
             unit = (out.shape[2] // 2, out.shape[3] // 2)
             (grad,) = torch.autograd.grad(out[0, :, unit[0], unit[1]].sum(), x)
             total += grad.abs().sum((0, 1))

@@ -16,7 +16,7 @@ import yaml
 import convzoo
 from convzoo.cli import main
 from convzoo.config import ConfigError
-from convzoo.limits import MAX_CONFIG_BYTES, MAX_SIZE
+from convzoo.limits import MAX_CONFIG_BYTES, MAX_SIZE, MAX_YAML_NODES
 from tests.conftest import COUNTS
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -365,3 +365,19 @@ def test_projection_shortcuts_count_against_the_limit() -> None:
     }
     with pytest.raises(ConfigError, match=r"projection shortcut brings the model to 2,048,064,000"):
         convzoo.build(config)  # refused on meta, before anything real
+
+
+def test_yaml_node_count_is_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "many.yaml"
+    path.write_text("input: [3, 8, 8]\ndescription: [" + "1," * (MAX_YAML_NODES + 1) + "]\n")
+    assert path.stat().st_size < MAX_CONFIG_BYTES
+    with pytest.raises(ConfigError, match=f"more than {MAX_YAML_NODES:,} YAML nodes"):
+        convzoo.load_config(path)
+
+
+@pytest.mark.parametrize("design", ["a b", "x\x1b[0m", "n" * 65])
+def test_hostile_design_names(design: str, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "cmp.yaml"
+    layers = [{"type": "identity"}]
+    path.write_text(yaml.safe_dump({"input": [1, 4, 4], "compare": {"ok": layers, design: layers}}))
+    assert "compare: expected an identifier" in cli_error(capsys, ["compare", str(path)])
