@@ -91,6 +91,13 @@ def load_target(
     return model, tuple(model.input_size), model.config_name
 
 
+def real(model: nn.Module, target: str, size: tuple[int, ...]) -> nn.Module:
+    """``model`` with real weights: rebuilt from ``target`` when it is on the meta device."""
+    if any(p.is_meta for p in model.parameters()):
+        return load_target(target, size)[0]
+    return model
+
+
 def emit(text: str, output: str | None) -> None:
     """Print ``text`` (one trailing newline), or write it to the file ``output``."""
     text = text if text.endswith("\n") else text + "\n"
@@ -154,7 +161,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         totals = report.totals  # fvcore runs a real forward at batch 1: estimate it first
         needed = totals["param_bytes"] + totals["activation_bytes"] // args.batch
         check_memory(needed + 4 * math.prod(size), args.max_memory, "--check-fvcore")
-        model, size, _ = load_target(args.target, size)
+        model = real(model, args.target, size)
         check = compare_fvcore(model, size).to_text()
     if args.format == "json":
         text = report.to_json()
@@ -253,7 +260,7 @@ def cmd_rf(args: argparse.Namespace) -> int:
         if len(size) != 3:
             raise ConvZooError(f"--plot needs a CxHxW input, got {'x'.join(map(str, size))}")
         chw = (size[0], size[1], size[2])
-        model, _, _ = load_target(args.target, size)
+        model = real(model, args.target, size)
         path = output_path(args.plot, args.force)
         written = plot_receptive_field(model, chw, path, args.layer, args.samples, name)
         print(f"plot written to {written}", file=sys.stderr)
