@@ -134,9 +134,27 @@ def check_nodes(root: yaml.Node | None) -> None:
                 stack.append((value, child(where, text) if text is not None else where))
 
 
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
+NODE_EVENTS = (yaml.ScalarEvent, yaml.AliasEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
+
+
+def count_nodes(text: str) -> None:
+    """Refuse more than :data:`MAX_YAML_NODES` nodes while parsing, before composing any:
+    the parse stops at the first node over the limit, so its cost is bounded too."""
+    for n, event in enumerate(
+        (e for e in yaml.parse(text, Loader=LOADER) if isinstance(e, NODE_EVENTS)), 1
+    ):
+        if n > MAX_YAML_NODES:
+            mark = event.start_mark
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            raise ConfigError(f"{where}more than {MAX_YAML_NODES:,} YAML nodes")
+
+
 def parse_yaml(text: str) -> Any:
-    """YAML text -> Python data with :func:`check_nodes` applied (safe constructors only)."""
-    loader = yaml.SafeLoader(text)
+    """YAML text -> Python data with :func:`count_nodes` and :func:`check_nodes` applied
+    (safe constructors only)."""
+    count_nodes(text)
+    loader = LOADER(text)
     try:
         root = loader.get_single_node()
         check_nodes(root)

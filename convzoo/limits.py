@@ -21,7 +21,7 @@ MAX_PARAMS = 2_000_000_000
 MAX_CONFIG_BYTES = 1 * MiB
 """Size of a config file; checked (on a regular file only) before it is read."""
 
-MAX_YAML_NODES = 100_000
+MAX_YAML_NODES = 20_000
 """YAML nodes (scalars, lists, mappings; an alias counts as one) in one config file."""
 
 MAX_SIZE = 2**20
