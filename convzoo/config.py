@@ -52,7 +52,8 @@ class ConfigError(ConvZooError):
 
     def __init__(self, message: str, where: str = "", source: str | None = None) -> None:
         self.message, self.where, self.source = message, where, source
-        prefix = ": ".join(part for part in (source, where) if part)
+        shown = source if source is None or source.isprintable() else render(source, 200)
+        prefix = ": ".join(part for part in (shown, where) if part)
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
     def located(self, source: str | None) -> ConfigError:

@@ -383,3 +383,9 @@ def test_hostile_design_names(design: str, tmp_path: Path, capsys) -> None:
     layers = [{"type": "identity"}]
     path.write_text(yaml.safe_dump({"input": [1, 4, 4], "compare": {"ok": layers, design: layers}}))
     assert "compare: expected an identifier" in cli_error(capsys, ["compare", str(path)])
+
+
+def test_a_hostile_file_name_stays_on_one_line(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "bad\nname\x1b[2J.yaml"
+    path.write_text("layers: [")
+    assert "'" in cli_error(capsys, ["build", str(path)])
