@@ -9,8 +9,8 @@ where in the config it is.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import math
-import re
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -20,27 +20,32 @@ from torch import nn
 
 from convzoo.blocks.branches import Parallel, Residual
 from convzoo.config import (
-    MAX_DEPTH,
-    MAX_LAYERS,
-    MAX_PARAMS,
-    MAX_REPEAT,
+    MODEL_NAME,
     ConfigError,
     check_mapping,
+    check_name,
     child,
     describe,
     load_config,
 )
-from convzoo.errors import ConvZooError, LayerArgumentError
+from convzoo.errors import ConvZooError, LayerArgumentError, first_line, render
 from convzoo.layers.basic import Activation, BatchNorm
 from convzoo.layers.standard import Conv
+from convzoo.limits import (
+    MAX_DEPTH,
+    MAX_LAYERS,
+    MAX_NAME_CHARS,
+    MAX_PARAMS,
+    MAX_REPEAT,
+)
 from convzoo.registry import LAYERS, close_matches
 from convzoo.shapes import output_shape
+from convzoo.values import check_keyword, input_shape
 
 Shape = tuple[int, ...]
 KINDS = ("type", "block", "sequential", "residual", "parallel")
 COMMON = ("name", "repeat")
 EXTRA = {"residual": ("shortcut", "activation"), "parallel": ("merge",)}
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class Model(nn.Sequential):
@@ -68,7 +73,12 @@ def _inferred(shape: Shape) -> dict[str, Any]:
 
 
 class Builder:
-    """Builds one config; holds the named blocks and the running layer count."""
+    """Builds one config; holds the named blocks, the running layer and parameter counts.
+
+    Build on the meta device first (``torch.device("meta")`` around :meth:`sequence`):
+    every module, projection shortcuts included, is counted against :data:`MAX_PARAMS`
+    before anything real is allocated.
+    """
 
     def __init__(self, config: dict[str, Any]) -> None:
         blocks = config.get("blocks", {}) or {}
@@ -78,9 +88,23 @@ class Builder:
                 f"{describe(blocks)}",
                 "blocks",
             )
+        for ref in blocks:
+            check_name(ref, child("blocks", ref) if isinstance(ref, str) else "blocks")
         self.blocks: dict[str, Any] = blocks
         self.count = 0
         self.params = 0
+
+    def counted(self, module: nn.Module, label: str, where: str) -> nn.Module:
+        """``module`` after adding its parameters to the running count (refused past the
+        limit; on meta, so before anything real exists)."""
+        self.params += sum(p.numel() for p in module.parameters())
+        if self.params > MAX_PARAMS:
+            raise ConfigError(
+                f"{label} brings the model to {self.params:,} parameters, "
+                f"over the limit of {MAX_PARAMS:,}",
+                where,
+            )
+        return module
 
     # -- sequences ---------------------------------------------------------------------------
     def sequence(
@@ -134,18 +158,15 @@ class Builder:
             allowed = (kind, *COMMON, *EXTRA.get(kind, ()))
             for key in spec:
                 if key not in allowed:
-                    hint = close_matches(str(key), list(allowed), n=1)
+                    hint = close_matches(key, list(allowed), n=1) if isinstance(key, str) else []
                     raise ConfigError(
-                        f"unknown key {key!r} for a {kind} spec; expected {', '.join(allowed)}"
-                        + (f" (did you mean {hint[0]!r}?)" if hint else ""),
+                        f"unknown key {render(key)} for a {kind} spec; expected "
+                        f"{', '.join(allowed)}" + (f" (did you mean {hint[0]!r}?)" if hint else ""),
                         child(where, key),
                     )
         name = spec.get("name")
-        if name is not None and (not isinstance(name, str) or not IDENTIFIER.match(name)):
-            raise ConfigError(
-                f"expected an identifier (letters, digits, _), found {describe(name)}",
-                child(where, "name"),
-            )
+        if name is not None:
+            check_name(name, child(where, "name"))
         repeat = spec.get("repeat", 1)
         if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= MAX_REPEAT:
             raise ConfigError(
@@ -165,9 +186,9 @@ class Builder:
             raise ConfigError(f"config expands to more than {MAX_LAYERS} layers", where)
         type_name = spec["type"]
         if not isinstance(type_name, str) or type_name not in LAYERS:
-            hints = close_matches(str(type_name), LAYERS.names())
+            hints = close_matches(type_name, LAYERS.names()) if isinstance(type_name, str) else []
             raise ConfigError(
-                f"unknown layer type {type_name!r}"
+                f"unknown layer type {render(type_name)}"
                 + (f"; did you mean {', '.join(repr(h) for h in hints)}?" if hints else "")
                 + " (convzoo list shows them all)",
                 child(where, "type"),
@@ -177,13 +198,15 @@ class Builder:
         kwargs = {k: v for k, v in spec.items() if k not in ("type", *COMMON)}
         for key in kwargs:
             if key not in accepted:
-                hint = close_matches(str(key), accepted, n=1)
+                hint = close_matches(key, accepted, n=1) if isinstance(key, str) else []
                 raise ConfigError(
-                    f"{type_name} has no keyword {key!r}"
+                    f"{type_name} has no keyword {render(key)}"
                     + (f" (did you mean {hint[0]!r}?)" if hint else "")
                     + f"; it accepts {', '.join(accepted)}",
                     child(where, key),
                 )
+        for key, value in kwargs.items():
+            check_keyword(entry.cls, key, value, child(where, key))
         for key, value in _inferred(shape).items():
             if key not in accepted:
                 continue
@@ -200,44 +223,32 @@ class Builder:
             raise ConfigError(
                 f"{type_name} needs {', '.join(missing)} (input shape here: {shape})", where
             )
-        size = sum(p.numel() for p in self.construct(entry.cls, kwargs, where, True).parameters())
-        self.params += size
-        if self.params > MAX_PARAMS:
-            raise ConfigError(
-                f"{type_name} brings the model to {self.params:,} parameters, "
-                f"over the limit of {MAX_PARAMS:,}",
-                where,
-            )
-        module = self.construct(entry.cls, kwargs, where, False)
+        module = self.counted(self.construct(entry.cls, kwargs, where), type_name, where)
         return module, self.infer(module, shape, where, type_name)
 
     # builtins.type: inside this class body `type` is the method Builder.type above
     @staticmethod
-    def construct(
-        cls: builtins.type[nn.Module], kwargs: dict[str, Any], where: str, meta: bool
-    ) -> nn.Module:
-        """``cls(**kwargs)`` (on the meta device to size it first) with located errors."""
+    def construct(cls: builtins.type[nn.Module], kwargs: dict[str, Any], where: str) -> nn.Module:
+        """``cls(**kwargs)`` with located errors."""
         try:
-            if meta:
-                with torch.device("meta"):
-                    return cls(**kwargs)
             return cls(**kwargs)
         except LayerArgumentError as exc:
             at = child(where, exc.argument) if exc.argument in kwargs else where
             raise ConfigError(str(exc), at) from None
         except (ConvZooError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
             name = getattr(cls, "registry_name", cls.__name__)
-            raise ConfigError(f"cannot build {name}: {exc}", where) from None
+            raise ConfigError(f"cannot build {name}: {first_line(exc)}", where) from None
 
     @staticmethod
     def infer(module: nn.Module, shape: Shape, where: str, label: str) -> Shape:
         try:
             out = output_shape(module, shape)
         except ConvZooError as exc:
-            raise ConfigError(f"{exc} (input shape {shape})", where) from None
-        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(f"{label} fails on input shape {shape}: {first}", where) from None
+            raise ConfigError(f"{first_line(exc)} (input shape {shape})", where) from None
+        except (RuntimeError, ValueError, TypeError, IndexError, OverflowError) as exc:
+            raise ConfigError(
+                f"{label} fails on input shape {shape}: {first_line(exc)}", where
+            ) from None
         if any(n < 1 for n in out):
             raise ConfigError(f"{label} shrinks the input {shape} to {out}: a size below 1", where)
         return out
@@ -247,9 +258,9 @@ class Builder:
     ) -> tuple[nn.Module, Shape]:
         ref = spec["block"]
         if not isinstance(ref, str) or ref not in self.blocks:
-            hints = close_matches(str(ref), sorted(self.blocks))
+            hints = close_matches(ref, sorted(self.blocks)) if isinstance(ref, str) else []
             raise ConfigError(
-                f"undefined block {ref!r}"
+                f"undefined block {render(ref)}"
                 + (f"; did you mean {', '.join(repr(h) for h in hints)}?" if hints else "")
                 + (
                     f" (defined: {', '.join(sorted(self.blocks))})"
@@ -284,13 +295,18 @@ class Builder:
             )
         shortcut = None
         if mode == "projection" or (mode == "auto" and out != shape):
-            shortcut = projection(shape, out, child(where, "shortcut"))
+            at = child(where, "shortcut")
+            shortcut = self.counted(projection(shape, out, at), "the projection shortcut", at)
         elif out != shape:
             raise ConfigError(
                 f"identity shortcut needs the body to keep the shape, but it maps {shape} to {out}",
                 child(where, "shortcut"),
             )
         act = spec.get("activation")
+        if act is not None and not isinstance(act, str):
+            raise ConfigError(
+                f"expected an activation name, found {describe(act)}", child(where, "activation")
+            )
         try:
             act_module = None if act is None else Activation(act)
         except LayerArgumentError as exc:
@@ -348,23 +364,29 @@ def projection(shape: Shape, out: Shape, where: str) -> nn.Module:
     )
 
 
-def input_shape(value: Any, where: str = "input") -> Shape:
-    """Validate ``(C, H, W)`` (or any tuple of positive ints)."""
-    if (
-        not isinstance(value, (list, tuple))
-        or not value
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-    ):
-        raise ConfigError(
-            f"expected a list of positive ints like [3, 224, 224], found {describe(value)}", where
-        )
-    return tuple(value)
+def _assemble(config: dict[str, Any], shape: Shape, name: str, meta: bool) -> Model:
+    """The model of ``config`` on ``shape``, on the meta device or real."""
+    with torch.device("meta") if meta else contextlib.nullcontext():
+        body, _ = Builder(config).sequence(config["layers"], shape, "layers", 0, ())
+    model = Model(OrderedDict(body.named_children()), name, shape)
+    total = sum(p.numel() for p in model.parameters())
+    if total > MAX_PARAMS:  # every parameter of every module, whatever made it
+        raise ConfigError(f"the model has {total:,} parameters, over the limit of {MAX_PARAMS:,}")
+    return model
 
 
-def build(config: dict[str, Any] | str | Path, input_size: tuple[int, ...] | None = None) -> Model:
+def build(
+    config: dict[str, Any] | str | Path,
+    input_size: tuple[int, ...] | None = None,
+    *,
+    meta: bool = False,
+) -> Model:
     """Build the model a config describes (a dict, or a YAML file path).
 
     ``input_size`` ``(C, H, W)`` overrides the config's ``input``; one of them is needed.
+    The model is always built on the meta device first, where every parameter is counted
+    against :data:`~convzoo.limits.MAX_PARAMS`; ``meta=True`` returns that model (enough
+    for :func:`convzoo.analyze`, no memory), otherwise it is built again with real weights.
     """
     source = None
     if isinstance(config, (str, Path)):
@@ -379,8 +401,10 @@ def build(config: dict[str, Any] | str | Path, input_size: tuple[int, ...] | Non
         if input_size is None and "input" not in config:
             raise ConfigError("missing 'input: [C, H, W]' (or pass input_size=)", "input")
         shape = input_shape(input_size if input_size is not None else config["input"])
-        body, _ = Builder(config).sequence(config["layers"], shape, "layers", 0, ())
-        name = str(config.get("name") or (Path(source).stem if source else "model"))
-        return Model(OrderedDict(body.named_children()), name, shape)
+        stem = Path(source).stem if source else ""
+        plain = len(stem) <= MAX_NAME_CHARS and MODEL_NAME.fullmatch(stem)
+        name = config.get("name") or (stem if plain else "model")
+        model = _assemble(config, shape, name, meta=True)
+        return model if meta else _assemble(config, shape, name, meta=False)
     except ConfigError as exc:
         raise exc.located(source) from None

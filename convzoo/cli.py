@@ -1,22 +1,28 @@
 """The ``convzoo`` command line: ``list`` the registry, ``build`` a config, ``report`` costs.
 
-Every expected failure (bad config, unknown name, malformed size) prints one line to
-stderr and exits with status 2; never a traceback.
+Every expected failure (bad config, unknown name, malformed size, a resource limit)
+prints one line to stderr and exits with status 2; an internal bug prints a one-line
+summary and exits with status 1 (``--debug`` shows its traceback); never a traceback
+otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
-from convzoo.errors import ConvZooError
+from convzoo.arguments import Parser, budget, count, memory, parse_size
+from convzoo.errors import ConvZooError, first_line, render
+from convzoo.limits import MAX_SAMPLES, MEMORY_BUDGET, check_memory, human
 from convzoo.registry import LAYERS, close_matches
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,30 +48,6 @@ def command(
     return decorator
 
 
-def parse_size(text: str) -> tuple[int, ...]:
-    """``"3x224x224"`` -> ``(3, 224, 224)``; a clear error otherwise."""
-    try:
-        size = tuple(int(part) for part in text.lower().split("x"))
-    except ValueError:
-        size = ()
-    if not size or any(v < 1 for v in size):
-        raise ConvZooError(
-            f"--input must look like 3x224x224 (positive ints joined by x), got {text!r}"
-        )
-    return size
-
-
-def count(text: str, minimum: int) -> int:
-    """An int >= ``minimum`` for argparse; its error exits with status 2."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be an int >= {minimum}, got {text!r}")
-    return value
-
-
 def torchvision_model(name: str) -> nn.Module:
     """``torchvision.models.get_model(name, weights=None)``: random weights, no download."""
     import torchvision
@@ -76,7 +58,7 @@ def torchvision_model(name: str) -> nn.Module:
         hints = hints or close_matches(name, names)
         hint = f"; did you mean {', '.join(TORCHVISION + h for h in hints)}?" if hints else ""
         raise ConvZooError(
-            f"unknown torchvision model {name!r}{hint} "
+            f"unknown torchvision model {render(name)}{hint} "
             f"(torchvision.models.list_models() has all {len(names)})"
         )
     kwargs: dict[str, object] = {"weights": None}
@@ -85,27 +67,35 @@ def torchvision_model(name: str) -> nn.Module:
     try:
         return torchvision.models.get_model(name, **kwargs)
     except Exception as exc:
-        raise ConvZooError(f"torchvision cannot build {name!r}: {exc}") from None
+        raise ConvZooError(f"torchvision cannot build {render(name)}: {first_line(exc)}") from None
 
 
 def load_target(
-    target: str, size: tuple[int, ...] | None
+    target: str, size: tuple[int, ...] | None, meta: bool = False
 ) -> tuple[nn.Module, tuple[int, ...], str]:
     """``(model, input size, display name)`` for a config path or ``torchvision:NAME``.
 
-    torchvision models default to a 3x224x224 input, configs to their ``input``.
+    torchvision models default to a 3x224x224 input, configs to their ``input``; configs
+    are built on the meta device (no weights allocated) when ``meta``.
     """
     if target.startswith(TORCHVISION):
         name = target[len(TORCHVISION) :]
         return torchvision_model(name), size or TORCHVISION_INPUT, target
     from convzoo.builder import build
 
-    if not Path(target).is_file():
+    if not Path(target).exists():
         raise ConvZooError(
-            f"no config file {target!r} (a target is a YAML config path or torchvision:NAME)"
+            f"no config file {render(target)} (a target is a YAML config path or torchvision:NAME)"
         )
-    model = build(target, size)
+    model = build(target, size, meta=meta)
     return model, tuple(model.input_size), model.config_name
+
+
+def real(model: nn.Module, target: str, size: tuple[int, ...]) -> nn.Module:
+    """``model`` with real weights: rebuilt from ``target`` when it is on the meta device."""
+    if any(p.is_meta for p in model.parameters()):
+        return load_target(target, size)[0]
+    return model
 
 
 def emit(text: str, output: str | None) -> None:
@@ -117,7 +107,7 @@ def emit(text: str, output: str | None) -> None:
     try:
         Path(output).write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise ConvZooError(f"cannot write {output!r}: {exc.strerror or exc}") from None
+        raise ConvZooError(f"cannot write {render(output)}: {exc.strerror or exc}") from None
 
 
 def registry_table(pattern: str = "*", category: str | None = None, fmt: str = "simple") -> str:
@@ -143,7 +133,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from convzoo.builder import build
 
-    model = build(args.config, parse_size(args.input) if args.input else None)
+    model = build(args.config, parse_size(args.input) if args.input else None, meta=True)
     params = sum(p.numel() for p in model.parameters())
     print(model)
     print(f"{model.config_name}: {params:,} parameters, input {model.input_size}")
@@ -155,13 +145,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     from convzoo.analysis.analyzer import analyze
 
     size = parse_size(args.input) if args.input else None
-    model, size, name = load_target(args.target, size)
-    report = analyze(model, size, batch_size=args.batch, receptive_fields=not args.no_fields)
+    model, size, name = load_target(args.target, size, meta=True)
+    report = analyze(
+        model,
+        size,
+        batch_size=args.batch,
+        receptive_fields=not args.no_fields,
+        **budget(args),
+    )
     report.target = name
     check = None
     if args.check_fvcore:
         from convzoo.analysis.peers import compare_fvcore
 
+        totals = report.totals  # fvcore runs a real forward at batch 1: estimate it first
+        needed = totals["param_bytes"] + totals["activation_bytes"] // args.batch
+        check_memory(needed + 4 * math.prod(size), args.max_memory, "--check-fvcore")
+        model = real(model, args.target, size)
         check = compare_fvcore(model, size).to_text()
     if args.format == "json":
         text = report.to_json()
@@ -182,11 +182,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from convzoo.compare import compare, compare_config, rows_table
 
+    if args.plot:
+        from convzoo.plots import output_path
+
+        output_path(args.plot, args.force)  # refused before any work
     options = {
         "batch": args.batch,
         "bench": args.bench or args.train,
         "train": args.train,
         "progress": args.bench or args.train,
+        "max_memory": args.max_memory,
     }
     if args.config:
         rows = compare_config(args.config, **options)
@@ -211,8 +216,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.plot:
         from convzoo.plots import plot_comparison
 
-        plot_comparison(rows, args.plot, title)
-        print(f"plot written to {args.plot}", file=sys.stderr)
+        written = plot_comparison(rows, output_path(args.plot, args.force), title)
+        print(f"plot written to {written}", file=sys.stderr)
     return 0
 
 
@@ -222,15 +227,24 @@ def cmd_rf(args: argparse.Namespace) -> int:
     from convzoo.analysis.render import field_text
 
     size = parse_size(args.input) if args.input else None
-    model, size, name = load_target(args.target, size)
-    report = analyze(model, size)
+    if args.plot:
+        from convzoo.plots import output_path
+
+        output_path(args.plot, args.force)  # refused before any work
+    model, size, name = load_target(args.target, size, meta=True)
+    if args.plot:  # a float64 forward and backward per sample: estimated before any work
+        from convzoo.plots import effective_field_bytes
+
+        needed = effective_field_bytes(model, size)
+        check_memory(needed, args.max_memory, "rf --plot (a float64 forward and backward)")
+    report = analyze(model, size, **budget(args))
     names = [row.name for row in report.layers]
     if args.layer not in names:
         from convzoo.registry import close_matches
 
         hints = close_matches(args.layer, [n for n in names if n])
         raise ConvZooError(
-            f"no layer named {args.layer!r} in {name}"
+            f"no layer named {render(args.layer)} in {name}"
             + (f"; did you mean {', '.join(map(repr, hints))}?" if hints else "")
         )
     row = report.layer(args.layer)
@@ -241,18 +255,21 @@ def cmd_rf(args: argparse.Namespace) -> int:
         f"{rf.get('start')} (input pixels, h and w)"
     )
     if args.plot:
-        from convzoo.plots import plot_receptive_field
+        from convzoo.plots import output_path, plot_receptive_field
 
         if len(size) != 3:
             raise ConvZooError(f"--plot needs a CxHxW input, got {'x'.join(map(str, size))}")
         chw = (size[0], size[1], size[2])
-        plot_receptive_field(model, chw, args.plot, args.layer, args.samples, name)
-        print(f"plot written to {args.plot}", file=sys.stderr)
+        model = real(model, args.target, size)
+        path = output_path(args.plot, args.force)
+        written = plot_receptive_field(model, chw, path, args.layer, args.samples, name)
+        print(f"plot written to {written}", file=sys.stderr)
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="convzoo", description=__doc__.splitlines()[0])
+    top = Parser(prog="convzoo", description=__doc__.splitlines()[0])
+    top.add_argument("--debug", action="store_true", help="show the traceback of a bug")
     sub = top.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="list registered layers and blocks")
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'depth*'")
@@ -306,19 +323,40 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", help="theoretical field over the effective one")
     p.add_argument(
         "--samples",
-        type=lambda t: count(t, 1),
+        type=lambda t: count(t, 1, MAX_SAMPLES),
         default=8,
-        help="random inputs averaged for the effective field (8)",
+        help=f"random inputs averaged for the effective field (8; at most {MAX_SAMPLES:,})",
     )
+    for name, p in sub.choices.items():
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="")
+        if name in ("report", "rf", "compare"):
+            p.add_argument(
+                "--max-memory",
+                type=memory,
+                metavar="BYTES",
+                help=f"budget of real tensors, e.g. 8GiB (default {human(MEMORY_BUDGET)})",
+            )
+        if name in ("rf", "compare"):
+            p.add_argument("--force", action="store_true", help="overwrite an existing --plot")
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """Run the command line; returns the exit status (0, 1 for a bug, 2 for a user error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
     try:
+        args = parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except ConvZooError as exc:
-        print(f"convzoo: error: {exc}", file=sys.stderr)
+        print(f"convzoo: error: {first_line(exc, 2000)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            "convzoo: error: out of memory; try a smaller input or batch, or a lower "
+            "--max-memory so the estimate refuses it first",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("convzoo: interrupted", file=sys.stderr)
@@ -326,6 +364,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `convzoo list | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # a bug: one line, the traceback on request
+        if debug:
+            traceback.print_exc()
+        print(
+            f"convzoo: internal error: {type(exc).__name__}: {first_line(exc)} "
+            "(a bug; --debug shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

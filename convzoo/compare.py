@@ -10,6 +10,7 @@ delivers all of the saving, 0.5 half of it.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,8 +20,10 @@ import torch
 from torch import nn
 
 from convzoo.analysis.analyzer import analyze
-from convzoo.errors import ConvZooError
+from convzoo.errors import ConvZooError, render
+from convzoo.limits import MAX_PARAMS, check_memory, check_size
 from convzoo.registry import close_matches, create
+from convzoo.values import input_shape
 
 # How each design replaces a k x k convolution at the same input and output shape:
 # variant -> (registered layer, keywords as a function of k and the channel counts).
@@ -126,18 +129,27 @@ def compare(
     progress: bool = False,
     padding: str = "same",
     bias: bool = True,
+    max_memory: int | None = None,
 ) -> list[Row]:
     """Rows for each variant replacing a ``kernel`` x ``kernel`` conv; the first is ``conv``.
 
     Every design uses ``padding`` ("same" or "valid") and ``bias``, so all of them map
-    ``Tensor[batch, in_channels, size, size]`` to the same output shape.
+    ``Tensor[batch, in_channels, size, size]`` to the same output shape. The designs are
+    built and analyzed on meta tensors; ``bench=True`` builds real ones only after their
+    memory is estimated within ``max_memory`` bytes (None: the default budget).
     """
+    for value, what in ((in_channels, "in_channels"), (out_channels, "out_channels")):
+        check_size(value, what)
+    check_size(kernel, "kernel", minimum=3)
+    check_size(size, "size")
+    check_size(batch, "batch")
+    input_shape((in_channels, size, size), "input", batch)
     names = list(variants or DEFAULT)
     for name in names:
         if name not in VARIANTS:
-            hints = close_matches(name, sorted(VARIANTS))
+            hints = close_matches(name, sorted(VARIANTS)) if isinstance(name, str) else []
             raise ConvZooError(
-                f"unknown variant {name!r}"
+                f"unknown variant {render(name)}"
                 + (f"; did you mean {', '.join(map(repr, hints))}?" if hints else "")
                 + f" (choose from {', '.join(sorted(VARIANTS))})"
             )
@@ -146,11 +158,41 @@ def compare(
             f"--kernel must be an odd size >= 3 (a 3x3 stack has an odd field), got {kernel}"
         )
     if padding not in ("same", "valid"):
-        raise ConvZooError(f"--padding must be 'same' or 'valid', got {padding!r}")
+        raise ConvZooError(f"--padding must be 'same' or 'valid', got {render(padding)}")
+    if not isinstance(bias, bool):
+        raise ConvZooError(f"bias must be True or False, got {render(bias)}")
     common = {"padding": padding, "bias": bias}
     names = ["conv", *(n for n in names if n != "conv")]
-    modules = {n: make_variant(n, kernel, in_channels, out_channels, **common) for n in names}
-    return measure(modules, (in_channels, size, size), batch, bench, train, min_run_time, progress)
+
+    def designs() -> dict[str, nn.Module]:
+        return {n: make_variant(n, kernel, in_channels, out_channels, **common) for n in names}
+
+    with torch.device("meta"):
+        modules = designs()
+    return measure(
+        modules,
+        (in_channels, size, size),
+        batch,
+        bench,
+        train,
+        min_run_time,
+        progress,
+        real=designs,
+        max_memory=max_memory,
+    )
+
+
+def bench_bytes(
+    reports: Mapping[str, Any], input_size: tuple[int, ...], batch: int, train: bool
+) -> int:
+    """About the bytes of real tensors a benchmark of these designs needs: every design's
+    weights (and gradients when ``train``), the input, and twice (three times when
+    ``train``) the largest design's activations for the buffers its kernels use."""
+    elements = batch * math.prod(input_size)
+    params = sum(r.totals["param_bytes"] for r in reports.values())
+    activations = max(r.totals["activation_bytes"] for r in reports.values())
+    factor = 2 if train else 1
+    return 4 * elements * factor + params * factor + activations * (factor + 1)
 
 
 def measure(
@@ -161,8 +203,19 @@ def measure(
     train: bool = False,
     min_run_time: float = 0.2,
     progress: bool = False,
+    real: Callable[[], Mapping[str, nn.Module]] | None = None,
+    max_memory: int | None = None,
 ) -> list[Row]:
-    """Analyze (and optionally time) named modules on one input; the first is the baseline."""
+    """Analyze (and optionally time) named modules on one input; the first is the baseline.
+
+    ``modules`` may be on the meta device; ``bench`` then times the ones ``real()`` builds,
+    once :func:`bench_bytes` is within ``max_memory`` (None: the default budget).
+    """
+    total = sum(p.numel() for m in modules.values() for p in m.parameters())
+    if total > MAX_PARAMS:
+        raise ConvZooError(
+            f"the designs have {total:,} parameters together, over the limit of {MAX_PARAMS:,}"
+        )
     reports = {n: analyze(m, input_size, batch_size=batch) for n, m in modules.items()}
     shapes = {n: r.output_shape for n, r in reports.items()}
     if len({str(s) for s in shapes.values()}) != 1:
@@ -184,6 +237,10 @@ def measure(
         for n, r in reports.items()
     ]
     if bench:
+        needed = bench_bytes(reports, input_size, batch, train)
+        check_memory(needed, max_memory, f"benchmarking at batch {batch:,}")
+        if real is not None:
+            modules = real()
         x = torch.randn(batch, *input_size)
         items = list(modules.items())
         if progress:
@@ -209,11 +266,13 @@ def compare_config(
     train: bool = False,
     min_run_time: float = 0.2,
     progress: bool = False,
+    max_memory: int | None = None,
 ) -> list[Row]:
     """``convzoo compare CONFIG.yaml``: a config whose ``compare:`` maps design names to
-    layer lists, all built on its ``input``; the first design is the baseline."""
-    from convzoo.builder import build
-    from convzoo.config import ConfigError, load_config
+    layer lists, all built on its ``input``; the first design is the baseline. Built on
+    meta tensors; real ones only for ``bench``, within ``max_memory``."""
+    from convzoo.builder import Model, build
+    from convzoo.config import ConfigError, check_name, load_config
 
     data = load_config(path) if not isinstance(path, dict) else path
     designs = data.get("compare")
@@ -223,15 +282,33 @@ def compare_config(
             "compare",
             str(path),
         )
-    modules = {}
-    for name, layers in designs.items():
-        try:
-            spec = {"input": data.get("input"), "layers": layers, "blocks": data.get("blocks")}
-            modules[str(name)] = build(spec)
-        except ConfigError as exc:
-            raise ConfigError(exc.message, f"compare.{name}.{exc.where}", str(path)) from None
-    input_size = next(iter(modules.values())).input_size
-    return measure(modules, input_size, batch, bench, train, min_run_time, progress)
+    for name in designs:
+        check_name(name, "compare", source=str(path))
+
+    def models(meta: bool) -> dict[str, Model]:
+        modules: dict[str, Model] = {}
+        for name, layers in designs.items():
+            try:
+                spec = {"input": data.get("input"), "layers": layers, "blocks": data.get("blocks")}
+                modules[name] = build(spec, meta=meta)
+            except ConfigError as exc:
+                where = f"compare.{name}.{exc.where}" if exc.where else f"compare.{name}"
+                raise ConfigError(exc.message, where, str(path)) from None
+        return modules
+
+    modules = models(meta=True)
+    input_size = tuple(next(iter(modules.values())).input_size)
+    return measure(
+        modules,
+        input_size,
+        batch,
+        bench,
+        train,
+        min_run_time,
+        progress,
+        real=lambda: models(meta=False),
+        max_memory=max_memory,
+    )
 
 
 def rows_table(rows: list[Row], fmt: str = "table") -> str:

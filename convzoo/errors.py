@@ -1,6 +1,17 @@
-"""Exception types raised by convzoo, all subclasses of ``ValueError``."""
+"""Exception types raised by convzoo, all subclasses of ``ValueError``, and :func:`render`,
+the one way a user's value is shown inside a message."""
 
 from __future__ import annotations
+
+from typing import Any
+
+RENDER_CHARS = 60
+"""Characters of a value shown in a message (an ellipsis marks a cut)."""
+
+RENDER_DEPTH = 3
+"""Nested lists / mappings shown in a message; deeper ones are shown as ``[...]``."""
+
+_BIG_INT_BITS = 256  # ints wider than this are described, not written out
 
 
 class ConvZooError(ValueError):
@@ -24,3 +35,76 @@ def require(condition: bool, layer: str, argument: str, message: str) -> None:
     """Raise :class:`LayerArgumentError` unless ``condition`` holds."""
     if not condition:
         raise LayerArgumentError(layer, argument, message)
+
+
+class _Full(Exception):
+    """The rendering budget is spent."""
+
+
+class _Writer:
+    """Pieces of a rendering, refusing more once ``limit`` characters are written."""
+
+    def __init__(self, limit: int) -> None:
+        self.parts: list[str] = []
+        self.left = limit
+
+    def put(self, text: str) -> None:
+        self.parts.append(text[: self.left + 1])
+        self.left -= len(text)
+        if self.left < 0:
+            raise _Full
+
+    def value(self, value: Any, depth: int) -> None:
+        if isinstance(value, str):
+            self.put(repr(value[: self.left + 2]))  # repr escapes newlines and escapes
+        elif isinstance(value, bool) or value is None or isinstance(value, float):
+            self.put(repr(value))
+        elif isinstance(value, int):
+            bits = value.bit_length()
+            digits = int(bits * 0.30102999566) + 1  # an upper bound, often exact
+            self.put(repr(value) if bits <= _BIG_INT_BITS else f"<int of ~{digits:,} digits>")
+        elif isinstance(value, (list, tuple, dict)):
+            self.container(value, depth)
+        else:
+            self.put(f"<{type(value).__name__}>")
+
+    def container(self, value: list | tuple | dict, depth: int) -> None:
+        opening, closing = ("{", "}") if isinstance(value, dict) else ("[", "]")
+        if isinstance(value, tuple):
+            opening, closing = "(", ")"
+        if depth <= 0 and value:
+            self.put(f"{opening}...{closing}")
+            return
+        self.put(opening)
+        items = value.items() if isinstance(value, dict) else ((None, v) for v in value)
+        for i, (key, item) in enumerate(items):
+            if i:
+                self.put(", ")
+            if isinstance(value, dict):
+                self.value(key, depth - 1)
+                self.put(": ")
+            self.value(item, depth - 1)
+        self.put(closing)
+
+
+def render(value: Any, limit: int = RENDER_CHARS, depth: int = RENDER_DEPTH) -> str:
+    """``repr``-like text of any user value, at most ``limit`` characters and ``depth``
+    nested containers, computed without rendering the whole value: a YAML alias bomb, a
+    huge int or a megabyte string costs microseconds. Strings are quoted with control
+    characters escaped, so the result is always one printable line."""
+    writer = _Writer(limit)
+    try:
+        writer.value(value, depth)
+    except _Full:
+        return "".join(writer.parts)[: max(limit - 3, 0)] + "..."
+    except RecursionError:  # pragma: no cover - depth is capped well below the stack
+        return f"<{type(value).__name__}>"
+    return "".join(writer.parts)
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of ``str(exc)``, at most ``limit`` characters (or the exception's
+    type name when it has no text): C++ frames and long dumps never reach a message."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from convzoo.errors import ConvZooError
+from convzoo.errors import ConvZooError, render
+from convzoo.limits import MAX_SAMPLES, check_size
 
 
 def _pyplot() -> Any:
@@ -23,6 +26,44 @@ def _pyplot() -> Any:
             f"plotting needs matplotlib: pip install 'convzoo[plot]' ({exc})"
         ) from None
     return plt
+
+
+IMAGE_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")
+"""File extensions a plot may be written as (the format follows the extension)."""
+
+
+def output_path(path: str | Path, force: bool = False) -> Path:
+    """``path`` checked before any work: an image extension from :data:`IMAGE_FORMATS`, a
+    parent directory that exists, not a directory, and no existing file unless ``force``.
+    The plot is then written to exactly this path."""
+    text = str(path)
+    path = Path(path)
+    extension = path.suffix[1:].lower()
+    if extension not in IMAGE_FORMATS:
+        raise ConvZooError(
+            f"cannot write a plot to {render(text)}: the name must end in "
+            f"{', '.join('.' + f for f in IMAGE_FORMATS)}"
+        )
+    if path.is_dir():
+        raise ConvZooError(f"cannot write a plot to {render(text)}: it is a directory")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ConvZooError(
+            f"cannot write a plot to {render(text)}: no directory {render(str(parent))}"
+        )
+    if path.exists() and not force:
+        raise ConvZooError(f"{render(text)} exists; pass --force (force=True) to overwrite it")
+    return path
+
+
+def save(fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` to exactly ``path`` (the format from its extension); one-line errors."""
+    path = Path(path)
+    try:
+        fig.savefig(path, dpi=110, format=path.suffix[1:].lower())
+    except OSError as exc:
+        raise ConvZooError(f"cannot write {render(str(path))}: {exc.strerror or exc}") from None
+    return path
 
 
 def plot_comparison(rows: Sequence[Any], path: str | Path, title: str) -> Path:
@@ -55,10 +96,10 @@ def plot_comparison(rows: Sequence[Any], path: str | Path, title: str) -> Path:
         ax.margins(y=0.15)
     fig.suptitle(f"{title}\n(labels: ratio to {names[0]})", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    try:
+        return save(fig, path)
+    finally:
+        plt.close(fig)
 
 
 def effective_field(
@@ -71,34 +112,59 @@ def effective_field(
     """Luo et al. 2016: mean |d unit / d input| over random inputs, ``Tensor[H, W]``.
 
     The unit is the centre position of ``layer``'s output (all channels summed); returns
-    the map and the unit's (row, col). The model is run on a deep copy in eval mode.
+    the map and the unit's (row, col). The model is run on a deep copy in eval mode;
+    ``samples`` is at most :data:`~convzoo.limits.MAX_SAMPLES`, with a progress bar on a
+    terminal. :func:`effective_field_bytes` estimates the memory it needs.
     """
     import copy
+
+    check_size(samples, "samples", MAX_SAMPLES)
 
     model = copy.deepcopy(model).eval().double()
     target = dict(model.named_modules()).get(layer)
     if target is None:
-        raise ConvZooError(f"no layer named {layer!r}")
+        raise ConvZooError(f"no layer named {render(layer)}")
     captured: dict[str, torch.Tensor] = {}
     handle = target.register_forward_hook(lambda m, i, o: captured.__setitem__("out", o))
     generator = torch.Generator().manual_seed(seed)
     total = torch.zeros(input_size[1:], dtype=torch.float64)
     unit = (0, 0)
     try:
-        for _ in range(samples):
+        for _ in progress(range(samples), "effective field", "input"):
             x = torch.randn(
                 (1, *input_size), generator=generator, dtype=torch.float64, requires_grad=True
             )
             model(x)
             out = captured["out"]
             if out.dim() != 4:
-                raise ConvZooError(f"layer {layer!r} has no spatial output ({list(out.shape)})")
+                raise ConvZooError(
+                    f"layer {render(layer)} has no spatial output ({list(out.shape)})"
+                )
             unit = (out.shape[2] // 2, out.shape[3] // 2)
             (grad,) = torch.autograd.grad(out[0, :, unit[0], unit[1]].sum(), x)
             total += grad.abs().sum((0, 1))
     finally:
         handle.remove()
     return total / samples, unit
+
+
+def effective_field_bytes(model: nn.Module, input_size: tuple[int, ...]) -> int:
+    """About the bytes of real tensors :func:`effective_field` needs: the model and its
+    float64 copy, and float64 activations kept for the backward pass and their gradients
+    (estimated from a meta-tensor analysis, so ``model`` may be on the meta device)."""
+    from convzoo.analysis.analyzer import analyze
+
+    totals = analyze(model, input_size, receptive_fields=False).totals
+    return 3 * totals["param_bytes"] + 4 * totals["activation_bytes"] + 16 * math.prod(input_size)
+
+
+def progress(items: Sequence[Any], desc: str, unit: str) -> Any:
+    """``items`` with a tqdm progress bar on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit=unit, leave=False)
 
 
 def plot_receptive_field(
@@ -170,7 +236,7 @@ def plot_receptive_field(
         f"{name or report.target} / {layer or 'output'}: unit {unit}\n{field}", fontsize=10
     )
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    try:
+        return save(fig, path)
+    finally:
+        plt.close(fig)

@@ -106,3 +106,15 @@ def test_config_file_roundtrip(tmp_path) -> None:
     model = convzoo.build(path)
     assert model.config_name == "seed"
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 2, 60, 60)
+
+
+def test_meta_build_allocates_nothing_and_counts_the_same() -> None:
+    config = convzoo.load_config("configs/resnet18.yaml")
+    meta = convzoo.build(config, meta=True)
+    real = convzoo.build(config)
+    assert all(p.is_meta for p in meta.parameters())
+    assert not any(p.is_meta for p in real.parameters())
+    assert [(n, p.shape) for n, p in meta.named_parameters()] == [
+        (n, p.shape) for n, p in real.named_parameters()
+    ]
+    assert str(meta) == str(real)

@@ -157,10 +157,9 @@ def test_output_to_missing_directory(capsys: pytest.CaptureFixture[str], tmp_pat
     "argv", [["report", SEED, "--batch", "0"], ["report", SEED, "--depth", "x"]]
 )
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    assert "must be an int" in capsys.readouterr().err
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert "must be an int" in err and "--help" in err
 
 
 def test_compare_default_is_the_headline_table(capsys: pytest.CaptureFixture[str]) -> None:

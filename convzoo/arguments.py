@@ -1,0 +1,77 @@
+"""Command-line argument types: one-line usage errors, sizes, counts and memory amounts,
+each bounded by :mod:`convzoo.limits` and each showing a user's value through
+:func:`convzoo.errors.render`."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from typing import Any, NoReturn
+
+from convzoo.errors import ConvZooError, render
+from convzoo.limits import MAX_INPUT_ELEMENTS, MAX_SIZE, parse_bytes
+
+
+class UsageError(ConvZooError):
+    """A malformed command line (argparse's complaint, on one line)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (user values bounded), raised instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        message = " ".join(message.split())
+        if len(message) > 300:
+            message = message[:297] + "..."
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+SIZE = re.compile(r"[0-9]{1,16}(?:x[0-9]{1,16}){0,7}")
+
+
+def parse_size(text: str) -> tuple[int, ...]:
+    """``"3x224x224"`` -> ``(3, 224, 224)``; each size at most :data:`MAX_SIZE`, at most
+    :data:`MAX_INPUT_ELEMENTS` in all; a clear one-line error otherwise."""
+    size = tuple(int(p) for p in text.lower().split("x")) if SIZE.fullmatch(text.lower()) else ()
+    if not size or any(v < 1 for v in size):
+        raise ConvZooError(
+            f"--input must look like 3x224x224 (positive ints joined by x), got {render(text)}"
+        )
+    if max(size) > MAX_SIZE or math.prod(size) > MAX_INPUT_ELEMENTS:
+        raise ConvZooError(
+            f"--input {render(text)} is over the limits: each size at most {MAX_SIZE:,}, "
+            f"at most {MAX_INPUT_ELEMENTS:,} elements"
+        )
+    return size
+
+
+def count(text: str, minimum: int, maximum: int = MAX_SIZE) -> int:
+    """An int from ``minimum`` to ``maximum`` for argparse; its error exits with status 2."""
+    value = int(text) if re.fullmatch(r"[+-]?[0-9]{1,20}", text.strip()) else minimum - 1
+    if not minimum <= value <= maximum:
+        raise argparse.ArgumentTypeError(
+            f"must be an int from {minimum:,} to {maximum:,}, got {render(text)}"
+        )
+    return value
+
+
+def memory(text: str) -> int:
+    """``--max-memory``: an amount like ``8GiB``, ``512MiB`` or plain bytes."""
+    try:
+        return parse_bytes(text)
+    except ConvZooError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def budget(args: argparse.Namespace) -> dict[str, Any]:
+    """``max_memory=`` for :func:`~convzoo.analysis.analyzer.analyze` when the user set one
+    (and the analyzer takes it: its real-tensor fallback is bounded by it)."""
+    import inspect
+
+    from convzoo.analysis.analyzer import analyze
+
+    value = getattr(args, "max_memory", None)
+    if value is None or "max_memory" not in inspect.signature(analyze).parameters:
+        return {}
+    return {"max_memory": value}
