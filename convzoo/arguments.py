@@ -66,12 +66,6 @@ def memory(text: str) -> int:
 
 def budget(args: argparse.Namespace) -> dict[str, Any]:
     """``max_memory=`` for :func:`~convzoo.analysis.analyzer.analyze` when the user set one
-    (and the analyzer takes it: its real-tensor fallback is bounded by it)."""
-    import inspect
-
-    from convzoo.analysis.analyzer import analyze
-
+    (its real-tensor fallback is bounded by it)."""
     value = getattr(args, "max_memory", None)
-    if value is None or "max_memory" not in inspect.signature(analyze).parameters:
-        return {}
-    return {"max_memory": value}
+    return {} if value is None else {"max_memory": value}

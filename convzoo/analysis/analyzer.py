@@ -8,7 +8,9 @@ and other threads may run or analyse the same model meanwhile.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from convzoo.analysis import adapters, formulas, inputs, isolation
 from convzoo.analysis.counting import ModuleStats, Tracer
 from convzoo.analysis.receptive import Field
 from convzoo.analysis.report import LayerStats, Report, UncountedOp
-from convzoo.errors import ConvZooError
+from convzoo.errors import ConvZooError, first_line
 
 
 class AnalysisError(ConvZooError):
@@ -153,10 +155,13 @@ def analyze(
     target = str(model)
     if isinstance(model, nn.Module):
         target = getattr(model, "config_name", None) or type(model).__name__
+    real_model = None
     if not isinstance(model, nn.Module):
         from convzoo.builder import build
 
-        model = build(model, tuple(input_size) if input_size is not None else None)
+        spec, size = model, tuple(input_size) if input_size is not None else None
+        model = build(spec, size, meta=True)  # counting needs no weights
+        real_model = functools.partial(build, spec, size)  # only if the fallback runs
         target = getattr(model, "config_name", target)
     if input_size is None:
         input_size = getattr(model, "input_size", None) or None  # () for a sliced Model
@@ -171,6 +176,7 @@ def analyze(
         train=train,
         receptive_fields=receptive_fields,
         max_memory=max_memory,
+        real_model=real_model,
     )
     return _report(run, target)
 
@@ -195,9 +201,11 @@ def trace(
     train: bool = False,
     receptive_fields: bool = True,
     max_memory: int | None = None,
+    real_model: Callable[[], nn.Module] | None = None,
 ) -> Traced:
     """The forward behind :func:`analyze` (arguments as there, already checked): on meta
-    tensors first, then on real tensors within the memory budget."""
+    tensors first, then on real tensors within the memory budget. A model held on the meta
+    device needs ``real_model`` (a factory of its real twin) for the fallback."""
     make = inputs.spec(input_size, batch_size, dtype or _model_dtype(model))
     budget = limits.MEMORY_BUDGET if max_memory is None else max_memory
     notes: list[str] = []
@@ -211,14 +219,20 @@ def trace(
         except ConvZooError as exc:
             raise _failure(exc, args) from None
         except Exception as exc:
-            reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
             notes.append(
                 f"ran on real tensors: the model cannot run on meta tensors "
-                f"({type(exc).__name__}: {reason})"
+                f"({type(exc).__name__}: {first_line(exc, 160)})"
             )
             fixed = isolation.tensor_bytes(model, dtype) + inputs.nbytes(args)
             estimate = fixed + 2 * _largest_output(tracer)
             limits.check_memory(estimate, budget, "the real-tensor fallback")
+    if any(t.device.type == "meta" for t in [*model.parameters(), *model.buffers()]):
+        if real_model is None:
+            raise ConvZooError(
+                "the model cannot run on meta tensors and holds meta parameters: the "
+                "real-tensor fallback needs a model with real weights"
+            )
+        model = real_model()
     clone = isolation.private_copy(model, dtype, meta=False)
     args = make(_device(model), dtype)
     fixed = isolation.tensor_bytes(clone) + inputs.nbytes(args)
@@ -234,7 +248,7 @@ def trace(
 def _failure(exc: Exception, args: tuple) -> AnalysisError:
     """One line: the inputs by shape (never a tensor's values), the layer, the first line."""
     layer = getattr(exc, "convzoo_layer", "")
-    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    first = first_line(exc)
     where = f" in layer '{layer}'" if layer else ""
     return AnalysisError(f"model fails for input {inputs.describe(args)}{where}: {first}")
 

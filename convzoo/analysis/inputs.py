@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_flatten, tree_map
 
-from convzoo.errors import ConvZooError
+from convzoo.errors import ConvZooError, render
 
 MAX_RANK = 8
 
@@ -41,12 +41,9 @@ def _check_size(size: Any) -> tuple[int, ...]:
     return tuple(size)
 
 
-def describe_size(value: Any, limit: int = 80) -> str:
-    """A short text for a size-like value: never a tensor's values, never unbounded."""
-    if isinstance(value, torch.Tensor):
-        return f"tensor {shape_text(value)}"
-    text = repr(value) if isinstance(value, (int, tuple, list)) else type(value).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def describe_size(value: Any) -> str:
+    """A short text for a size-like value: tensors by shape, anything else bounded."""
+    return f"tensor {shape_text(value)}" if isinstance(value, torch.Tensor) else render(value)
 
 
 def shape_text(t: torch.Tensor) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from convzoo.errors import ConvZooError
+from convzoo.errors import ConvZooError, first_line
 
 _LAZY: type = nn.parameter.UninitializedTensorMixin  # type: ignore[attr-defined]
 
@@ -176,7 +176,7 @@ def private_copy(
     except Exception as exc:
         raise ConvZooError(
             f"cannot copy the model for analysis ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); convzoo analyses a "
+            f"{first_line(exc, 200)}); convzoo analyses a "
             "private copy so that the model itself is never changed"
         ) from None
 

@@ -24,7 +24,7 @@ from convzoo.analysis import formulas
 from convzoo.analysis.analyzer import trace
 from convzoo.analysis.isolation import private_copy
 from convzoo.analysis.render import human
-from convzoo.errors import ConvZooError
+from convzoo.errors import ConvZooError, first_line
 
 MACS, ELEMENTWISE = "MACs", "element-wise ops"
 OTHER = "other element-wise"
@@ -344,13 +344,13 @@ def compare_fvcore(model: nn.Module, input_size: Sequence[int]) -> FvcoreCheck:
         ours, notes = convzoo_by_op(model, input_size)
     except Exception as exc:
         raise ConvZooError(
-            f"the model fails for input {tuple(input_size)}: {_first_line(exc)}"
+            f"the model fails for input {tuple(input_size)}: {first_line(exc)}"
         ) from None
     inputs = (torch.randn(1, *input_size),)
     try:
         theirs, unsupported, ignored = fvcore_by_op(model, inputs)
     except Exception as exc:
-        raise ConvZooError(f"fvcore cannot analyse the model: {_first_line(exc)}") from None
+        raise ConvZooError(f"fvcore cannot analyse the model: {first_line(exc)}") from None
     return FvcoreCheck(
         input_shape=list(inputs[0].shape),
         convzoo_macs=sum(v for (kind, _), v in ours.items() if kind == "macs"),
@@ -361,8 +361,3 @@ def compare_fvcore(model: nn.Module, input_size: Sequence[int]) -> FvcoreCheck:
         convzoo_uncounted={op: n for (kind, op), n in ours.items() if kind == "uncounted"},
         notes=notes,
     )
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
