@@ -17,6 +17,7 @@ the closest names.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import json
@@ -110,7 +111,7 @@ def resolve(text: str, sizes: tuple[Size, ...] = (), kwargs: Kwargs | None = Non
                     "e.g. --input 3x224x224"
                 )
             return target
-    hints = close_matches(text, known_names(text))
+    hints = suggest(text, known_names(text))
     hint = f"; did you mean {', '.join(hints)}?" if hints else ""
     raise ConvZooError(f"unknown target {text!r}{hint} (a target is one of: {forms_text()})")
 
@@ -121,6 +122,11 @@ def known_names(text: str) -> list[str]:
     if ":" not in text:
         names += [f"torchvision:{n}" for n in _torchvision_names()]
     return names
+
+
+def suggest(word: str, names: list[str]) -> list[str]:
+    """Up to three of ``names`` closest to ``word``: spelling first, then substrings."""
+    return difflib.get_close_matches(word, names, n=3, cutoff=0.6) or close_matches(word, names)
 
 
 def no_kwargs(kwargs: Kwargs | None, what: str) -> None:
@@ -156,7 +162,7 @@ def _is_config_path(text: str) -> bool:
 def config_path(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Target:
     no_kwargs(kwargs, "configs")
     if not Path(text).is_file():
-        hints = close_matches(Path(text).stem, list(packaged_configs()))
+        hints = suggest(Path(text).stem, list(packaged_configs()))
         hint = f"; packaged configs by name: {', '.join(hints)}" if hints else ""
         raise ConvZooError(f"no config file {text!r}{hint}")
     return _config(text, sizes)
@@ -185,7 +191,7 @@ def _torchvision_names() -> list[str]:
 
 
 def _unknown(kind: str, name: str, names: list[str], hint_prefix: str, where: str) -> ConvZooError:
-    hints = close_matches(name, names)
+    hints = suggest(name, names)
     hint = f"; did you mean {', '.join(hint_prefix + h for h in hints)}?" if hints else ""
     return ConvZooError(f"unknown {kind} model {name!r}{hint} ({where} has all {len(names)})")
 
@@ -281,7 +287,7 @@ def _instantiate(module: Any, attr: str, kwargs: Kwargs | None, text: str) -> Ta
     for part in attr.split("."):
         if not hasattr(obj, part):
             public = [n for n in dir(obj) if not n.startswith("_")]
-            hints = close_matches(part, public)
+            hints = suggest(part, public)
             hint = f"; did you mean {', '.join(hints)}?" if hints else ""
             raise ConvZooError(f"{text}: no attribute {part!r}{hint}")
         obj = getattr(obj, part)

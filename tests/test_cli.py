@@ -77,8 +77,10 @@ def test_report_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
 def test_report_csv_and_output_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run(capsys, "report", SEED, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert code == 0 and [r["name"] for r in rows] == ["", "conv"]
+    assert code == 0 and [r["name"] for r in rows] == ["", "conv", "(total)"]
     assert int(rows[1]["macs"]) == SEED_MACS
+    assert rows[2]["type"] == "total" and int(rows[2]["macs"]) == SEED_MACS
+    assert int(rows[2]["params"]) == 152 and rows[2]["output_shape"] == "1x2x60x60"
     target = tmp_path / "r.json"
     code, out, _ = run(capsys, "report", SEED, "--format", "json", "--output", str(target))
     assert code == 0 and out == ""
