@@ -127,8 +127,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 @command("build")
 def cmd_build(args: argparse.Namespace) -> int:
     from convzoo.builder import build
+    from convzoo.targets import packaged_configs
 
-    model = build(args.config, parse_size(args.input) if args.input else None)
+    config: str | Path = packaged_configs().get(args.config, args.config)
+    model = build(config, parse_size(args.input) if args.input else None)
     params = sum(p.numel() for p in model.parameters())
     print(model)
     print(f"{model.config_name}: {params:,} parameters, input {model.input_size}")
@@ -379,7 +381,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--category", choices=["conv", "basic", "block", "capsule"])
     p.add_argument("--format", choices=["table", "markdown"], default="table")
     p = sub.add_parser("build", help="build a YAML config and print the model")
-    p.add_argument("config", help="path to a YAML config")
+    p.add_argument("config", help="path to a YAML config, or a packaged config's name")
     p.add_argument("--input", help="input size CxHxW, overrides the config's input")
     add_report(sub)
     add_compare(sub)

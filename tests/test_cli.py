@@ -33,6 +33,8 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
 def test_build(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "build", SEED)
     assert code == 0 and "152 parameters" in out
+    code, out, _ = run(capsys, "build", "seed_64x64_5x5")  # a packaged config by name
+    assert code == 0 and "152 parameters" in out
 
 
 def test_report_seed_table(capsys: pytest.CaptureFixture[str]) -> None:
