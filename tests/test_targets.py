@@ -202,6 +202,16 @@ def test_a_detector_takes_a_batch_as_its_list_of_images() -> None:
 
 
 @pytest.mark.slow
+def test_a_detector_default_input_matches_the_documented_cost(offline: None) -> None:
+    """SSDlite on one 320x320 image, passed as its list: torchvision documents 0.583 GFLOPS."""
+    name = "ssdlite320_mobilenet_v3_large"
+    target = targets.resolve(f"torchvision:{name}")
+    report = analyze(target.model, target.input_size[0], receptive_fields=False)
+    documented = torchvision_models.default_weights(name).meta["_ops"]
+    assert report.totals["macs"] / 1e9 == pytest.approx(documented, abs=0.0015)
+
+
+@pytest.mark.slow
 def test_every_torchvision_builder_resolves_offline(offline: None) -> None:
     """Every name in list_models() builds with no network and has a default input."""
     import torchvision
