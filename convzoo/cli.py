@@ -7,16 +7,16 @@ stderr and exits with status 2; never a traceback.
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
+from convzoo.cli_parser import Parser, check_command, version
 from convzoo.errors import ConvZooError
 from convzoo.registry import LAYERS, close_matches
 
@@ -268,46 +268,16 @@ def cmd_rf(args: argparse.Namespace) -> int:
 
 
 DESIGN_FLAGS = {
-    "--kernel": "kernel",
-    "--in-channels": "in_channels",
-    "--out-channels": "out_channels",
-    "--size": "size",
-    "--variants": "variants",
-    "--padding": "padding",
-    "--no-bias": "no_bias",
+    f"--{dest.replace('_', '-')}": dest
+    for dest in ("kernel", "in_channels", "out_channels", "size", "variants", "padding", "no_bias")
 }
 """``compare`` flags that describe the designs: a ``compare:`` config refuses them."""
-COMPARE_DEFAULTS = {
-    "kernel": 7,
-    "in_channels": 64,
-    "out_channels": 64,
-    "size": 56,
-    "padding": "same",
-}
+COMPARE_DEFAULTS = dict(kernel=7, in_channels=64, out_channels=64, size=56, padding="same")
 DTYPES = ("float32", "float16", "bfloat16", "float64")
 TARGET_HELP = (
     "a config path (configs/resnet18.yaml), a packaged config (resnet18), torchvision:NAME, "
     "timm:NAME, path/to/file.py:NAME or package.module:NAME (class, factory or instance)"
 )
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors: ``convzoo: error: ...`` and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def version() -> str:
-    """The installed distribution's version (the package's own when run from a checkout)."""
-    try:
-        from importlib.metadata import version as dist_version
-
-        return dist_version("convzoo")
-    except Exception:
-        from convzoo import __version__
-
-        return __version__
 
 
 def add_target(p: argparse.ArgumentParser) -> None:
@@ -399,22 +369,8 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def check_command(argv: Sequence[str]) -> None:
-    """A mistyped sub-command: one line naming the closest ones (``reprot`` -> ``report``)."""
-    word = next((a for a in argv if not a.startswith("-")), None)
-    if word is None or word in COMMANDS:
-        return
-    hints = difflib.get_close_matches(word, list(COMMANDS), n=2, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(hints)}?" if hints else ""
-    print(
-        f"convzoo: error: unknown command {word!r}{hint} (commands: {', '.join(COMMANDS)})",
-        file=sys.stderr,
-    )
-    raise SystemExit(2)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    check_command(sys.argv[1:] if argv is None else argv)
+    check_command(sys.argv[1:] if argv is None else argv, list(COMMANDS))
     args = parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
