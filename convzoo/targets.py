@@ -219,7 +219,7 @@ def timm_target(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Ta
             f"{text} needs timm: pip install 'convzoo[timm]' (or pip install timm)"
         ) from None
     names = timm.list_models()
-    if name not in names:
+    if name.split(".")[0] not in names:  # "resnet18" or a pretrained tag "resnet18.a1_in1k"
         raise _unknown("timm", name, names, "timm:", "timm.list_models()")
     try:  # pretrained=False: random weights, nothing downloaded
         model = timm.create_model(name, pretrained=False, **(kwargs or {}))

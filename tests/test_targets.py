@@ -232,6 +232,8 @@ def test_timm_target_offline(offline: None) -> None:
     )
     # the input comes from the model's pretrained config: 240 for this EfficientNet-B1
     assert targets.resolve("timm:tf_efficientnet_b1").input_size == ((3, 240, 240),)
+    # a pretrained tag selects its own config: this ResNet-18 recipe trained at 160
+    assert targets.resolve("timm:resnet18.a3_in1k").input_size == ((3, 160, 160),)
     with pytest.raises(ConvZooError, match="did you mean timm:resnet18"):
         targets.resolve("timm:resnet1")
 
