@@ -5,8 +5,10 @@ each bounded by :mod:`convzoo.limits` and each showing a user's value through
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import re
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from convzoo.errors import ConvZooError, render
@@ -69,3 +71,20 @@ def budget(args: argparse.Namespace) -> dict[str, Any]:
     (its real-tensor fallback is bounded by it)."""
     value = getattr(args, "max_memory", None)
     return {} if value is None else {"max_memory": value}
+
+
+def version() -> str:
+    """``convzoo.__version__``: the version of the code that runs (installed or checkout)."""
+    from convzoo import __version__
+
+    return __version__
+
+
+def check_command(argv: Sequence[str], commands: list[str]) -> None:
+    """A mistyped sub-command: one line naming the closest ones (``reprot`` -> ``report``)."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    if word is None or word in commands:
+        return
+    hints = difflib.get_close_matches(word, commands, n=2, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(hints)}?" if hints else ""
+    raise UsageError(f"unknown command {render(word)}{hint} (commands: {', '.join(commands)})")

@@ -9,29 +9,24 @@ otherwise.
 from __future__ import annotations
 
 import argparse
-import difflib
 import math
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
-from convzoo.arguments import Parser, budget, count, memory, parse_size
+from convzoo.arguments import Parser, budget, check_command, count, memory, parse_size, version
 from convzoo.errors import ConvZooError, first_line, render
 from convzoo.limits import MAX_SAMPLES, MEMORY_BUDGET, check_memory, human
 from convzoo.registry import LAYERS, close_matches
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
-
-TORCHVISION = "torchvision:"
-TORCHVISION_INPUT = (3, 224, 224)
-# Builders whose default init warns and is slow (scipy truncnorm); random weights suffice.
-NO_INIT_WEIGHTS = {"googlenet", "inception_v3"}
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -48,53 +43,20 @@ def command(
     return decorator
 
 
-def torchvision_model(name: str) -> nn.Module:
-    """``torchvision.models.get_model(name, weights=None)``: random weights, no download."""
-    import torchvision
-
-    names = torchvision.models.list_models()
-    if name not in names:
-        hints = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-        hints = hints or close_matches(name, names)
-        hint = f"; did you mean {', '.join(TORCHVISION + h for h in hints)}?" if hints else ""
-        raise ConvZooError(
-            f"unknown torchvision model {render(name)}{hint} "
-            f"(torchvision.models.list_models() has all {len(names)})"
-        )
-    kwargs: dict[str, object] = {"weights": None}
-    if name in NO_INIT_WEIGHTS:
-        kwargs["init_weights"] = False
-    try:
-        return torchvision.models.get_model(name, **kwargs)
-    except Exception as exc:
-        raise ConvZooError(f"torchvision cannot build {render(name)}: {first_line(exc)}") from None
-
-
 def load_target(
-    target: str, size: tuple[int, ...] | None, meta: bool = False
+    target: str, size: tuple[int, ...] | None, kwargs: str | None = None
 ) -> tuple[nn.Module, tuple[int, ...], str]:
-    """``(model, input size, display name)`` for a config path or ``torchvision:NAME``.
+    """``(model, input size, display name)`` of a target (see :mod:`convzoo.targets`)."""
+    from convzoo.targets import parse_kwargs, resolve
 
-    torchvision models default to a 3x224x224 input, configs to their ``input``; configs
-    are built on the meta device (no weights allocated) when ``meta``.
-    """
-    if target.startswith(TORCHVISION):
-        name = target[len(TORCHVISION) :]
-        return torchvision_model(name), size or TORCHVISION_INPUT, target
-    from convzoo.builder import build
-
-    if not Path(target).exists():
-        raise ConvZooError(
-            f"no config file {render(target)} (a target is a YAML config path or torchvision:NAME)"
-        )
-    model = build(target, size, meta=meta)
-    return model, tuple(model.input_size), model.config_name
+    found = resolve(target, (size,) if size else (), parse_kwargs(kwargs))
+    return found.model, found.input_size[0], found.name
 
 
-def real(model: nn.Module, target: str, size: tuple[int, ...]) -> nn.Module:
+def real(model: nn.Module, target: str, size: tuple[int, ...], kwargs: str | None) -> nn.Module:
     """``model`` with real weights: rebuilt from ``target`` when it is on the meta device."""
     if any(p.is_meta for p in model.parameters()):
-        return load_target(target, size)[0]
+        return load_target(target, size, kwargs)[0]
     return model
 
 
@@ -110,30 +72,53 @@ def emit(text: str, output: str | None) -> None:
         raise ConvZooError(f"cannot write {render(output)}: {exc.strerror or exc}") from None
 
 
-def registry_table(pattern: str = "*", category: str | None = None, fmt: str = "simple") -> str:
-    """The registry as a table: name, category, description, parameter formula."""
+def registry_table(
+    pattern: str = "*", category: str | None = None, fmt: str = "simple", width: int | None = None
+) -> str:
+    """The registry as a table: name, category, description, parameter formula; ``width``
+    (columns) wraps the description and formula to fit a terminal that wide."""
     rows = []
-    for name, description in LAYERS.list(pattern, category):
+    found = LAYERS.list(pattern, category)
+    if not found:
+        names = [n for n, _ in LAYERS.list("*", category)]
+        hints = close_matches(pattern.strip("*"), names)
+        hint = f"; did you mean {', '.join(hints)}?" if hints else ""
+        where = f" in category {category!r}" if category else ""
+        raise ConvZooError(f"no registered layer matches {pattern!r}{where}{hint}")
+    for name, description in found:
         entry = LAYERS.get(name)
         formula = f"`{entry.params_formula}`" if fmt == "github" else entry.params_formula
         rows.append(
             (f"`{name}`" if fmt == "github" else name, entry.category, description, formula)
         )
-    return tabulate(rows, headers=["name", "category", "what it is", "parameters"], tablefmt=fmt)
+    widths: list[int | None] = [None, None, None, None]
+    if width is not None:
+        fixed = max(len(r[0]) for r in rows) + max(len(r[1]) for r in rows) + 2 * 3 + 8
+        free = max(width - fixed, 30)
+        widths = [None, None, free * 3 // 5, free - free * 3 // 5]
+    return tabulate(
+        rows,
+        headers=["name", "category", "what it is", "parameters"],
+        tablefmt=fmt,
+        maxcolwidths=widths,
+    )
 
 
 @command("list")
 def cmd_list(args: argparse.Namespace) -> int:
     fmt = {"table": "simple", "markdown": "github"}[args.format]
-    print(registry_table(args.pattern, args.category, fmt))
+    width = shutil.get_terminal_size((100, 24)).columns if fmt == "simple" else None
+    print(registry_table(args.pattern, args.category, fmt, width))
     return 0
 
 
 @command("build")
 def cmd_build(args: argparse.Namespace) -> int:
     from convzoo.builder import build
+    from convzoo.targets import packaged_configs
 
-    model = build(args.config, parse_size(args.input) if args.input else None, meta=True)
+    config: str | Path = packaged_configs().get(args.config, args.config)
+    model = build(config, parse_size(args.input) if args.input else None, meta=True)
     params = sum(p.numel() for p in model.parameters())
     print(model)
     print(f"{model.config_name}: {params:,} parameters, input {model.input_size}")
@@ -142,31 +127,45 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 @command("report")
 def cmd_report(args: argparse.Namespace) -> int:
-    from convzoo.analysis.analyzer import analyze
+    import torch
 
-    size = parse_size(args.input) if args.input else None
-    model, size, name = load_target(args.target, size, meta=True)
+    from convzoo import views
+    from convzoo.analysis.analyzer import analyze
+    from convzoo.targets import parse_kwargs, resolve
+
+    sizes = tuple(parse_size(text) for text in args.input or ())
+    target = resolve(args.target, sizes, parse_kwargs(args.kwargs))
+    model, sizes = target.model, target.input_size
+    size = sizes[0] if len(sizes) == 1 else sizes
     report = analyze(
         model,
         size,
         batch_size=args.batch,
+        dtype=getattr(torch, args.dtype),
+        train=args.train,
         receptive_fields=not args.no_fields,
         **budget(args),
     )
-    report.target = name
+    report.target = target.name
+    if args.layer:
+        report = views.subtree(report, model, args.layer)
     check = None
     if args.check_fvcore:
         from convzoo.analysis.peers import compare_fvcore
 
+        if len(sizes) != 1:
+            raise ConvZooError("--check-fvcore takes one --input")
         totals = report.totals  # fvcore runs a real forward at batch 1: estimate it first
         needed = totals["param_bytes"] + totals["activation_bytes"] // args.batch
-        check_memory(needed + 4 * math.prod(size), args.max_memory, "--check-fvcore")
-        model = real(model, args.target, size)
-        check = compare_fvcore(model, size).to_text()
+        check_memory(needed + 4 * math.prod(sizes[0]), args.max_memory, "--check-fvcore")
+        model = real(model, args.target, sizes[0], args.kwargs)
+        check = compare_fvcore(model, sizes[0]).to_text()
     if args.format == "json":
         text = report.to_json()
     elif args.format == "csv":
-        text = report.to_csv()
+        text = views.csv_with_totals(report)
+    elif args.sort or args.top:
+        text = views.top_table(report, args.sort or "macs", args.top, args.format, args.depth)
     else:
         text = report.to_table(args.format, args.depth)
     machine = args.format in ("json", "csv")
@@ -190,9 +189,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
         "batch": args.batch,
         "bench": args.bench or args.train,
         "train": args.train,
-        "progress": args.bench or args.train,
+        "progress": (args.bench or args.train) and sys.stderr.isatty(),  # quiet when piped
         "max_memory": args.max_memory,
     }
+    given = [
+        flag for flag, dest in DESIGN_FLAGS.items() if getattr(args, dest) not in (None, False)
+    ]
+    if args.config and given:
+        raise ConvZooError(
+            f"compare {args.config} takes its designs from the config: "
+            f"{', '.join(given)} do not apply (drop them, or drop the config)"
+        )
+    for dest, value in COMPARE_DEFAULTS.items():
+        setattr(args, dest, value if getattr(args, dest) is None else getattr(args, dest))
     if args.config:
         rows = compare_config(args.config, **options)
         title = f"designs of {args.config}"
@@ -214,7 +223,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
     print(rows_table(rows, args.format))
     if args.plot:
-        from convzoo.plots import plot_comparison
+        from convzoo.plots import output_path, plot_comparison
 
         written = plot_comparison(rows, output_path(args.plot, args.force), title)
         print(f"plot written to {written}", file=sys.stderr)
@@ -226,12 +235,12 @@ def cmd_rf(args: argparse.Namespace) -> int:
     from convzoo.analysis.analyzer import analyze
     from convzoo.analysis.render import field_text
 
-    size = parse_size(args.input) if args.input else None
     if args.plot:
         from convzoo.plots import output_path
 
         output_path(args.plot, args.force)  # refused before any work
-    model, size, name = load_target(args.target, size, meta=True)
+    size = parse_size(args.input) if args.input else None
+    model, size, name = load_target(args.target, size, args.kwargs)
     if args.plot:  # a float64 forward and backward per sample: estimated before any work
         from convzoo.plots import effective_field_bytes
 
@@ -260,38 +269,59 @@ def cmd_rf(args: argparse.Namespace) -> int:
         if len(size) != 3:
             raise ConvZooError(f"--plot needs a CxHxW input, got {'x'.join(map(str, size))}")
         chw = (size[0], size[1], size[2])
-        model = real(model, args.target, size)
+        model = real(model, args.target, size, args.kwargs)
         path = output_path(args.plot, args.force)
         written = plot_receptive_field(model, chw, path, args.layer, args.samples, name)
         print(f"plot written to {written}", file=sys.stderr)
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    top = Parser(prog="convzoo", description=__doc__.splitlines()[0])
-    top.add_argument("--debug", action="store_true", help="show the traceback of a bug")
-    sub = top.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("list", help="list registered layers and blocks")
-    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'depth*'")
-    p.add_argument("--category", choices=["conv", "basic", "block", "capsule"])
-    p.add_argument("--format", choices=["table", "markdown"], default="table")
-    p = sub.add_parser("build", help="build a YAML config and print the model")
-    p.add_argument("config", help="path to a YAML config")
-    p.add_argument("--input", help="input size CxHxW, overrides the config's input")
+DESIGN_FLAGS = {
+    f"--{dest.replace('_', '-')}": dest
+    for dest in ("kernel", "in_channels", "out_channels", "size", "variants", "padding", "no_bias")
+}
+"""``compare`` flags that describe the designs: a ``compare:`` config refuses them."""
+COMPARE_DEFAULTS = dict(kernel=7, in_channels=64, out_channels=64, size=56, padding="same")
+DTYPES = ("float32", "float16", "bfloat16", "float64")
+TARGET_HELP = (
+    "a config path (configs/resnet18.yaml), a packaged config (resnet18), torchvision:NAME, "
+    "timm:NAME, path/to/file.py:NAME or package.module:NAME (class, factory or instance)"
+)
+
+
+def add_target(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", help=TARGET_HELP)
+    p.add_argument(
+        "--kwargs",
+        metavar="JSON",
+        help="keyword arguments for the class or factory, a JSON object: '{\"num_classes\": 10}'",
+    )
+
+
+def add_report(sub: Any) -> None:
     p = sub.add_parser(
         "report",
         help="params, MACs, shapes, receptive fields and memory of a model, layer by layer",
     )
-    p.add_argument("target", help="a YAML config path, or torchvision:NAME (random weights)")
+    add_target(p)
     p.add_argument(
-        "--input", help="input size CxHxW (default: the config's input; 3x224x224 for torchvision)"
+        "--input",
+        action="append",
+        metavar="CxHxW",
+        help="input size (repeat for several inputs; default: the target's own, e.g. the "
+        "config's input or the size torchvision's weights expect)",
     )
     p.add_argument("--batch", type=lambda t: count(t, 1), default=1, help="batch size (1)")
+    p.add_argument("--dtype", choices=DTYPES, default="float32", help="(float32)")
+    p.add_argument("--train", action="store_true", help="count in train mode (default: eval)")
+    p.add_argument("--layer", metavar="NAME", help="only this module's subtree")
     p.add_argument(
         "--depth",
         type=lambda t: count(t, 0),
         help="table rows down to this module depth (0: the model only); table/markdown only",
     )
+    p.add_argument("--sort", choices=["macs", "params"], help="rows by cost, largest first")
+    p.add_argument("--top", type=lambda t: count(t, 1), metavar="N", help="the N largest rows")
     p.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
     p.add_argument("--output", metavar="FILE", help="write the report to FILE, not stdout")
     p.add_argument(
@@ -302,22 +332,41 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-fields", action="store_true", help="skip receptive fields (about 2x faster)"
     )
+
+
+def add_compare(sub: Any) -> None:
     p = sub.add_parser("compare", help="designs replacing a k x k conv: theory and speed")
     p.add_argument("config", nargs="?", help="a YAML config with a 'compare:' mapping")
-    p.add_argument("--kernel", type=lambda t: count(t, 3), default=7, help="k (7)")
-    p.add_argument("--in-channels", type=lambda t: count(t, 1), default=64, help="(64)")
-    p.add_argument("--out-channels", type=lambda t: count(t, 1), default=64, help="(64)")
-    p.add_argument("--size", type=lambda t: count(t, 1), default=56, help="input H = W (56)")
+    p.add_argument("--kernel", type=lambda t: count(t, 3), help="k (7)")
+    p.add_argument("--in-channels", type=lambda t: count(t, 1), help="(64)")
+    p.add_argument("--out-channels", type=lambda t: count(t, 1), help="(64)")
+    p.add_argument("--size", type=lambda t: count(t, 1), help="input H = W (56)")
     p.add_argument("--batch", type=lambda t: count(t, 1), default=1, help="batch size (1)")
     p.add_argument("--variants", help="comma-separated designs (default: the headline set)")
-    p.add_argument("--padding", choices=["same", "valid"], default="same")
+    p.add_argument("--padding", choices=["same", "valid"], help="(same)")
     p.add_argument("--no-bias", action="store_true", help="designs without biases")
     p.add_argument("--bench", action="store_true", help="also measure forward latency")
     p.add_argument("--train", action="store_true", help="also measure forward + backward")
     p.add_argument("--plot", metavar="FILE.png", help="bar chart of params, MACs, latency")
     p.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = Parser(prog="convzoo", description=__doc__.splitlines()[0])
+    top.add_argument("--version", action="version", version=f"convzoo {version()}")
+    top.add_argument("--debug", action="store_true", help="show the traceback of a bug")
+    sub = top.add_subparsers(dest="command", required=True, parser_class=Parser)
+    p = sub.add_parser("list", help="list registered layers and blocks")
+    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'depth*'")
+    p.add_argument("--category", choices=["conv", "basic", "block", "capsule"])
+    p.add_argument("--format", choices=["table", "markdown"], default="table")
+    p = sub.add_parser("build", help="build a YAML config and print the model")
+    p.add_argument("config", help="path to a YAML config, or a packaged config's name")
+    p.add_argument("--input", help="input size CxHxW, overrides the config's input")
+    add_report(sub)
+    add_compare(sub)
     p = sub.add_parser("rf", help="receptive field of a layer; --plot draws it with the ERF")
-    p.add_argument("target", help="a YAML config path, or torchvision:NAME (random weights)")
+    add_target(p)
     p.add_argument("--input", help="input size CxHxW (default as for report)")
     p.add_argument("--layer", default="", help="module name (default: the model output)")
     p.add_argument("--plot", metavar="FILE.png", help="theoretical field over the effective one")
@@ -346,6 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
+        check_command(argv, list(COMMANDS))
         args = parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except ConvZooError as exc:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,8 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_build(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "build", SEED)
+    assert code == 0 and "152 parameters" in out
+    code, out, _ = run(capsys, "build", "seed_64x64_5x5")  # a packaged config by name
     assert code == 0 and "152 parameters" in out
 
 
@@ -77,8 +80,10 @@ def test_report_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
 def test_report_csv_and_output_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run(capsys, "report", SEED, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert code == 0 and [r["name"] for r in rows] == ["", "conv"]
+    assert code == 0 and [r["name"] for r in rows] == ["", "conv", "(total)"]
     assert int(rows[1]["macs"]) == SEED_MACS
+    assert rows[2]["type"] == "total" and int(rows[2]["macs"]) == SEED_MACS
+    assert int(rows[2]["params"]) == 152 and rows[2]["output_shape"] == "1x2x60x60"
     target = tmp_path / "r.json"
     code, out, _ = run(capsys, "report", SEED, "--format", "json", "--output", str(target))
     assert code == 0 and out == ""
@@ -227,3 +232,165 @@ def test_rf_prints_the_field_and_plots(capsys: pytest.CaptureFixture[str], tmp_p
         "2",
     )
     assert code == 0 and "receptive field 5x5 /1" in out and plot.exists()
+
+
+# issue 14: flags that mirror analyze, targets, version, suggestions, list, progress
+
+TWO_WAYS = """
+import torch
+from torch import nn
+
+
+class TwoWays(nn.Module):
+    '''Train mode runs a 3x3 conv, eval mode a 1x1; a second input goes through a 1x1.'''
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.big = nn.Conv2d(3, 4, 3, padding=1, bias=False)
+        self.small = nn.Conv2d(3, 4, 1, bias=False)
+        self.side = nn.Conv2d(1, 4, 1, bias=False)
+
+    def forward(self, x, y=None):
+        out = self.big(x) if self.training else self.small(x)
+        return out if y is None else out + self.side(y)
+"""
+
+
+@pytest.fixture
+def two_ways(tmp_path: Path) -> str:
+    path = tmp_path / "two_ways.py"
+    path.write_text(TWO_WAYS)
+    return f"{path}:TwoWays"
+
+
+def report_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
+    code, out, err = run(capsys, "report", *argv, "--format", "json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_report_train_dtype_and_several_inputs(
+    capsys: pytest.CaptureFixture[str], two_ways: str
+) -> None:
+    pixels = 8 * 8
+    eval_ = report_json(capsys, two_ways, "--input", "3x8x8")
+    assert eval_["totals"]["macs"] == pixels * 4 * 3  # the 1x1 branch
+    train = report_json(capsys, two_ways, "--input", "3x8x8", "--train")
+    assert train["totals"]["macs"] == pixels * 4 * 3 * 9  # the 3x3 branch
+    both = report_json(capsys, two_ways, "--input", "3x8x8", "--input", "1x8x8")
+    assert both["input_shape"] == [[1, 3, 8, 8], [1, 1, 8, 8]]
+    assert both["totals"]["macs"] == pixels * 4 * 3 + pixels * 4 * 1
+    double = report_json(capsys, two_ways, "--input", "3x8x8", "--dtype", "float64")
+    assert double["totals"]["activation_bytes"] == 2 * eval_["totals"]["activation_bytes"]
+
+
+KWARGS = '{"num_classes": 3}'
+
+
+def test_report_file_target_with_kwargs(capsys: pytest.CaptureFixture[str]) -> None:
+    data = report_json(
+        capsys,
+        "tests/data/some_model.py:Net",
+        "--input",
+        "3x32x32",
+        "--kwargs",
+        '{"num_classes": 3}',
+    )
+    assert data["target"] == "tests/data/some_model.py:Net"
+    assert data["totals"]["macs"] == 30 * 30 * 8 * 27 + 8 * 3  # conv outputs x taps + linear
+
+
+def test_report_layer_is_one_subtree(capsys: pytest.CaptureFixture[str]) -> None:
+    whole = report_json(capsys, "resnet18")
+    layer1 = next(row for row in whole["layers"] if row["name"] == "layer1")
+    part = report_json(capsys, "resnet18", "--layer", "layer1")
+    names = [row["name"] for row in part["layers"]]
+    assert names[0] == "layer1" and all(n.startswith("layer1.") for n in names[1:])
+    assert part["totals"]["macs"] == layer1["macs"] and part["totals"]["params"] == 147_968
+    assert part["layers"][0]["depth"] == 0 and part["target"] == "resnet18 / layer1"
+    code, out, err = run(capsys, "report", "resnet18", "--layer", "layer9")
+    assert code == 2 and "no layer named 'layer9'" in err and len(err.splitlines()) == 1
+
+
+def test_report_sort_top(capsys: pytest.CaptureFixture[str]) -> None:
+    whole = report_json(capsys, "resnet18")
+    for key in ("params", "macs"):
+        code, out, _ = run(capsys, "report", "resnet18", "--sort", key, "--top", "4")
+        lines = out.split("\n\n")[0].splitlines()[2:]
+        rows = sorted((r for r in whole["layers"] if r["name"]), key=lambda r: -r[key])
+        assert code == 0 and [line.split()[0] for line in lines] == [
+            *(r["name"] for r in rows[:4]),
+            "total",
+        ]
+    assert lines[0].startswith("layer1 ")  # by MACs the stem-side stage leads (462.4M)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import convzoo
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert (
+        exc.value.code == 0 and capsys.readouterr().out.strip() == f"convzoo {convzoo.__version__}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["reprot", "resnet18"], "unknown command 'reprot'; did you mean report?"),
+        (["lst"], "did you mean list?"),
+        (["report", "resnet18", "--format", "xml"], "invalid choice: 'xml'"),
+        (["report"], "the following arguments are required: target"),
+        (["report", "resnet18", "--sort", "flops"], "invalid choice: 'flops'"),
+    ],
+)
+def test_usage_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and len(err.splitlines()) == 1 and message in err
+
+
+def test_compare_config_refuses_design_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "compare",
+        "configs/compare/bottleneck_vs_two_3x3.yaml",
+        "--kernel",
+        "9",
+        "--size",
+        "80",
+    ]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert "--kernel, --size do not apply" in err
+
+
+def test_list_fits_100_columns(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    code, out, _ = run(capsys, "list")
+    assert code == 0 and max(len(line) for line in out.splitlines()) <= 100
+    for name in ("conv", "deformable", "inverted_residual", "routing_capsules"):
+        assert re.search(rf"^{name}\s", out, re.M)
+
+
+def test_list_pattern_matching_nothing_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "list", "depthwize*")
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert "no registered layer matches 'depthwize*'" in err and "depthwise" in err
+
+
+BENCH = ["compare", "--kernel", "3", "--in-channels", "2", "--out-channels", "2", "--size", "8",
+         "--variants", "conv,factorized", "--bench"]  # fmt: skip
+
+
+def test_progress_on_a_terminal_quiet_when_piped(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = run(capsys, *BENCH)  # captured: not a terminal
+    assert code == 0 and err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, _, err = run(capsys, *BENCH)
+    assert code == 0 and "benchmarking" in err

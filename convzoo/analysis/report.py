@@ -87,6 +87,31 @@ class Report:
         """
         return render.to_table(self, fmt, depth)
 
+    def __str__(self) -> str:
+        """``print(report)``: the table of :meth:`to_table` (the repr stays the dataclass's)."""
+        return self.to_table()
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rendering: the per-layer table and the summary lines as HTML (escaped)."""
+        from html import escape
+
+        from tabulate import tabulate
+
+        rows = [*render.layer_rows(self, indent="\u00a0\u00a0"), render.total_row(self)]
+        table = tabulate(
+            rows,
+            headers=render.HEADERS,
+            tablefmt="html",
+            colalign=render.ALIGN,
+            disable_numparse=True,
+            preserve_whitespace=True,
+        )
+        items = "".join(
+            f"<li><b>{escape(label)}</b>: {escape(text)}</li>"
+            for label, text in render.summary_lines(self)
+        )
+        return f"<div>{table}<ul>{items}</ul></div>"
+
     def to_csv(self) -> str:
         """CSV text, one row per layer with every field flattened (see ``render.CSV_FIELDS``)."""
         return render.to_csv(self)

@@ -1,0 +1,320 @@
+"""CLI targets: a string such as ``resnet18`` or ``mynet.py:Net`` -> a model to analyze.
+
+Each accepted form is one :class:`Form` in :data:`FORMS`, tried in order: the first whose
+``matches`` accepts the text resolves it. Every form builds the model with random weights
+and never touches the network. A text no form accepts gets one line listing the forms and
+the closest names.
+
+==========================  =====================================================
+``configs/resnet18.yaml``   a YAML config file
+``resnet18``                a config shipped with convzoo (``convzoo/configs/``)
+``torchvision:NAME``        any builder in ``torchvision.models.list_models()``
+``timm:NAME``               any ``timm.list_models()`` name (extra ``[timm]``)
+``path/to/file.py:NAME``    a module instance, class or factory in a Python file
+``package.module:NAME``     the same in an importable module
+==========================  =====================================================
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from convzoo.errors import ConvZooError, first_line, render
+from convzoo.registry import close_matches
+
+Size = tuple[int, ...]
+Kwargs = dict[str, Any]
+DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+
+
+@dataclass
+class Target:
+    """A resolved target: the model, its default inputs (one ``(C, H, W)``-like size per
+    positional input, batch excluded) and the name reports show."""
+
+    model: nn.Module
+    input_size: tuple[Size, ...]
+    name: str
+
+
+@dataclass(frozen=True)
+class Form:
+    """One accepted target form: how to recognise it and how to resolve it."""
+
+    name: str
+    example: str
+    matches: Callable[[str], bool]
+    resolve: Callable[[str, Kwargs | None, tuple[Size, ...]], Target]
+
+
+FORMS: list[Form] = []
+
+
+def form(
+    name: str, example: str, matches: Callable[[str], bool]
+) -> Callable[
+    [Callable[[str, Kwargs | None, tuple[Size, ...]], Target]],
+    Callable[[str, Kwargs | None, tuple[Size, ...]], Target],
+]:
+    """Register a target form; forms are tried in registration order."""
+
+    def decorator(
+        fn: Callable[[str, Kwargs | None, tuple[Size, ...]], Target],
+    ) -> Callable[[str, Kwargs | None, tuple[Size, ...]], Target]:
+        FORMS.append(Form(name, example, matches, fn))
+        return fn
+
+    return decorator
+
+
+def forms_text() -> str:
+    """``'a config path (configs/resnet18.yaml), ...'``: every accepted form with an example."""
+    return ", ".join(f"{f.name} ({f.example})" for f in FORMS)
+
+
+def parse_kwargs(text: str | None) -> Kwargs | None:
+    """``'{"num_classes": 10}'`` -> ``{"num_classes": 10}``; strict JSON object or an error."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConvZooError(f"--kwargs must be a JSON object: {exc.msg} in {render(text)}") from None
+    if not isinstance(value, dict):
+        raise ConvZooError("--kwargs must be a JSON object like '{\"num_classes\": 10}'")
+    return value
+
+
+def resolve(text: str, sizes: tuple[Size, ...] = (), kwargs: Kwargs | None = None) -> Target:
+    """The model named by ``text``; ``sizes`` (from ``--input``) override its default inputs
+    and ``kwargs`` (from ``--kwargs``) go to its builder."""
+    for f in FORMS:
+        if f.matches(text):
+            target = f.resolve(text, kwargs, sizes)
+            target.input_size = sizes or target.input_size
+            if not target.input_size:
+                raise ConvZooError(
+                    f"{text} has no default input size: give one with --input, "
+                    "e.g. --input 3x224x224"
+                )
+            return target
+    hints = suggest(text, known_names(text))
+    hint = f"; did you mean {', '.join(hints)}?" if hints else ""
+    raise ConvZooError(f"unknown target {render(text)}{hint} (a target is one of: {forms_text()})")
+
+
+def known_names(text: str) -> list[str]:
+    """Names to suggest for an unknown ``text``: packaged configs and torchvision builders."""
+    names = list(packaged_configs())
+    if ":" not in text:
+        names += [f"torchvision:{n}" for n in _torchvision_names()]
+    return names
+
+
+def suggest(word: str, names: list[str]) -> list[str]:
+    """Up to three of ``names`` closest to ``word``: spelling first, then substrings."""
+    return difflib.get_close_matches(word, names, n=3, cutoff=0.6) or close_matches(word, names)
+
+
+def no_kwargs(kwargs: Kwargs | None, what: str) -> None:
+    if kwargs:
+        raise ConvZooError(f"--kwargs does not apply to {what} (edit the config instead)")
+
+
+# -- configs ----------------------------------------------------------------------------
+
+
+def packaged_configs() -> dict[str, Path]:
+    """The configs shipped in ``convzoo/configs`` by name: ``{"resnet18": path, ...}``."""
+    root = resources.files("convzoo") / "configs"
+    return {
+        Path(entry.name).stem: Path(str(entry))
+        for entry in sorted(root.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith((".yaml", ".yml"))
+    }
+
+
+def _config(path: str | Path, sizes: tuple[Size, ...]) -> Target:
+    from convzoo.builder import build
+
+    model = build(path, sizes[0] if len(sizes) == 1 else None, meta=True)  # counting: no weights
+    return Target(model, (tuple(model.input_size),), model.config_name)
+
+
+def _is_config_path(text: str) -> bool:
+    return text.endswith((".yaml", ".yml")) or (Path(text).is_file() and ".py" not in text)
+
+
+@form("a config path", "configs/resnet18.yaml", _is_config_path)
+def config_path(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Target:
+    no_kwargs(kwargs, "configs")
+    if not Path(text).is_file():
+        hints = suggest(Path(text).stem, list(packaged_configs()))
+        hint = f"; packaged configs by name: {', '.join(hints)}" if hints else ""
+        raise ConvZooError(f"no config file {render(text)}{hint}")
+    return _config(text, sizes)
+
+
+@form("a packaged config", "resnet18", lambda text: text in packaged_configs())
+def packaged_config(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Target:
+    no_kwargs(kwargs, "configs")
+    return _config(packaged_configs()[text], sizes)
+
+
+# -- torchvision and timm -----------------------------------------------------------------
+
+
+def _prefix(prefix: str) -> Callable[[str], bool]:
+    return lambda text: text.startswith(prefix)
+
+
+def _torchvision_names() -> list[str]:
+    try:
+        import torchvision
+
+        return list(torchvision.models.list_models())
+    except Exception:  # pragma: no cover
+        return []
+
+
+def _unknown(kind: str, name: str, names: list[str], hint_prefix: str, where: str) -> ConvZooError:
+    hints = suggest(name, names)
+    hint = f"; did you mean {', '.join(hint_prefix + h for h in hints)}?" if hints else ""
+    return ConvZooError(f"unknown {kind} model {render(name)}{hint} ({where} has all {len(names)})")
+
+
+@form("a torchvision model", "torchvision:resnet18", _prefix("torchvision:"))
+def torchvision_target(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Target:
+    from convzoo import torchvision_models
+
+    name = text.split(":", 1)[1]
+    names = _torchvision_names()
+    if name not in names:
+        where = "torchvision.models.list_models()"
+        raise _unknown("torchvision", name, names, "torchvision:", where)
+    model = torchvision_models.build(name, kwargs or {})
+    return Target(model, torchvision_models.default_input(name, model), text)
+
+
+@form("a timm model", "timm:resnet18", _prefix("timm:"))
+def timm_target(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Target:
+    name = text.split(":", 1)[1]
+    try:
+        import timm
+    except Exception:
+        raise ConvZooError(
+            f"{text} needs timm: pip install 'convzoo[timm]' (or pip install timm)"
+        ) from None
+    names = timm.list_models()
+    if name.split(".")[0] not in names:  # "resnet18" or a pretrained tag "resnet18.a1_in1k"
+        raise _unknown("timm", name, names, "timm:", "timm.list_models()")
+    try:  # pretrained=False: random weights, nothing downloaded
+        model = timm.create_model(name, pretrained=False, **(kwargs or {}))
+    except Exception as exc:
+        raise ConvZooError(f"timm cannot build {render(name)}: {_why(exc)}") from None
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
+    size = tuple(int(v) for v in cfg.get("input_size", (3, 224, 224)))
+    return Target(model, (size,), text)
+
+
+# -- Python objects ---------------------------------------------------------------------
+
+
+def _why(exc: BaseException) -> str:
+    """``Type: first line`` of an exception raised by the user's code."""
+    return f"{type(exc).__name__}: {first_line(exc)}"
+
+
+def _split(text: str) -> tuple[str, str]:
+    where, _, attr = text.rpartition(":")
+    return where, attr
+
+
+def _is_file_object(text: str) -> bool:
+    where, attr = _split(text)
+    return where.endswith(".py") and bool(attr)
+
+
+def _is_module_object(text: str) -> bool:
+    where, attr = _split(text)
+    return bool(DOTTED.match(where)) and bool(DOTTED.match(attr))
+
+
+def _load_file(path: str) -> Any:
+    file = Path(path)
+    if not file.is_file():
+        raise ConvZooError(f"no Python file {render(path, 200)}")
+    name = f"convzoo_target_{abs(hash(str(file.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:  # pragma: no cover
+        raise ConvZooError(f"cannot import {render(path, 200)}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look their module up
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise ConvZooError(f"cannot import {render(path, 200)}: {_why(exc)}") from None
+    return module
+
+
+def _import(name: str) -> Any:
+    cwd = os.getcwd()
+    if cwd not in sys.path:  # as `python -m`: modules next to the user are importable
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:
+        raise ConvZooError(f"cannot import module {render(name)}: {_why(exc)}") from None
+
+
+def _instantiate(module: Any, attr: str, kwargs: Kwargs | None, text: str) -> Target:
+    """``module.attr``: an ``nn.Module`` instance, or a class/factory called with ``kwargs``."""
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            public = [n for n in dir(obj) if not n.startswith("_")]
+            hints = suggest(part, public)
+            hint = f"; did you mean {', '.join(hints)}?" if hints else ""
+            raise ConvZooError(f"{text}: no attribute {render(part)}{hint}")
+        obj = getattr(obj, part)
+    if isinstance(obj, nn.Module):
+        if kwargs:
+            raise ConvZooError(f"{text} is a module instance: --kwargs does not apply")
+        model = obj
+    elif callable(obj):
+        try:
+            model = obj(**(kwargs or {}))
+        except Exception as exc:
+            raise ConvZooError(f"{text}(**{render(kwargs or {})}) failed: {_why(exc)}") from None
+    else:
+        raise ConvZooError(f"{text} is a {type(obj).__name__}, not a module, class or factory")
+    if not isinstance(model, nn.Module):
+        raise ConvZooError(f"{text} returned a {type(model).__name__}, not an nn.Module")
+    size = tuple(getattr(model, "input_size", ()) or ())
+    return Target(model, (size,) if size else (), text)
+
+
+@form("a class or factory in a file", "path/to/file.py:Net", _is_file_object)
+def file_object(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Target:
+    where, attr = _split(text)
+    return _instantiate(_load_file(where), attr, kwargs, text)
+
+
+@form("a class or factory in a module", "package.module:factory", _is_module_object)
+def module_object(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Target:
+    where, attr = _split(text)
+    return _instantiate(_import(where), attr, kwargs, text)

@@ -1,0 +1,112 @@
+"""Views of a :class:`~convzoo.analysis.report.Report` for ``convzoo report``: one subtree
+(``--layer``), the heaviest rows (``--sort macs --top 5``) and CSV with a totals row."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from typing import TYPE_CHECKING
+
+from tabulate import tabulate
+
+from convzoo import errors
+from convzoo.analysis import formulas, render
+from convzoo.errors import ConvZooError
+from convzoo.registry import close_matches
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+    from convzoo.analysis.report import Report
+
+SORT_KEYS = {"macs": "macs", "params": "params"}
+"""``--sort`` choices -> the LayerStats field rows are ordered by (largest first)."""
+
+
+def _leaf_names(report: Report) -> set[str]:
+    names = [row.name for row in report.layers]
+    return {n for n in names if not any(m.startswith(n + ".") for m in names if n)} - {""}
+
+
+def subtree(report: Report, model: nn.Module, name: str) -> Report:
+    """The rows of module ``name`` and its descendants, depths counted from it (0), with
+    totals of that subtree: its params, MACs, element-wise ops, and the outputs of its leaves."""
+    names = [row.name for row in report.layers]
+    if name not in names or not name:
+        hints = close_matches(name, [n for n in names if n])
+        hint = f"; did you mean {', '.join(map(repr, hints))}?" if hints else ""
+        raise ConvZooError(
+            f"--layer: no layer named {errors.render(name)} in {report.target}{hint}"
+        )
+    root = report.layer(name)
+    rows = [
+        dataclasses.replace(row, depth=row.depth - root.depth)
+        for row in report.layers
+        if row.name == name or row.name.startswith(name + ".")
+    ]
+    leaves = _leaf_names(report)
+    params = {id(p): p for p in model.get_submodule(name).parameters()}.values()
+    totals = {
+        "params": root.params,
+        "trainable_params": sum(p.numel() for p in params if p.requires_grad),
+        "macs": root.macs,
+        "flops": formulas.flops(root.macs),
+        "elementwise_ops": root.elementwise_ops,
+        "activation_bytes": sum(r.activation_bytes for r in rows if r.name in leaves),
+        "param_bytes": sum(p.numel() * p.element_size() for p in params),
+    }
+    return dataclasses.replace(
+        report,
+        target=f"{report.target} / {name}",
+        totals=totals,
+        output_shape=root.output_shape,
+        receptive_field=root.receptive_field,
+        layers=rows,
+    )
+
+
+def top_table(report: Report, key: str, top: int | None, fmt: str, depth: int | None) -> str:
+    """The ``top`` rows (all when None) with the largest ``key``, full names, heaviest first;
+    ``depth`` keeps rows at most that deep (the model row itself is left out)."""
+    if key not in SORT_KEYS:
+        raise ConvZooError(
+            f"--sort must be one of {', '.join(SORT_KEYS)}, got {errors.render(key)}"
+        )
+    rows = [r for r in report.layers if r.depth > 0 and (depth is None or r.depth <= depth)]
+    rows.sort(key=lambda r: getattr(r, SORT_KEYS[key]), reverse=True)
+    rows = rows[:top] if top is not None else rows
+    picked = dataclasses.replace(report, layers=rows)
+    cells = render.layer_rows(picked, indent="")
+    for cell, row in zip(cells, rows, strict=True):
+        cell[0] = row.name
+    cells.append(render.total_row(report))
+    table = tabulate(
+        cells,
+        headers=render.HEADERS,
+        tablefmt=render.FORMATS[fmt],
+        colalign=render.ALIGN,
+        disable_numparse=True,
+    )
+    shown = f"top {len(rows)} of {len(report.layers) - 1} layers by {key}"
+    return f"{table}\n\n{shown}; total: the whole {report.target or 'model'}"
+
+
+def csv_with_totals(report: Report) -> str:
+    """``report.to_csv()`` plus a last row named ``(total)`` with the report's totals."""
+    out = io.StringIO(report.to_csv())
+    out.seek(0, io.SEEK_END)
+    writer = csv.DictWriter(out, fieldnames=render.CSV_FIELDS, lineterminator="\n")
+    t = report.totals
+    writer.writerow(
+        {
+            "name": "(total)",
+            "type": "total",
+            "output_shape": render.shape_text(report.output_shape) if report.output_shape else "",
+            "params": t["params"],
+            "macs": t["macs"],
+            "elementwise_ops": t["elementwise_ops"],
+            "activation_bytes": t["activation_bytes"],
+        }
+    )
+    return out.getvalue()
