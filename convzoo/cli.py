@@ -180,7 +180,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 @command("compare")
 def cmd_compare(args: argparse.Namespace) -> int:
-    from convzoo.compare import compare, compare_config, rows_table
+    from convzoo.compare import compare, compare_config, compare_upsample, rows_table
 
     options = {
         "batch": args.batch,
@@ -191,7 +191,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.config:
         rows = compare_config(args.config, **options)
         title = f"designs of {args.config}"
+    elif args.upsample:
+        k = 3 if args.kernel is None else args.kernel
+        size = 28 if args.size is None else args.size
+        rows = compare_upsample(
+            args.upsample, k, args.in_channels, args.out_channels, size,
+            bias=not args.no_bias, **options,
+        )  # fmt: skip
+        title = f"upsampling x{args.upsample} with a {k}x{k} filter, {size}x{size} input"
     else:
+        args.kernel = 7 if args.kernel is None else args.kernel
+        args.size = 56 if args.size is None else args.size
         variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
         rows = compare(
             args.kernel,
@@ -287,10 +297,18 @@ def parser() -> argparse.ArgumentParser:
     )
     p = sub.add_parser("compare", help="designs replacing a k x k conv: theory and speed")
     p.add_argument("config", nargs="?", help="a YAML config with a 'compare:' mapping")
-    p.add_argument("--kernel", type=lambda t: count(t, 3), default=7, help="k (7)")
+    p.add_argument("--kernel", type=lambda t: count(t, 3), help="k (7; 3 with --upsample)")
     p.add_argument("--in-channels", type=lambda t: count(t, 1), default=64, help="(64)")
     p.add_argument("--out-channels", type=lambda t: count(t, 1), default=64, help="(64)")
-    p.add_argument("--size", type=lambda t: count(t, 1), default=56, help="input H = W (56)")
+    p.add_argument(
+        "--size", type=lambda t: count(t, 1), help="input H = W (56; 28 with --upsample)"
+    )
+    p.add_argument(
+        "--upsample",
+        type=lambda t: count(t, 2),
+        metavar="S",
+        help="compare upsampling by S: resize-then-conv, transposed, sub-pixel",
+    )
     p.add_argument("--batch", type=lambda t: count(t, 1), default=1, help="batch size (1)")
     p.add_argument("--variants", help="comma-separated designs (default: the headline set)")
     p.add_argument("--padding", choices=["same", "valid"], default="same")

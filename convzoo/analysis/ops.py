@@ -161,6 +161,8 @@ def _per_output(args: tuple, kwargs: dict, out: Any) -> int:
 @elementwise_rule(
     aten._adaptive_avg_pool2d,
     aten.adaptive_max_pool2d,
+    aten._adaptive_avg_pool3d,
+    aten.adaptive_max_pool3d,
     aten.mean,
     aten.sum,
     aten.amax,
@@ -192,6 +194,14 @@ def _pool(args: tuple, kwargs: dict, out: Any) -> int:
     kernel = args[1] if len(args) > 1 else kwargs["kernel_size"]  # a required argument
     kh, kw = (kernel[0], kernel[-1]) if isinstance(kernel, (list, tuple)) else (kernel, kernel)
     return first(out).numel() * int(kh) * int(kw)
+
+
+@elementwise_rule(aten.max_pool3d_with_indices, aten.avg_pool3d)
+def _pool3d(args: tuple, kwargs: dict, out: Any) -> int:
+    """k_d * k_h * k_w reads per output value (3-D pooling)."""
+    kernel = args[1] if len(args) > 1 else kwargs["kernel_size"]
+    k = list(kernel) * (3 // len(kernel)) if isinstance(kernel, (list, tuple)) else [kernel] * 3
+    return first(out).numel() * int(k[0]) * int(k[1]) * int(k[2])
 
 
 FREE = {
@@ -267,6 +277,9 @@ FREE = {
     aten.item,
     aten.as_strided_,
     aten.detach_,
+    aten.pixel_shuffle,  # permutations of values: sub-pixel convolution, ShuffleNet
+    aten.pixel_unshuffle,
+    aten.channel_shuffle,
 }
 
 
