@@ -93,3 +93,18 @@ def test_rank_twins_are_torch_modules_of_that_rank() -> None:
     assert isinstance(norm, torch.nn.BatchNorm3d)
     with pytest.raises(LayerArgumentError, match=r"^batch_norm: input must be a 5-D"):
         norm(torch.zeros(2, 2, 3, 3))
+
+
+def test_conv_norm_act_takes_factories() -> None:
+    from convzoo.blocks.conv_norm_act import ConvNormAct
+    from convzoo.layers.basic import BatchNorm
+
+    torch.manual_seed(0)
+    named = ConvNormAct(3, 4, 3, 2, conv="conv", norm="batch_norm").eval()
+    given = ConvNormAct(3, 4, 3, 2, conv=torch.nn.Conv2d, norm=BatchNorm).eval()
+    assert type(given.conv) is torch.nn.Conv2d and given.conv.padding == (1, 1)
+    given.load_state_dict(named.state_dict())
+    x = torch.randn(2, 3, 9, 9)
+    torch.testing.assert_close(given(x), named(x))
+    with pytest.raises(LayerArgumentError, match=r"^conv_norm_act: conv must name a registered"):
+        ConvNormAct(3, 4, conv=3)  # type: ignore[arg-type]
