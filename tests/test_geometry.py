@@ -108,3 +108,19 @@ def test_conv_norm_act_takes_factories() -> None:
     torch.testing.assert_close(given(x), named(x))
     with pytest.raises(LayerArgumentError, match=r"^conv_norm_act: conv must name a registered"):
         ConvNormAct(3, 4, conv=3)  # type: ignore[arg-type]
+
+
+def test_rank_twins_pickle_and_deepcopy() -> None:
+    import copy
+    import io
+
+    conv = convzoo.create("conv", in_channels=2, out_channels=3, kernel_size=3, dims=3)
+    buffer = io.BytesIO()
+    torch.save(conv, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    clone = copy.deepcopy(conv)
+    x = torch.randn(1, 2, 4, 5, 6)
+    assert type(loaded) is type(conv) is type(clone)
+    torch.testing.assert_close(loaded(x), conv(x))
+    torch.testing.assert_close(clone(x), conv(x))
