@@ -65,8 +65,8 @@ class Model(nn.Sequential):
 def _inferred(shape: Shape) -> dict[str, Any]:
     """Keyword values implied by an input of ``shape`` (without batch)."""
     values: dict[str, Any] = {"in_features": shape[-1]}
-    if len(shape) == 3:
-        values.update(in_channels=shape[0], input_size=(shape[1], shape[2]))
+    if 2 <= len(shape) <= 4:  # (C, L), (C, H, W), (C, D, H, W): the rank picks the variant
+        values.update(in_channels=shape[0], input_size=tuple(shape[1:]), dims=len(shape) - 1)
     if len(shape) == 2:
         values.update(in_capsules=shape[0], in_dim=shape[1])
     return values
@@ -212,7 +212,7 @@ class Builder:
                 continue
             if key not in kwargs:
                 kwargs[key] = value
-            elif key in ("in_channels", "in_capsules", "in_dim") and kwargs[key] != value:
+            elif key in ("in_channels", "in_capsules", "in_dim", "dims") and kwargs[key] != value:
                 raise ConfigError(
                     f"{type_name} expects {key}={kwargs[key]} but the previous layer's output "
                     f"has shape {shape}, i.e. {key}={value}",

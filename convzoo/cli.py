@@ -179,7 +179,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 @command("compare")
 def cmd_compare(args: argparse.Namespace) -> int:
-    from convzoo.compare import compare, compare_config, rows_table
+    from convzoo.compare import compare, compare_config, compare_upsample, rows_table
 
     if args.plot:
         from convzoo.plots import output_path
@@ -200,11 +200,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"compare {args.config} takes its designs from the config: "
             f"{', '.join(given)} do not apply (drop them, or drop the config)"
         )
-    for dest, value in COMPARE_DEFAULTS.items():
+    defaults = UPSAMPLE_DEFAULTS if args.upsample else COMPARE_DEFAULTS
+    for dest, value in defaults.items():
         setattr(args, dest, value if getattr(args, dest) is None else getattr(args, dest))
     if args.config:
         rows = compare_config(args.config, **options)
         title = f"designs of {args.config}"
+    elif args.upsample:
+        k, size = args.kernel, args.size
+        rows = compare_upsample(
+            args.upsample, k, args.in_channels, args.out_channels, size,
+            bias=not args.no_bias, **options,
+        )  # fmt: skip
+        title = f"upsampling x{args.upsample} with a {k}x{k} filter, {size}x{size} input"
     else:
         variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
         rows = compare(
@@ -278,10 +286,20 @@ def cmd_rf(args: argparse.Namespace) -> int:
 
 DESIGN_FLAGS = {
     f"--{dest.replace('_', '-')}": dest
-    for dest in ("kernel", "in_channels", "out_channels", "size", "variants", "padding", "no_bias")
+    for dest in (
+        "kernel",
+        "in_channels",
+        "out_channels",
+        "size",
+        "variants",
+        "padding",
+        "no_bias",
+        "upsample",
+    )
 }
 """``compare`` flags that describe the designs: a ``compare:`` config refuses them."""
 COMPARE_DEFAULTS = dict(kernel=7, in_channels=64, out_channels=64, size=56, padding="same")
+UPSAMPLE_DEFAULTS = dict(COMPARE_DEFAULTS, kernel=3, size=28)
 DTYPES = ("float32", "float16", "bfloat16", "float64")
 TARGET_HELP = (
     "a config path (configs/resnet18.yaml), a packaged config (resnet18), torchvision:NAME, "
@@ -337,10 +355,18 @@ def add_report(sub: Any) -> None:
 def add_compare(sub: Any) -> None:
     p = sub.add_parser("compare", help="designs replacing a k x k conv: theory and speed")
     p.add_argument("config", nargs="?", help="a YAML config with a 'compare:' mapping")
-    p.add_argument("--kernel", type=lambda t: count(t, 3), help="k (7)")
+    p.add_argument("--kernel", type=lambda t: count(t, 3), help="k (7; 3 with --upsample)")
     p.add_argument("--in-channels", type=lambda t: count(t, 1), help="(64)")
     p.add_argument("--out-channels", type=lambda t: count(t, 1), help="(64)")
-    p.add_argument("--size", type=lambda t: count(t, 1), help="input H = W (56)")
+    p.add_argument(
+        "--size", type=lambda t: count(t, 1), help="input H = W (56; 28 with --upsample)"
+    )
+    p.add_argument(
+        "--upsample",
+        type=lambda t: count(t, 2),
+        metavar="S",
+        help="compare upsampling by S: resize-then-conv, transposed, sub-pixel",
+    )
     p.add_argument("--batch", type=lambda t: count(t, 1), default=1, help="batch size (1)")
     p.add_argument("--variants", help="comma-separated designs (default: the headline set)")
     p.add_argument("--padding", choices=["same", "valid"], help="(same)")

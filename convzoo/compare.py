@@ -22,7 +22,7 @@ from torch import nn
 from convzoo.analysis.analyzer import analyze
 from convzoo.errors import ConvZooError, render
 from convzoo.limits import MAX_PARAMS, check_memory, check_size
-from convzoo.registry import close_matches, create
+from convzoo.registry import LAYERS, close_matches, create
 from convzoo.values import input_shape
 
 # How each design replaces a k x k convolution at the same input and output shape:
@@ -41,6 +41,41 @@ VARIANTS: dict[str, tuple[str, Keywords]] = {
         lambda k, ci, co: {"kernel_size": k, "groups": 4 if ci % 4 == 0 and co % 4 == 0 else 1},
     ),
     "deformable": ("deformable", lambda k, ci, co: {"kernel_size": k}),
+    # modern candidates for the k x k slot (``--variants``; not in the headline set)
+    "shuffle_conv": (
+        "shuffle_conv",
+        lambda k, ci, co: {"kernel_size": k, "groups": 4 if ci % 4 == 0 and co % 4 == 0 else 1},
+    ),
+    "cond_conv": ("cond_conv", lambda k, ci, co: {"kernel_size": k}),
+    "dynamic_conv": ("dynamic_conv", lambda k, ci, co: {"kernel_size": k}),
+    "coord_conv": ("coord_conv", lambda k, ci, co: {"kernel_size": k}),
+    "gated_conv": ("gated_conv", lambda k, ci, co: {"kernel_size": k}),
+    "partial_conv": ("partial_conv", lambda k, ci, co: {"kernel_size": k}),
+    # "same" by construction: padding 'valid' gives another output size (a clear error)
+    "octave_conv": ("octave_conv", lambda k, ci, co: {"kernel_size": k}),
+    "selective_kernel": ("selective_kernel", lambda k, ci, co: {"kernel_sizes": [3, k]}),
+    "ghost": ("ghost", lambda k, ci, co: {"kernel_size": k}),
+}
+
+# Designs that upsample by ``s`` and apply a k x k filter (``compare --upsample s``);
+# the first, resize-then-conv, is the baseline.
+UPSAMPLERS: dict[str, Callable[[int, int, int, int, bool], nn.Module]] = {
+    "resize_conv": lambda k, ci, co, s, bias: nn.Sequential(
+        create("upsample", scale_factor=s),
+        create("conv", in_channels=ci, out_channels=co, kernel_size=k, padding="same", bias=bias),
+    ),
+    "transposed": lambda k, ci, co, s, bias: create(
+        "transposed",
+        in_channels=ci,
+        out_channels=co,
+        kernel_size=k,
+        stride=s,
+        padding="same",
+        bias=bias,
+    ),  # fmt: skip
+    "sub_pixel": lambda k, ci, co, s, bias: create(
+        "sub_pixel", in_channels=ci, out_channels=co, kernel_size=k, scale=s, bias=bias
+    ),
 }
 
 
@@ -49,12 +84,13 @@ def make_variant(
 ) -> nn.Module:
     """The module of design ``name`` replacing a ``kernel`` x ``kernel`` conv."""
     layer, keywords = VARIANTS[name]
+    accepted = LAYERS.get(layer).keywords()
     return create(
         layer,
         in_channels=in_channels,
         out_channels=out_channels,
         **keywords(kernel, in_channels, out_channels),
-        **common,
+        **{k: v for k, v in common.items() if k in accepted},
     )
 
 
@@ -193,6 +229,54 @@ def bench_bytes(
     activations = max(r.totals["activation_bytes"] for r in reports.values())
     factor = 2 if train else 1
     return 4 * elements * factor + params * factor + activations * (factor + 1)
+
+
+def compare_upsample(
+    scale: int = 2,
+    kernel: int = 3,
+    in_channels: int = 64,
+    out_channels: int = 64,
+    size: int = 28,
+    batch: int = 1,
+    bench: bool = False,
+    train: bool = False,
+    min_run_time: float = 0.2,
+    progress: bool = False,
+    bias: bool = True,
+    max_memory: int | None = None,
+) -> list[Row]:
+    """``convzoo compare --upsample S``: resize-then-conv (baseline), transposed and sub-pixel
+    convolution, each mapping ``Tensor[B, C_in, n, n]`` to ``Tensor[B, C_out, S·n, S·n]``
+    with a ``kernel`` x ``kernel`` filter ("same" padding)."""
+    check_size(scale, "upsample", minimum=2)
+    for value, what in (
+        (kernel, "kernel"),
+        (in_channels, "in_channels"),
+        (out_channels, "out_channels"),
+        (size, "size"),
+        (batch, "batch"),
+    ):
+        check_size(value, what)
+
+    def designs() -> dict[str, nn.Module]:
+        return {
+            name: make(kernel, in_channels, out_channels, scale, bias)
+            for name, make in UPSAMPLERS.items()
+        }
+
+    with torch.device("meta"):
+        modules = designs()
+    return measure(
+        modules,
+        (in_channels, size, size),
+        batch,
+        bench,
+        train,
+        min_run_time,
+        progress,
+        real=designs,
+        max_memory=max_memory,
+    )
 
 
 def measure(

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from convzoo.errors import ConvZooError
+from convzoo.errors import ConvZooError, LayerArgumentError
 
 T = TypeVar("T", bound=type[nn.Module])
 
@@ -141,6 +141,28 @@ class Registry:
         """Build the module registered as ``name`` with ``kwargs``."""
         self.check_keywords(name, kwargs)
         return self.get(name).cls(**kwargs)
+
+    def resolve(
+        self, value: object, layer: str, argument: str, category: str | None = None
+    ) -> Callable[..., nn.Module]:
+        """A layer factory: ``value`` itself if callable, else the class registered under that
+        name (of ``category`` when given), else a one-line error naming ``layer`` and
+        ``argument``. Blocks take the layers they compose as factories; names from configs
+        and ``create`` are resolved here, once."""
+        if callable(value) and not isinstance(value, str):
+            return value
+        names = [n for n, e in self._entries.items() if category in (None, e.category)]
+        if isinstance(value, str) and value in names:
+            return self._entries[value].cls
+        hints = close_matches(str(value), sorted(names, key=natural_key))
+        kind = f"registered {category} layer" if category else f"registered {self.kind}"
+        raise LayerArgumentError(
+            layer,
+            argument,
+            f"must name a {kind} or be a callable, got {value!r}"
+            + (f" (did you mean {', '.join(repr(h) for h in hints)}?)" if hints else "")
+            + (f"; choose from {', '.join(sorted(names, key=natural_key))}" if category else ""),
+        )
 
     def list(self, pattern: str = "*", category: str | None = None) -> list[tuple[str, str]]:
         """``(name, description)`` pairs whose name matches the fnmatch ``pattern``."""

@@ -310,7 +310,7 @@ def test_primary_capsules_ordering(
     got = layer(x)
     h, w = out_hw
     assert got.shape == (2, types * h * w, dim)
-    assert layer.output_capsules(size) == types * h * w
+    assert layer.output_size(size) == (types * h * w, layer.capsule_dim)
     # independent conv: F.conv2d with explicit padding (same: 7x6, k3, s2 -> total pad 2/1)
     xp = x
     if padding == "same":
@@ -397,7 +397,7 @@ def test_mnist_capsnet_sizes() -> None:
     assert count(primary) == 256 * 256 * 81 + 256
     assert count(digits) == 1152 * 10 * 16 * 8
     assert count(net) == 256 * 81 + 256 + 256 * 256 * 81 + 256 + 1152 * 10 * 16 * 8
-    assert primary.output_capsules((20, 20)) == 6 * 6 * 32 == 1152
+    assert primary.output_size((20, 20))[0] == 6 * 6 * 32 == 1152
     x = torch.rand(2, 1, 28, 28)
     caps = primary(torch.relu(conv1(x)))
     assert caps.shape == (2, 1152, 8)

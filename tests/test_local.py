@@ -119,7 +119,7 @@ def test_locally_connected_with_shared_kernel_is_conv2d(size, k, stride, padding
     x_ref = x.detach().clone().requires_grad_(True)
     w_ref, b_ref = w.clone().requires_grad_(True), b.clone().requires_grad_(True)
     ref = shared_reference(x_ref, w_ref, b_ref, stride, padding, dilation)
-    assert y.shape == ref.shape and tuple(y.shape[2:]) == layer.output_size
+    assert y.shape == ref.shape and tuple(y.shape[2:]) == layer.output_size()
     torch.testing.assert_close(y, ref, **tol(dtype))
     # backward: same input gradient; weight/bias gradients summed over positions = conv's
     g = torch.randn_like(ref)
@@ -192,15 +192,15 @@ def test_locally_connected_output_size_and_shapes():
         stride=2,
         padding="same",
     )
-    assert layer.output_size == (6, 4)
+    assert layer.output_size() == (6, 4)
     assert layer.weight.shape == (6, 4, 4, 3, 3, 6)
     assert layer.bias.shape == (6, 6, 4)
     assert layer.kernels().shape == (6, 4, 6, 4, 3, 3)
     assert layer(torch.randn(1, 4, 11, 8)).shape == (1, 6, 6, 4)
     assert sum(p.numel() for p in layer.parameters()) == 6 * 4 * 6 * (4 * 9 + 1)
     valid = LocallyConnected(1, 1, (3, 5), 9, stride=(2, 1), dilation=(1, 2))
-    assert valid.output_size == ((9 - 3) // 2 + 1, 9 - 9 + 1)
-    assert LocallyConnected(1, 1, 3, 4, padding="full").output_size == (6, 6)
+    assert valid.output_size() == ((9 - 3) // 2 + 1, 9 - 9 + 1)
+    assert LocallyConnected(1, 1, 3, 4, padding="full").output_size() == (6, 6)
     assert LocallyConnected(1, 1, 3, 4, bias=False).bias is None
 
 

@@ -419,6 +419,9 @@ FREE = {
     aten.item,
     aten.as_strided_,
     aten.detach_,
+    aten.pixel_shuffle,  # permutations of values: sub-pixel convolution, ShuffleNet
+    aten.pixel_unshuffle,
+    aten.channel_shuffle,
 }
 
 

@@ -12,7 +12,6 @@ from convzoo.analysis.receptive import (
     Place,
     conv_axis,
 )
-from convzoo.layers import padding as P
 from convzoo.layers.capsule import PrimaryCapsules, RoutingCapsules
 from convzoo.layers.deformable import Deformable
 from convzoo.layers.fft import FFTConv
@@ -58,7 +57,7 @@ def conv_like(
     if in_field is None or in_field.is_global or in_field.layout is not None:
         return in_field if in_field is None or in_field.is_global else None
     k, s, d = module.kernel_size, module.stride, module.dilation
-    pads = P.resolve(module.pad_spec, (input_shape[-2], input_shape[-1]), k, s, d)
+    pads = module.geometry.pads((input_shape[-2], input_shape[-1]))
     axes = [
         None if a is None else conv_axis(a, k[i], s[i], pads[i][0], d[i])
         for i, a in enumerate(in_field.axes)

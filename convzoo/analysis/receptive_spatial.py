@@ -34,7 +34,7 @@ from convzoo.analysis.receptive_rules import (
     rule,
     traced_pairs,
 )
-from convzoo.layers import padding as P
+from convzoo.layers import geometry as G
 
 aten = torch.ops.aten
 
@@ -220,7 +220,7 @@ def im2col(call: Call) -> Result:
     """``F.unfold``: each column holds one window, columns in row-major (h, w) order."""
     x, args = call.x(), call.args
     k, d, p, s = (per_dim(args[a], 2) for a in ("kernel_size", "dilation", "padding", "stride"))
-    size = [P.conv_output_size(x.shape[-2 + i], k[i], s[i], d[i], (p[i], p[i])) for i in (0, 1)]
+    size = [G.conv_output_size(x.shape[-2 + i], k[i], s[i], d[i], (p[i], p[i])) for i in (0, 1)]
     return spatial(
         call,
         2,

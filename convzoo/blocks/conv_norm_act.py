@@ -1,39 +1,30 @@
-"""Conv -> norm -> activation, with the conv chosen by its registered name."""
+"""Conv -> norm -> activation; the conv and the norm are given as factories (or names)."""
 
 from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
 from convzoo.errors import LayerArgumentError, require
-from convzoo.layers import padding as P
+from convzoo.layers import checks as C
+from convzoo.layers import geometry as G
 from convzoo.layers.basic import ACTIVATIONS, Activation
-from convzoo.registry import LAYERS, close_matches, create, register
+from convzoo.registry import LAYERS, close_matches, register
 
 NAME = "conv_norm_act"
-
+Factory = Callable[..., nn.Module]
 # Arguments ConvNormAct sets itself; ``conv_args`` may not repeat them.
 OWN_ARGUMENTS = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation")
 
 
-def check_conv_name(conv: object, layer: str) -> str:
-    """``conv`` if it names a registered layer of category ``"conv"``, else a clear error."""
-    convs = LAYERS.list(category="conv")
-    names = [name for name, _ in convs]
-    if not isinstance(conv, str) or conv not in names:
-        hints = close_matches(str(conv), names)
-        raise LayerArgumentError(
-            layer,
-            "conv",
-            f"must name a registered conv layer, got {conv!r}"
-            + (f" (did you mean {', '.join(repr(h) for h in hints)}?)" if hints else "")
-            + f"; choose from {', '.join(names)}",
-        )
-    return conv
+def check_conv_name(conv: object, layer: str) -> Factory:
+    """The factory ``conv`` names (a registered layer of category ``"conv"``) or is."""
+    return LAYERS.resolve(conv, layer, "conv", "conv")
 
 
 def check_activation(activation: object, layer: str) -> str | None:
@@ -49,30 +40,28 @@ def check_activation(activation: object, layer: str) -> str | None:
     )
 
 
-def default_of(name: str, keyword: str) -> Any:
-    """The default value of ``keyword`` in the constructor registered as ``name``."""
-    param = inspect.signature(LAYERS.get(name).cls.__init__).parameters[keyword]
-    return None if param.default is param.empty else param.default
+def signature(factory: Factory) -> dict[str, Any]:
+    """``keyword -> default`` (``None`` when required) of a layer factory."""
+    target = factory.__init__ if isinstance(factory, type) else factory  # type: ignore[misc]
+    params = inspect.signature(target).parameters.values()
+    skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return {
+        p.name: None if p.default is p.empty else p.default
+        for p in params
+        if p.name != "self" and p.kind not in skip
+    }
 
 
 @register(NAME, category="block")
 class ConvNormAct(nn.Sequential):
-    """Any registered conv, then batch norm, then an activation (each optional but the conv).
+    """A conv layer, then a norm, then an activation (each optional but the conv).
 
-    ``Tensor[B, C_in, H, W] -> Tensor[B, C_out, H_out, W_out]``. The children are
-    named ``conv``, ``norm`` and ``act``; ``norm``/``act`` are absent when ``None``.
-
-    * ``conv``: any registered conv layer name, built with ``convzoo.create`` with the
-      keywords it accepts; ``conv_args`` adds extra ones (e.g. ``{"depth_multiplier": 2}``)
-      or overrides ``bias``.
-    * ``padding=None``: ``dilation * (k - 1) // 2`` on each side (torchvision's
-      convention); otherwise any padding spec ("valid", "same", "full", ints).
-    * ``dilation=None`` / ``groups=None``: the conv layer's own default (so ``"dilated"``
-      dilates by 2 and ``"grouped"`` uses 2 groups); 1 for ``"conv"``.
-    * ``bias`` is off when a norm follows, on otherwise.
-    * A keyword the conv layer does not take must keep its neutral value (stride 1,
-      padding/dilation/groups ``None``), else a ``LayerArgumentError``; layers with a
-      fixed kernel (``"pointwise"``) ignore ``kernel_size``.
+    ``Tensor[B, C_in, *S] -> Tensor[B, C_out, *S_out]``; children ``conv``, ``norm``, ``act``.
+    ``conv``/``norm`` are factories (classes or callables) or registered names; the conv is
+    called with the keywords it accepts (``conv_args`` adds or overrides some); a keyword it
+    lacks must keep its neutral value. ``padding=None`` is ``dilation·(k-1)//2`` per side
+    (torchvision's convention); ``dilation``/``groups`` ``None`` take the conv's own
+    default; ``bias`` is on only without a norm (like torchvision's Conv2dNormActivation).
     """
 
     params_formula = "conv + 2·C_out (norm)"
@@ -81,115 +70,68 @@ class ConvNormAct(nn.Sequential):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int | P.Pair = 3,
-        stride: int | P.Pair = 1,
-        padding: P.PaddingSpec | None = None,
-        dilation: int | P.Pair | None = None,
+        kernel_size: int | G.Ints = 3,
+        stride: int | G.Ints = 1,
+        padding: G.PaddingSpec | None = None,
+        dilation: int | G.Ints | None = None,
         groups: int | None = None,
-        conv: str = "conv",
-        norm: str | None = "batch_norm",
+        conv: str | Factory = "conv",
+        norm: str | Factory | None = "batch_norm",
         activation: str | None = "relu",
         conv_args: dict[str, Any] | None = None,
+        *,
+        dims: int = 2,
     ) -> None:
-        conv = check_conv_name(conv, NAME)
+        conv_f = check_conv_name(conv, NAME)
         activation = check_activation(activation, NAME)
-        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            require(
-                isinstance(value, int) and not isinstance(value, bool) and value > 0,
-                NAME,
-                arg,
-                f"must be a positive int, got {value!r}",
-            )
+        self.dims = C.dims(dims, NAME)
+        self.in_channels = C.positive_int(in_channels, NAME, "in_channels")
+        self.out_channels = C.positive_int(out_channels, NAME, "out_channels")
+        norm_f = None if norm is None else LAYERS.resolve(norm, NAME, "norm")
         require(
-            norm is None or (norm in LAYERS and "in_channels" in LAYERS.get(norm).keywords()),
+            norm_f is None or "in_channels" in signature(norm_f),
             NAME,
             "norm",
-            f"must be None or a registered norm layer such as 'batch_norm', got {norm!r}",
+            f"must be None or a norm layer taking in_channels such as 'batch_norm', got {norm!r}",
         )
-        kwargs = self.conv_keywords(
-            conv, in_channels, out_channels, kernel_size, stride, padding, dilation, groups
-        )
-        kwargs["bias"] = norm is None
+        accepted = signature(conv_f)
         extra = dict(conv_args or {})
-        clash = [k for k in extra if k in OWN_ARGUMENTS or k == "groups"]
-        require(
-            not clash,
-            NAME,
-            "conv_args",
-            f"must not repeat {', '.join(clash)}: pass them to {NAME} directly",
-        )
-        accepted = LAYERS.get(conv).keywords()
+        clash = [k for k in extra if k in (*OWN_ARGUMENTS, "groups")]
+        require(not clash, NAME, "conv_args", f"must not repeat {', '.join(clash)}: pass them "
+                f"to {NAME} directly")  # fmt: skip
         unknown = [k for k in extra if k not in accepted]
-        require(
-            not unknown,
-            NAME,
-            "conv_args",
-            f"has {', '.join(map(repr, unknown))} which {conv!r} does not accept; "
-            f"it accepts {', '.join(accepted)}",
-        )
-        kwargs.update(extra)
-        if "bias" not in accepted:
-            del kwargs["bias"]
-        children: OrderedDict[str, nn.Module] = OrderedDict(conv=create(conv, **kwargs))
-        if norm is not None:
-            children["norm"] = create(norm, in_channels=out_channels)
+        require(not unknown, NAME, "conv_args", f"has {', '.join(map(repr, unknown))} which "
+                f"{conv!r} does not accept; it accepts {', '.join(accepted)}")  # fmt: skip
+        if dilation is None:
+            dilation = accepted.get("dilation") or 1
+        spec = "valid" if padding is None else padding
+        geo = G.Geometry.parse(NAME, self.dims, kernel_size, stride, spec, dilation)
+        if padding is None:  # torchvision's convention
+            spec = tuple(d * (k - 1) // 2 for k, d in zip(geo.kernel, geo.dilation, strict=True))
+        wanted: dict[str, Any] = {
+            "in_channels": in_channels, "out_channels": out_channels, "kernel_size": geo.kernel,
+            "stride": geo.stride, "padding": spec, "dilation": geo.dilation,
+            "groups": groups if groups is not None else accepted.get("groups"),
+            "bias": norm is None, "dims": dims,
+        }  # fmt: skip
+        neutral = {"stride": all(s == 1 for s in geo.stride), "padding": padding is None,
+                   "dilation": all(d == 1 for d in geo.dilation), "groups": groups in (None, 1),
+                   "dims": self.dims == 2}  # fmt: skip
+        for arg, ok in neutral.items():
+            if arg not in accepted and not ok:
+                raise LayerArgumentError(
+                    NAME, arg, f"{wanted[arg]!r} cannot be used: conv {conv!r} does not take {arg}"
+                )
+        kwargs = {k: v for k, v in wanted.items() if k in accepted and v is not None}
+        children: OrderedDict[str, nn.Module] = OrderedDict(conv=conv_f(**(kwargs | extra)))
+        if norm_f is not None:
+            dims_kw = {"dims": dims} if "dims" in signature(norm_f) else {}
+            children["norm"] = norm_f(in_channels=out_channels, **dims_kw)
         if activation is not None:
             children["act"] = Activation(activation)
         super().__init__(children)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-
-    @staticmethod
-    def conv_keywords(
-        conv: str,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | P.Pair,
-        stride: int | P.Pair,
-        padding: P.PaddingSpec | None,
-        dilation: int | P.Pair | None,
-        groups: int | None,
-    ) -> dict[str, Any]:
-        """The keywords for the conv layer ``conv``, checked against what it accepts."""
-        accepted = LAYERS.get(conv).keywords()
-        require(
-            "in_channels" in accepted and "out_channels" in accepted,
-            NAME,
-            "conv",
-            f"{conv!r} does not take in_channels and out_channels, so it cannot be used here",
-        )
-        k = P.pair(kernel_size, NAME, "kernel_size")
-        s = P.pair(stride, NAME, "stride")
-        if dilation is None:
-            dilation = default_of(conv, "dilation") if "dilation" in accepted else 1
-        d = P.pair(dilation, NAME, "dilation")
-        if groups is None and "groups" in accepted:
-            groups = default_of(conv, "groups")
-        if padding is None:
-            spec: P.PaddingSpec = (d[0] * (k[0] - 1) // 2, d[1] * (k[1] - 1) // 2)
-        else:
-            spec = P.check_padding(padding, NAME)
-        wanted: dict[str, Any] = {
-            "in_channels": in_channels,
-            "out_channels": out_channels,
-            "kernel_size": k,
-            "stride": s,
-            "padding": spec,
-            "dilation": d,
-            "groups": groups,
-        }
-        neutral = {"stride": s == (1, 1), "padding": padding is None, "dilation": d == (1, 1)}
-        neutral["groups"] = groups is None or groups == 1
-        for arg, ok in neutral.items():
-            require(
-                arg in accepted or ok,
-                NAME,
-                arg,
-                f"{wanted[arg]!r} cannot be used: conv {conv!r} does not take {arg}",
-            )
-        return {k_: v for k_, v in wanted.items() if k_ in accepted and v is not None}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``Tensor[B, C_in, H, W] -> Tensor[B, C_out, H_out, W_out]``."""
-        P.check_input(x, NAME, self.in_channels)
+        """``Tensor[B, C_in, *S] -> Tensor[B, C_out, *S_out]``."""
+        G.check_input(x, NAME, self.in_channels, self.dims)
         return super().forward(x)

@@ -6,15 +6,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from convzoo.blocks.conv_norm_act import ConvNormAct, check_activation, check_conv_name
+from convzoo.blocks.conv_norm_act import ConvNormAct, Factory, check_activation, check_conv_name
 from convzoo.errors import LayerArgumentError, require
-from convzoo.layers import padding as P
+from convzoo.layers import checks as C
+from convzoo.layers import geometry as G
 from convzoo.layers.basic import Activation
-from convzoo.layers.standard import check_channels, layer_name
+from convzoo.layers.standard import layer_name
 from convzoo.registry import create, register
 
 
-def shortcut(in_channels: int, out_channels: int, stride: P.Pair) -> nn.Module:
+def shortcut(in_channels: int, out_channels: int, stride: G.Ints) -> nn.Module:
     """Identity, or a 1x1 strided conv (no bias) + batch norm when the shape changes."""
     if stride == (1, 1) and in_channels == out_channels:
         return create("identity")
@@ -22,10 +23,10 @@ def shortcut(in_channels: int, out_channels: int, stride: P.Pair) -> nn.Module:
 
 
 def block_arguments(
-    layer: str, stride: int | P.Pair, conv: object, activation: object
-) -> tuple[P.Pair, str, str]:
-    """The stride pair, conv name and (required) activation name of a residual block."""
-    s = P.pair(stride, layer, "stride")  # checked in this order, as before
+    layer: str, stride: int | G.Ints, conv: object, activation: object
+) -> tuple[G.Ints, Factory, str]:
+    """The stride pair, conv factory and (required) activation name of a residual block."""
+    s = G.ints(stride, 2, layer, "stride")  # checked in this order, as before
     name = check_conv_name(conv, layer)
     require(activation is not None, layer, "activation", "must be an activation name")
     checked = check_activation(activation, layer)
@@ -63,15 +64,15 @@ class BasicBlock(nn.Module):
         self,
         in_channels: int,
         out_channels: int,
-        stride: int | P.Pair = 1,
-        conv: str = "conv",
+        stride: int | G.Ints = 1,
+        conv: str | Factory = "conv",
         activation: str = "relu",
         groups: int = 1,
-        dilation: int | P.Pair = 1,
+        dilation: int | G.Ints = 1,
     ) -> None:
         super().__init__()
         name = layer_name(self)
-        check_channels(name, in_channels, out_channels, groups)
+        C.channels(name, in_channels, out_channels, groups)
         s, conv, activation = block_arguments(name, stride, conv, activation)
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -100,7 +101,7 @@ class BasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``Tensor[B, C_in, H, W] -> Tensor[B, C_out, H_out, W_out]``."""
         name = layer_name(self)
-        P.check_input(x, name, self.in_channels)
+        G.check_input(x, name, self.in_channels)
         return self.act(add(name, self.shortcut(x), self.conv2(self.conv1(x))))
 
 
@@ -123,21 +124,16 @@ class Bottleneck(nn.Module):
         out_channels: int,
         mid_channels: int | None = None,
         expansion: int = 4,
-        stride: int | P.Pair = 1,
+        stride: int | G.Ints = 1,
         groups: int = 1,
-        conv: str = "conv",
+        conv: str | Factory = "conv",
         activation: str = "relu",
     ) -> None:
         super().__init__()
         name = layer_name(self)
-        check_channels(name, in_channels, out_channels, 1)
+        C.channels(name, in_channels, out_channels, 1)
         if mid_channels is None:
-            require(
-                isinstance(expansion, int) and not isinstance(expansion, bool) and expansion > 0,
-                name,
-                "expansion",
-                f"must be a positive int, got {expansion!r}",
-            )
+            C.positive_int(expansion, name, "expansion")
             require(
                 out_channels % expansion == 0,
                 name,
@@ -145,7 +141,7 @@ class Bottleneck(nn.Module):
                 f"must divide out_channels={out_channels} (or give mid_channels), got {expansion}",
             )
             mid_channels = out_channels // expansion
-        check_channels(name, mid_channels, mid_channels, groups)
+        C.channels(name, mid_channels, mid_channels, groups)
         s, conv, activation = block_arguments(name, stride, conv, activation)
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -161,7 +157,7 @@ class Bottleneck(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``Tensor[B, C_in, H, W] -> Tensor[B, C_out, H_out, W_out]``."""
         name = layer_name(self)
-        P.check_input(x, name, self.in_channels)
+        G.check_input(x, name, self.in_channels)
         out = self.conv3(self.conv2(self.conv1(x)))
         return self.act(add(name, self.shortcut(x), out))
 
@@ -183,16 +179,16 @@ class InvertedResidual(nn.Module):
         self,
         in_channels: int,
         out_channels: int,
-        stride: int | P.Pair = 1,
+        stride: int | G.Ints = 1,
         expand_ratio: float = 6,
-        kernel_size: int | P.Pair = 3,
+        kernel_size: int | G.Ints = 3,
         activation: str = "relu6",
     ) -> None:
         super().__init__()
         name = layer_name(self)
-        check_channels(name, in_channels, out_channels, 1)
-        s = P.pair(stride, name, "stride")
-        k = P.pair(kernel_size, name, "kernel_size")
+        C.channels(name, in_channels, out_channels, 1)
+        s = G.ints(stride, 2, name, "stride")
+        k = G.ints(kernel_size, 2, name, "kernel_size")
         require(
             k[0] % 2 == 1 and k[1] % 2 == 1,
             name,
@@ -200,15 +196,12 @@ class InvertedResidual(nn.Module):
             f"must be odd so the depthwise conv keeps the spatial size, got {kernel_size!r}",
         )
         require(
-            isinstance(expand_ratio, (int, float))
-            and not isinstance(expand_ratio, bool)
-            and round(in_channels * expand_ratio) >= 1,
+            C.is_number(expand_ratio) and round(in_channels * expand_ratio) >= 1,
             name,
             "expand_ratio",
             f"must be a number with round(in_channels * expand_ratio) >= 1, got {expand_ratio!r}",
         )
-        require(activation is not None, name, "activation", "must be an activation name")
-        activation = check_activation(activation, name)  # type: ignore[assignment]
+        _, _, activation = block_arguments(name, s, "conv", activation)
         hidden = int(round(in_channels * expand_ratio))
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -223,7 +216,7 @@ class InvertedResidual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``Tensor[B, C_in, H, W] -> Tensor[B, C_out, H_out, W_out]``."""
         name = layer_name(self)
-        P.check_input(x, name, self.in_channels)
+        G.check_input(x, name, self.in_channels)
         out = x if self.expand is None else self.expand(x)
         out = self.project(self.depthwise(out))
         return add(name, x, out) if self.use_residual else out

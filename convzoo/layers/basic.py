@@ -1,5 +1,5 @@
-"""The plain building blocks models are composed with: pooling, batch norm, dropout,
-activations by name, flatten, linear, upsampling and identity."""
+"""The plain building blocks models are composed with: pooling and batch norm (1-D, 2-D or
+3-D), dropout, activations by name, flatten, linear, upsampling and identity."""
 
 from __future__ import annotations
 
@@ -8,120 +8,130 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.pooling import (
+    _AdaptiveAvgPoolNd,
+    _AdaptiveMaxPoolNd,
+    _AvgPoolNd,
+    _MaxPoolNd,
+)
 
-from convzoo.errors import LayerArgumentError, require
-from convzoo.layers import padding as P
+from convzoo.errors import LayerArgumentError
+from convzoo.layers import checks as C
+from convzoo.layers import geometry as G
+from convzoo.layers.ranked import Ranked
 from convzoo.layers.standard import layer_name
 from convzoo.registry import close_matches, register
 
+POOL_MODES = ("valid", "same")
 
-class _Pool:
-    """Mixin: valid/same/explicit padding for pooling, with ``fill`` outside the input."""
+
+class _Pool(G.Windowed, Ranked, nn.Module):
+    """Valid/same/explicit padding for pooling, with ``fill`` outside the input.
+
+    ``Tensor[B, C, *S] -> Tensor[B, C, *S_out]``; the stride defaults to the kernel size.
+    """
 
     fill = 0.0
-    pad_spec: P.PaddingSpec
-    kernel: P.Pair
-    step: P.Pair
+    ops: dict[int, Callable[..., torch.Tensor]] = {}
+    params_formula = "0"
 
-    def setup(
-        self, kernel_size: int | P.Pair, stride: int | P.Pair | None, padding: P.PaddingSpec
-    ) -> tuple[P.Pair, P.Pair]:
-        name = layer_name(self)  # type: ignore[arg-type]
-        self.kernel = P.pair(kernel_size, name, "kernel_size")
-        self.step = self.kernel if stride is None else P.pair(stride, name, "stride")
-        self.pad_spec = P.check_padding(padding, name)
-        require(self.pad_spec != "full", name, "padding", "'full' is not defined for pooling")
-        return self.kernel, self.step
+    def __init__(
+        self,
+        kernel_size: int | G.Ints = 2,
+        stride: int | G.Ints | None = None,
+        padding: G.PaddingSpec = "valid",
+        *,
+        dims: int = 2,
+    ) -> None:
+        name = layer_name(self)
+        if padding == "full":
+            raise LayerArgumentError(name, "padding", "'full' is not defined for pooling")
+        step = kernel_size if stride is None else stride
+        geo = G.Geometry.parse(name, self.dims, kernel_size, step, padding, 1, POOL_MODES)
+        self.geometry = geo
+        nn.Module.__init__(self)
 
-    def padded(self, x: torch.Tensor) -> torch.Tensor:
-        name = layer_name(self)  # type: ignore[arg-type]
-        P.check_input(x, name, None)
-        size = (x.shape[-2], x.shape[-1])
-        pads = P.resolve(self.pad_spec, size, self.kernel, self.step, (1, 1))
-        P.check_fits(size, pads, self.kernel, (1, 1), name)
-        (top, bottom), (left, right) = pads
-        if top or bottom or left or right:
-            x = F.pad(x, (left, right, top, bottom), value=self.fill)
-        return x
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``Tensor[B, C, *S] -> Tensor[B, C, *S_out]``."""
+        name = layer_name(self)
+        G.check_input(x, name, None, self.dims)
+        pads = self.geometry.check_fits(G.spatial(x, self.dims), name)
+        x = G.zero_pad(x, pads, self.fill)
+        return self.ops[self.dims](x, self.geometry.kernel, self.geometry.stride)
+
+    def extra_repr(self) -> str:
+        g = self.geometry
+        return f"kernel_size={g.kernel}, stride={g.stride}, padding={g.padding!r}"
 
 
 @register("max_pool", category="basic")
-class MaxPool(_Pool, nn.MaxPool2d):
+class MaxPool(_Pool, _MaxPoolNd):
     """Max pooling over k x k windows; padding pixels are -inf (never selected)."""
 
-    params_formula = "0"
     fill = float("-inf")
-
-    def __init__(
-        self,
-        kernel_size: int | P.Pair = 2,
-        stride: int | P.Pair | None = None,
-        padding: P.PaddingSpec = "valid",
-    ) -> None:
-        k, s = self.setup(kernel_size, stride, padding)
-        nn.MaxPool2d.__init__(self, k, s)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``Tensor[B, C, H, W] -> Tensor[B, C, H_out, W_out]``."""
-        return F.max_pool2d(self.padded(x), self.kernel, self.step)
+    torch_bases = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
+    ops = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 
 
 @register("avg_pool", category="basic")
-class AvgPool(_Pool, nn.AvgPool2d):
+class AvgPool(_Pool, _AvgPoolNd):
     """Average pooling over k x k windows; padding pixels count as zeros."""
+
+    torch_bases = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
+    ops = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+
+
+class _GlobalPool(Ranked, nn.Module):
+    """Global pooling: ``Tensor[B, C, *S] -> Tensor[B, C, 1, ...]``."""
 
     params_formula = "0"
 
-    def __init__(
-        self,
-        kernel_size: int | P.Pair = 2,
-        stride: int | P.Pair | None = None,
-        padding: P.PaddingSpec = "valid",
-    ) -> None:
-        k, s = self.setup(kernel_size, stride, padding)
-        nn.AvgPool2d.__init__(self, k, s)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``Tensor[B, C, H, W] -> Tensor[B, C, H_out, W_out]``."""
-        return F.avg_pool2d(self.padded(x), self.kernel, self.step)
+    def __init__(self, *, dims: int = 2) -> None:
+        super(Ranked, self).__init__((1,) * self.dims)  # torch's adaptive pool of this rank
 
 
 @register("global_avg_pool", category="basic")
-class GlobalAvgPool(nn.AdaptiveAvgPool2d):
-    """Global average pooling: ``Tensor[B, C, H, W] -> Tensor[B, C, 1, 1]``."""
+class GlobalAvgPool(_GlobalPool, _AdaptiveAvgPoolNd):
+    """Global average pooling: ``Tensor[B, C, *S] -> Tensor[B, C, 1, ...]``."""
 
-    params_formula = "0"
-
-    def __init__(self) -> None:
-        super().__init__(1)
+    torch_bases = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
 
 
 @register("global_max_pool", category="basic")
-class GlobalMaxPool(nn.AdaptiveMaxPool2d):
-    """Global max pooling: ``Tensor[B, C, H, W] -> Tensor[B, C, 1, 1]``."""
+class GlobalMaxPool(_GlobalPool, _AdaptiveMaxPoolNd):
+    """Global max pooling: ``Tensor[B, C, *S] -> Tensor[B, C, 1, ...]``."""
 
-    params_formula = "0"
-
-    def __init__(self) -> None:
-        super().__init__(1)
+    torch_bases = {1: nn.AdaptiveMaxPool1d, 2: nn.AdaptiveMaxPool2d, 3: nn.AdaptiveMaxPool3d}
 
 
 @register("batch_norm", category="basic")
-class BatchNorm(nn.BatchNorm2d):
-    """Batch normalisation per channel (learned scale and shift, running statistics)."""
+class BatchNorm(Ranked, _BatchNorm):
+    """Batch normalisation per channel (learned scale and shift, running statistics).
+
+    ``Tensor[B, C, *S] -> Tensor[B, C, *S]`` with ``dims`` spatial axes.
+    """
 
     params_formula = "2·C"
+    torch_bases = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 
     def __init__(
-        self, in_channels: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True
+        self,
+        in_channels: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        *,
+        dims: int = 2,
     ) -> None:
-        require(
-            isinstance(in_channels, int) and in_channels > 0,
-            "batch_norm",
-            "in_channels",
-            f"must be a positive int, got {in_channels!r}",
-        )
-        super().__init__(in_channels, eps, momentum, affine)
+        name = layer_name(self)
+        c = C.positive_int(in_channels, name, "in_channels")
+        C.positive_number(eps, name, "eps")
+        C.number_in(momentum, 0, 1, name, "momentum", closed=True)
+        _BatchNorm.__init__(self, c, eps, momentum, C.boolean(affine, name, "affine"))
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        G.check_input(input, layer_name(self), self.num_features, self.dims)
 
 
 @register("dropout", category="basic")
@@ -131,12 +141,10 @@ class Dropout(nn.Dropout):
     params_formula = "0"
 
     def __init__(self, p: float = 0.5) -> None:
-        require(
-            isinstance(p, (int, float)) and 0 <= p < 1,
-            "dropout",
-            "p",
-            f"is the probability of dropping and must be in [0, 1), got {p!r}",
-        )
+        if not C.is_number(p) or not 0 <= p < 1:
+            raise LayerArgumentError(
+                "dropout", "p", f"is the probability of dropping and must be in [0, 1), got {p!r}"
+            )
         super().__init__(float(p))
 
 
@@ -187,7 +195,7 @@ class Activation(nn.Module):
 
 @register("flatten", category="basic")
 class Flatten(nn.Flatten):
-    """``Tensor[B, C, H, W] -> Tensor[B, C·H·W]``."""
+    """``Tensor[B, C, *S] -> Tensor[B, C·prod(S)]``."""
 
     params_formula = "0"
 
@@ -202,14 +210,9 @@ class Linear(nn.Linear):
     params_formula = "F_out·F_in + F_out"
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
-        for arg, value in (("in_features", in_features), ("out_features", out_features)):
-            require(
-                isinstance(value, int) and value > 0,
-                "linear",
-                arg,
-                f"must be a positive int, got {value!r}",
-            )
-        super().__init__(in_features, out_features, bias)
+        f_in = C.positive_int(in_features, "linear", "in_features")
+        f_out = C.positive_int(out_features, "linear", "out_features")
+        super().__init__(f_in, f_out, C.boolean(bias, "linear", "bias"))
 
 
 @register("upsample", category="basic")
@@ -219,19 +222,9 @@ class Upsample(nn.Upsample):
     params_formula = "0"
 
     def __init__(self, scale_factor: int = 2, mode: str = "nearest") -> None:
-        require(
-            mode in ("nearest", "bilinear"),
-            "upsample",
-            "mode",
-            f"must be 'nearest' or 'bilinear', got {mode!r}",
-        )
-        require(
-            isinstance(scale_factor, int) and scale_factor > 0,
-            "upsample",
-            "scale_factor",
-            f"must be a positive int, got {scale_factor!r}",
-        )
-        super().__init__(scale_factor=scale_factor, mode=mode)
+        C.choice(mode, ("nearest", "bilinear"), "upsample", "mode")
+        factor = C.positive_int(scale_factor, "upsample", "scale_factor")
+        super().__init__(scale_factor=factor, mode=mode)
 
 
 @register("identity", category="basic")

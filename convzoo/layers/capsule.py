@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from convzoo.errors import LayerArgumentError, require
-from convzoo.layers import padding as P
+from convzoo.layers import geometry as G
+from convzoo.layers.checks import boolean, positive_int
 from convzoo.layers.standard import Conv, layer_name
 from convzoo.registry import register
 
@@ -78,13 +79,6 @@ def check_capsules(x: torch.Tensor, layer: str, count: int | None, dim: int | No
 MAX_ITERATIONS = 100  # routing converges in a few; a bound keeps configs from hanging
 
 
-def positive_int(value: object, layer: str, argument: str) -> int:
-    """``value`` if it is a positive int, else a clear error."""
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise LayerArgumentError(layer, argument, f"must be a positive int, got {value!r}")
-    return int(value)
-
-
 @register("primary_capsules", category="capsule")
 class PrimaryCapsules(nn.Module):
     """Primary capsules: a convolution whose channels are grouped into squashed capsule vectors.
@@ -103,9 +97,9 @@ class PrimaryCapsules(nn.Module):
         in_channels: int,
         num_types: int = 32,
         capsule_dim: int = 8,
-        kernel_size: int | P.Pair = 9,
-        stride: int | P.Pair = 2,
-        padding: P.PaddingSpec = "valid",
+        kernel_size: int | G.Ints = 9,
+        stride: int | G.Ints = 2,
+        padding: G.PaddingSpec = "valid",
         bias: bool = True,
     ) -> None:
         super().__init__()
@@ -113,25 +107,20 @@ class PrimaryCapsules(nn.Module):
         self.in_channels = positive_int(in_channels, name, "in_channels")
         self.num_types = positive_int(num_types, name, "num_types")
         self.capsule_dim = positive_int(capsule_dim, name, "capsule_dim")
-        kernel = P.pair(kernel_size, name, "kernel_size")
-        step = P.pair(stride, name, "stride")
-        spec = P.check_padding(padding, name)
-        self.conv = Conv(
-            in_channels, self.num_types * self.capsule_dim, kernel, step, spec, bias=bias
-        )
+        geo = G.Geometry.parse(name, 2, kernel_size, stride, padding)
+        channels = self.num_types * self.capsule_dim
+        self.conv = Conv(in_channels, channels, geo.kernel, geo.stride, geo.padding, bias=bias)
 
-    def output_capsules(self, size: P.Pair) -> int:
-        """Number of capsules produced for an input of spatial ``size``: ``T·H_out·W_out``."""
+    def output_size(self, size: G.Ints) -> G.Ints:
+        """``(T·H_out·W_out, D)``: capsules and their dimension for an input of spatial ``size``."""
         h, w = self.conv.output_size(size)
-        return self.num_types * h * w
+        return (self.num_types * h * w, self.capsule_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``Tensor[B, C_in, H, W] -> Tensor[B, T·H_out·W_out, D]``, lengths in ``[0, 1)``."""
         name = layer_name(self)
-        P.check_input(x, name, self.in_channels)
-        size = (x.shape[-2], x.shape[-1])
-        pads = self.conv.resolve_padding(size)
-        P.check_fits(size, pads, self.conv.kernel_size, self.conv.dilation, name)
+        G.check_input(x, name, self.in_channels)
+        self.conv.geometry.check_fits(G.spatial(x, 2), name)
         y = self.conv(x)  # Tensor[B, T·D, H_out, W_out]
         b, _, h, w = y.shape
         y = y.view(b, self.num_types, self.capsule_dim, h, w).permute(0, 1, 3, 4, 2)
@@ -182,13 +171,7 @@ class RoutingCapsules(nn.Module):
             "iterations",
             f"must be at most {MAX_ITERATIONS} (the paper uses 3), got {iterations}",
         )
-        require(
-            isinstance(detach_routing, bool),
-            name,
-            "detach_routing",
-            f"must be a bool, got {detach_routing!r}",
-        )
-        self.detach_routing = detach_routing
+        self.detach_routing = boolean(detach_routing, name, "detach_routing")
         self.weight = nn.Parameter(
             torch.empty(self.in_capsules, self.out_capsules, self.out_dim, self.in_dim)
         )

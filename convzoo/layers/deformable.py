@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from convzoo.errors import ConvZooError, require
-from convzoo.layers import padding as P
+from convzoo.layers import checks as C
+from convzoo.layers import geometry as G
 from convzoo.layers.standard import Conv, layer_name
 from convzoo.registry import register
 
@@ -34,9 +35,8 @@ def deform_conv2d_op() -> Callable[..., torch.Tensor]:
 
 def zero_conv(in_channels: int, out_channels: int, like: Conv) -> Conv:
     """A ``conv`` with ``like``'s kernel, stride, padding and dilation, all-zero weight and bias."""
-    conv = Conv(
-        in_channels, out_channels, like.kernel_size, like.stride, like.pad_spec, like.dilation
-    )
+    g = like.geometry
+    conv = Conv(in_channels, out_channels, g.kernel, g.stride, g.padding, g.dilation)
     assert conv.bias is not None  # built with the default bias=True
     nn.init.zeros_(conv.weight)
     nn.init.zeros_(conv.bias)
@@ -70,10 +70,10 @@ class Deformable(Conv):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int | P.Pair = 3,
-        stride: int | P.Pair = 1,
-        padding: P.PaddingSpec = "valid",
-        dilation: int | P.Pair = 1,
+        kernel_size: int | G.Ints = 3,
+        stride: int | G.Ints = 1,
+        padding: G.PaddingSpec = "valid",
+        dilation: int | G.Ints = 1,
         groups: int = 1,
         bias: bool = True,
         version: int = 2,
@@ -85,10 +85,7 @@ class Deformable(Conv):
         name = layer_name(self)
         require(version in (1, 2), name, "version", f"must be 1 or 2, got {version!r}")
         require(
-            isinstance(offset_groups, int)
-            and not isinstance(offset_groups, bool)
-            and offset_groups > 0
-            and in_channels % offset_groups == 0,
+            C.is_int(offset_groups) and offset_groups > 0 and in_channels % offset_groups == 0,
             name,
             "offset_groups",
             f"must be a positive int dividing in_channels={in_channels}, got {offset_groups!r}",

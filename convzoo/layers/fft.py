@@ -1,4 +1,4 @@
-"""FFT-based 2-D convolution: ``conv`` computed as a pointwise product of spectra.
+"""FFT-based convolution: ``conv`` computed as a pointwise product of spectra (1-D/2-D/3-D).
 
 A drop-in replacement for ``conv`` (same arguments, same ``state_dict``) that pays off for
 large kernels: its cost grows with the FFT size, not with ``k_h * k_w``.
@@ -11,7 +11,7 @@ import math
 import torch
 
 from convzoo.errors import LayerArgumentError, require
-from convzoo.layers import padding as P
+from convzoo.layers import geometry as G
 from convzoo.layers.standard import Conv, layer_name
 from convzoo.registry import register
 
@@ -39,7 +39,7 @@ def fast_fft_size(n: int, even: bool = False) -> int:
 
 
 def fft_axis_size(
-    size: int, pad: P.AxisPad, k_eff: int, stride: int, out: int, even: bool = False
+    size: int, pad: G.AxisPad, k_eff: int, stride: int, out: int, even: bool = False
 ) -> int:
     """FFT length along one axis: the shortest circular frame in which no output we keep wraps.
 
@@ -62,8 +62,8 @@ def fft_conv_cost(
     batch: int,
     fft_h: int,
     fft_w: int,
-    kernel_size: P.Pair | None = None,
-    stride: P.Pair = (1, 1),
+    kernel_size: G.Ints | None = None,
+    stride: G.Ints = (1, 1),
 ) -> dict[str, int | float]:
     """Operation counts of one :class:`FFTConv` forward pass with FFT size ``fft_h x fft_w``.
 
@@ -123,9 +123,9 @@ def dft_rows(
 def kernel_spectrum(
     weight: torch.Tensor,
     groups: int,
-    fft: P.Pair,
-    dilation: P.Pair,
-    offset: P.Pair,
+    fft: G.Ints,
+    dilation: G.Ints,
+    offset: G.Ints,
     scale: tuple[float, float],
 ) -> torch.Tensor:
     """Real and imaginary planes of the conjugated kernel spectrum, frequency-major for ``bmm``.
@@ -148,7 +148,7 @@ def kernel_spectrum(
     return (big @ t.reshape(2 * k_h, -1)).view(2, -1, c_in_g, c_out // groups)
 
 
-def inverse(spec: torch.Tensor, fft: P.Pair, stride: P.Pair) -> torch.Tensor:
+def inverse(spec: torch.Tensor, fft: G.Ints, stride: G.Ints) -> torch.Tensor:
     """Inverse real 2-D FFT over the last two dims, keeping every ``stride``-th sample.
 
     ``Tensor[..., fft_h, fft_w // 2 + 1]`` complex -> ``Tensor[..., fft_h / s_h, fft_w / s_w]``.
@@ -191,18 +191,18 @@ class FFTConv(Conv):
 
     params_formula = "C_out·C_in·k_h·k_w/g + C_out"
 
-    def fft_size(self, size: P.Pair) -> P.Pair:
+    def fft_size(self, size: G.Ints) -> G.Ints:
         """``(fft_h, fft_w)`` used for an input of spatial ``size``."""
         pads = self.resolve_padding(size)
         out = self.output_size(size)
         (k_h, k_w), (d_h, d_w) = self.kernel_size, self.dilation
-        e_h, e_w = P.effective_kernel(k_h, d_h), P.effective_kernel(k_w, d_w)
+        e_h, e_w = G.effective_kernel(k_h, d_h), G.effective_kernel(k_w, d_w)
         return (
             fft_axis_size(size[0], pads[0], e_h, self.stride[0], out[0], even=False),
             fft_axis_size(size[1], pads[1], e_w, self.stride[1], out[1], even=True),
         )
 
-    def cost(self, size: P.Pair, batch: int = 1) -> dict[str, int | float]:
+    def cost(self, size: G.Ints, batch: int = 1) -> dict[str, int | float]:
         """:func:`fft_conv_cost` for an input ``Tensor[batch, C_in, *size]``."""
         fft_h, fft_w = self.fft_size(size)
         return fft_conv_cost(
@@ -232,11 +232,12 @@ class FFTConv(Conv):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``Tensor[B, C_in, H, W] -> Tensor[B, C_out, H_out, W_out]``."""
         name = layer_name(self)
-        P.check_input(x, name, self.in_channels)
+        G.check_input(x, name, self.in_channels, self.dims)
         self.check_dtype(x)
-        size = (x.shape[-2], x.shape[-1])
-        pads = self.resolve_padding(size)
-        P.check_fits(size, pads, self.kernel_size, self.dilation, name)
+        size = G.spatial(x, self.dims)
+        pads = self.geometry.check_fits(size, name)
+        if self.dims != 2:
+            return self.forward_nd(x, pads)
         out_h, out_w = self.output_size(size)
         fft = self.fft_size(size)
         (n_h, n_w), (s_h, s_w), g = fft, self.stride, self.groups
@@ -248,7 +249,7 @@ class FFTConv(Conv):
         k_re, k_im = kernel_spectrum(
             self.weight, g, fft, self.dilation, (pads[0][0], pads[1][0]), (1 / s_h, 1 / s_w)
         )
-        x = P.zero_pad(x, ((0, n_h - size[0]), (0, n_w - size[1])))
+        x = G.zero_pad(x, ((0, n_h - size[0]), (0, n_w - size[1])))
         # [B, C_in, n_h, W'] complex -> [n_h W' g, (re, im) B, C_in/g], via a 2-D transpose
         spec = torch.view_as_real(torch.fft.rfft2(x)).reshape(batch * self.in_channels, -1)
         xs = spec.T.contiguous().view(bins, 2, batch, g, c_in_g).permute(0, 3, 1, 2, 4)
@@ -261,3 +262,32 @@ class FFTConv(Conv):
         y = torch.complex(y_re, y_im).view(bins, g, batch, c_out_g).transpose(1, 2)
         y = y.reshape(bins, -1).T.contiguous().view(batch, self.out_channels, n_h, -1)
         return inverse(y, fft, self.stride)[..., :out_h, :out_w].contiguous()
+
+    def forward_nd(self, x: torch.Tensor, pads: G.Pads) -> torch.Tensor:
+        """Any number of axes: zero-pad, then one circular correlation per axis of length
+        ``fast_fft_size(padded)`` (no output we keep wraps), keep every ``stride``-th value.
+
+        ``Tensor[B, C_in, *S] -> Tensor[B, C_out, *S_out]``; the kernel spectrum is a
+        plain ``rfftn`` of the dilated kernel (conjugated: cross-correlation).
+        """
+        n, g = self.dims, self.groups
+        out = self.output_size(G.spatial(x, n))
+        if x.shape[0] == 0:
+            return x.new_zeros(0, self.out_channels, *out)
+        x = G.zero_pad(x, pads)
+        frame = tuple(fast_fft_size(m) for m in G.spatial(x, n))
+        axes = tuple(range(-n, 0))
+        kernel = self.weight.new_zeros(*self.weight.shape[:2], *self.geometry.span)
+        kernel[G.last_axes(slice(None, None, d) for d in self.dilation)] = self.weight
+        xs = torch.fft.rfftn(x, frame, dim=axes)
+        ks = torch.fft.rfftn(kernel, frame, dim=axes).conj()
+        xs = xs.unflatten(1, (g, -1))  # [B, g, C_in/g, *F]
+        ks = ks.unflatten(0, (g, -1))  # [g, C_out/g, C_in/g, *F]
+        ys = torch.einsum("bgi...,goi...->bgo...", xs, ks).flatten(1, 2)
+        y = torch.fft.irfftn(ys, frame, dim=axes)
+        y = y[
+            G.last_axes(slice(0, s * (m - 1) + 1, s) for s, m in zip(self.stride, out, strict=True))
+        ]
+        if self.bias is not None:
+            y = y + self.bias.view(-1, *(1,) * n)
+        return y.contiguous()

@@ -6,17 +6,19 @@ from collections import OrderedDict
 
 from torch import nn
 
-from convzoo.layers import padding as P
+from convzoo.layers import checks as C
+from convzoo.layers import geometry as G
 from convzoo.layers.basic import Activation
-from convzoo.layers.standard import Depthwise, Pointwise
+from convzoo.layers.ranked import Ranked
+from convzoo.layers.standard import Depthwise, Pointwise, layer_name
 from convzoo.registry import create, register
 
 
 @register("depthwise_separable", category="conv")
-class DepthwiseSeparable(nn.Sequential):
+class DepthwiseSeparable(Ranked, nn.Sequential):
     """Depthwise k x k per channel, then a pointwise 1x1 that mixes channels.
 
-    ``Tensor[B, C_in, H, W] -> Tensor[B, C_out, H_out, W_out]``; children ``depthwise``,
+    ``Tensor[B, C_in, *S] -> Tensor[B, C_out, *S_out]``; children ``depthwise``,
     optional ``norm`` and ``act`` (between the two convolutions), ``pointwise``. Its cost
     relative to a full k x k convolution is ``1/C_out + 1/(k_h·k_w)`` (Howard et al. 2017).
     """
@@ -27,33 +29,35 @@ class DepthwiseSeparable(nn.Sequential):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int | P.Pair = 3,
-        stride: int | P.Pair = 1,
-        padding: P.PaddingSpec = "valid",
-        dilation: int | P.Pair = 1,
+        kernel_size: int | G.Ints = 3,
+        stride: int | G.Ints = 1,
+        padding: G.PaddingSpec = "valid",
+        dilation: int | G.Ints = 1,
         bias: bool = True,
         depth_multiplier: int = 1,
         norm: str | None = None,
         activation: str | None = None,
+        *,
+        dims: int = 2,
     ) -> None:
-        mid = in_channels * depth_multiplier
-        parts: list[tuple[str, nn.Module]] = [
-            (
-                "depthwise",
-                Depthwise(
-                    in_channels,
-                    kernel_size,
-                    stride,
-                    padding,
-                    dilation,
-                    bias and norm is None,
-                    depth_multiplier,
-                ),
-            ),
-        ]
+        name = layer_name(self)
+        mid = C.positive_int(in_channels, name, "in_channels") * C.positive_int(
+            depth_multiplier, name, "depth_multiplier"
+        )
+        depthwise = Depthwise(
+            in_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            bias and norm is None,
+            depth_multiplier,
+            dims=self.dims,
+        )
+        parts: OrderedDict[str, nn.Module] = OrderedDict(depthwise=depthwise)
         if norm is not None:
-            parts.append(("norm", create(norm, in_channels=mid)))
+            parts["norm"] = create(norm, in_channels=mid, dims=self.dims)
         if activation is not None:
-            parts.append(("act", Activation(activation)))
-        parts.append(("pointwise", Pointwise(mid, out_channels, bias=bias)))
-        super().__init__(OrderedDict(parts))
+            parts["act"] = Activation(activation)
+        parts["pointwise"] = Pointwise(mid, out_channels, bias=bias, dims=self.dims)
+        nn.Sequential.__init__(self, parts)

@@ -1,107 +1,93 @@
 """Standard convolution and the variants that are the same op with other arguments:
-pointwise (1x1), depthwise, grouped and dilated (atrous)."""
+pointwise (1x1), depthwise, grouped and dilated (atrous); each in 1, 2 or 3 dimensions."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.conv import _ConvNd
 
 from convzoo.errors import require
-from convzoo.layers import padding as P
+from convzoo.layers import checks as C
+from convzoo.layers import geometry as G
+from convzoo.layers.ranked import Ranked, defaults
 from convzoo.registry import register
 
+CONV_OPS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
-def layer_name(module: nn.Module) -> str:
+
+def layer_name(module: object) -> str:
     """The registered name of ``module``'s class (its class name if unregistered)."""
     return getattr(type(module), "registry_name", type(module).__name__)
 
 
 def check_channels(layer: str, in_channels: int, out_channels: int, groups: int) -> None:
     """Positive channel counts that ``groups`` divides, or a clear error."""
-    for arg, value in (
-        ("in_channels", in_channels),
-        ("out_channels", out_channels),
-        ("groups", groups),
-    ):
-        require(
-            isinstance(value, int) and not isinstance(value, bool) and value > 0,
-            layer,
-            arg,
-            f"must be a positive int, got {value!r}",
-        )
-    require(
-        in_channels % groups == 0,
-        layer,
-        "groups",
-        f"must divide in_channels={in_channels}, got groups={groups}",
-    )
-    require(
-        out_channels % groups == 0,
-        layer,
-        "groups",
-        f"must divide out_channels={out_channels}, got groups={groups}",
-    )
+    C.channels(layer, in_channels, out_channels, groups)
 
 
 @register("conv", category="conv")
-class Conv(nn.Conv2d):
-    """Standard 2-D convolution with valid/same/full or explicit zero padding.
+class Conv(G.Windowed, Ranked, _ConvNd):
+    """Standard convolution with valid/same/full or explicit zero padding, 1-D/2-D/3-D.
 
-    ``Tensor[B, C_in, H, W] -> Tensor[B, C_out, H_out, W_out]``; the weight is
-    ``Tensor[C_out, C_in / groups, k_h, k_w]`` exactly as in ``nn.Conv2d`` (it is one).
+    ``Tensor[B, C_in, *S] -> Tensor[B, C_out, *S_out]`` with ``dims`` spatial axes ``S``
+    (``L``; ``H, W``; ``D, H, W``); the weight is ``Tensor[C_out, C_in / groups, *k]``
+    exactly as in ``nn.Conv1d/2d/3d`` (it is one).
     """
 
     params_formula = "C_out·C_in·k_h·k_w/g + C_out"
-    # nn.Conv2d stores these as 2-tuples; its stubs say tuple[int, ...]
-    kernel_size: P.Pair
-    stride: P.Pair
-    dilation: P.Pair
+    torch_bases = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+    kernel_size: G.Ints
+    stride: G.Ints
+    dilation: G.Ints
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int | P.Pair,
-        stride: int | P.Pair = 1,
-        padding: P.PaddingSpec = "valid",
-        dilation: int | P.Pair = 1,
+        kernel_size: int | G.Ints,
+        stride: int | G.Ints = 1,
+        padding: G.PaddingSpec = "valid",
+        dilation: int | G.Ints = 1,
         groups: int = 1,
         bias: bool = True,
+        *,
+        dims: int = 2,
     ) -> None:
         name = layer_name(self)
-        check_channels(name, in_channels, out_channels, groups)
-        k = P.pair(kernel_size, name, "kernel_size")
-        s = P.pair(stride, name, "stride")
-        d = P.pair(dilation, name, "dilation")
-        spec = P.check_padding(padding, name)
-        static = (0, 0)
-        if P.is_static(spec, s):
-            static, _ = P.split_symmetric(P.resolve(spec, (0, 0), k, s, d))
-        super().__init__(in_channels, out_channels, k, s, static, d, groups, bias)
-        self.pad_spec = spec
+        C.channels(name, in_channels, out_channels, groups)
+        C.boolean(bias, name, "bias")
+        geo = G.Geometry.parse(name, self.dims, kernel_size, stride, padding, dilation)
+        _ConvNd.__init__(
+            self,
+            in_channels,
+            out_channels,
+            geo.kernel,
+            geo.stride,
+            geo.static_padding(),
+            geo.dilation,
+            False,
+            (0,) * self.dims,
+            groups,
+            bias,
+            "zeros",
+        )
+        self.geometry = geo
 
-    def resolve_padding(self, size: P.Pair) -> tuple[P.AxisPad, P.AxisPad]:
-        """``((top, bottom), (left, right))`` zeros for an input of spatial ``size``."""
-        return P.resolve(self.pad_spec, size, self.kernel_size, self.stride, self.dilation)
-
-    def output_size(self, size: P.Pair) -> P.Pair:
-        """Spatial output size for an input of spatial ``size``."""
-        return P.output_size(self.pad_spec, size, self.kernel_size, self.stride, self.dilation)
-
-    def prepare_input(self, x: torch.Tensor) -> tuple[torch.Tensor, P.Pair]:
+    def prepare_input(self, x: torch.Tensor) -> tuple[torch.Tensor, G.Ints]:
         """Check ``x``, apply the asymmetric part of the padding; return it and the rest."""
         name = layer_name(self)
-        P.check_input(x, name, self.in_channels)
-        pads = self.resolve_padding((x.shape[-2], x.shape[-1]))
-        P.check_fits((x.shape[-2], x.shape[-1]), pads, self.kernel_size, self.dilation, name)
-        sym, rest = P.split_symmetric(pads)
-        return P.zero_pad(x, rest), sym
+        G.check_input(x, name, self.in_channels, self.dims)
+        pads = self.geometry.check_fits(G.spatial(x, self.dims), name)
+        sym, rest = G.split_symmetric(pads)
+        return G.zero_pad(x, rest), sym
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``Tensor[B, C_in, H, W] -> Tensor[B, C_out, H_out, W_out]``."""
+        """``Tensor[B, C_in, *S] -> Tensor[B, C_out, *S_out]``."""
         x, sym = self.prepare_input(x)
-        return F.conv2d(x, self.weight, self.bias, self.stride, sym, self.dilation, self.groups)
+        op = CONV_OPS[self.dims]
+        return op(x, self.weight, self.bias, self.stride, sym, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         text = super().extra_repr().replace(f", padding={self.padding}", "")
@@ -118,11 +104,13 @@ class Pointwise(Conv):
         self,
         in_channels: int,
         out_channels: int,
-        stride: int | P.Pair = 1,
+        stride: int | G.Ints = 1,
         groups: int = 1,
         bias: bool = True,
+        *,
+        dims: int = 2,
     ) -> None:
-        super().__init__(in_channels, out_channels, 1, stride, "valid", 1, groups, bias)
+        super().__init__(in_channels, out_channels, 1, stride, "valid", 1, groups, bias, dims=dims)
 
 
 @register("depthwise", category="conv")
@@ -134,22 +122,20 @@ class Depthwise(Conv):
     def __init__(
         self,
         in_channels: int,
-        kernel_size: int | P.Pair = 3,
-        stride: int | P.Pair = 1,
-        padding: P.PaddingSpec = "valid",
-        dilation: int | P.Pair = 1,
+        kernel_size: int | G.Ints = 3,
+        stride: int | G.Ints = 1,
+        padding: G.PaddingSpec = "valid",
+        dilation: int | G.Ints = 1,
         bias: bool = True,
         depth_multiplier: int = 1,
         out_channels: int | None = None,
+        *,
+        dims: int = 2,
     ) -> None:
         name = layer_name(self)
-        require(
-            isinstance(depth_multiplier, int) and depth_multiplier > 0,
-            name,
-            "depth_multiplier",
-            f"must be a positive int, got {depth_multiplier!r}",
-        )
-        expected = in_channels * depth_multiplier
+        c_in = C.positive_int(in_channels, name, "in_channels")
+        m = C.positive_int(depth_multiplier, name, "depth_multiplier")
+        expected = c_in * m
         require(
             out_channels is None or out_channels == expected,
             name,
@@ -157,50 +143,18 @@ class Depthwise(Conv):
             f"must be in_channels * depth_multiplier = {expected}, got {out_channels}",
         )
         super().__init__(
-            in_channels, expected, kernel_size, stride, padding, dilation, in_channels, bias
+            c_in, expected, kernel_size, stride, padding, dilation, c_in, bias, dims=dims
         )
-        self.depth_multiplier = depth_multiplier
+        self.depth_multiplier = m
 
 
 @register("grouped", category="conv")
+@defaults(kernel_size=3, groups=2)
 class Grouped(Conv):
     """Grouped convolution: ``groups`` independent convolutions over channel slices."""
 
-    params_formula = "C_out·C_in·k_h·k_w/g + C_out"
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | P.Pair = 3,
-        stride: int | P.Pair = 1,
-        padding: P.PaddingSpec = "valid",
-        dilation: int | P.Pair = 1,
-        groups: int = 2,
-        bias: bool = True,
-    ) -> None:
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias
-        )
-
 
 @register("dilated", category="conv")
+@defaults(kernel_size=3, dilation=2)
 class Dilated(Conv):
     """Dilated (atrous) convolution: the kernel samples every ``dilation``-th pixel."""
-
-    params_formula = "C_out·C_in·k_h·k_w/g + C_out"
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | P.Pair = 3,
-        stride: int | P.Pair = 1,
-        padding: P.PaddingSpec = "valid",
-        dilation: int | P.Pair = 2,
-        groups: int = 1,
-        bias: bool = True,
-    ) -> None:
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias
-        )
