@@ -155,13 +155,15 @@ def _config(path: str | Path, sizes: tuple[Size, ...]) -> Target:
 
 
 def _is_config_path(text: str) -> bool:
-    return text.endswith((".yaml", ".yml")) or (Path(text).is_file() and ".py" not in text)
+    """A YAML name, or any existing path that is not a Python file (the config loader then
+    refuses what is not a regular YAML file: a directory, a FIFO, ``/dev/zero``)."""
+    return text.endswith((".yaml", ".yml")) or (Path(text).exists() and ".py" not in text)
 
 
 @form("a config path", "configs/resnet18.yaml", _is_config_path)
 def config_path(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Target:
     no_kwargs(kwargs, "configs")
-    if not Path(text).is_file():
+    if not Path(text).exists():
         hints = suggest(Path(text).stem, list(packaged_configs()))
         hint = f"; packaged configs by name: {', '.join(hints)}" if hints else ""
         raise ConvZooError(f"no config file {render(text)}{hint}")
