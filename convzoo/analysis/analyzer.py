@@ -105,8 +105,8 @@ def _trace(
     tracer = Tracer(fast=meta, fields=fields)
     if Field is not None and fields:
         for t in inputs:
-            if t.dim() == 4:
-                tracer.set_field(t, Field.identity())
+            if 3 <= t.dim() <= 5:  # (N, C, L), (N, C, H, W), (N, C, D, H, W)
+                tracer.set_field(t, Field.identity(t.shape[2:]))
     state = _state(model, dtype, meta)
     with _mode(model, train), tracer.hooks(model), torch.no_grad(), tracer:
         try:
@@ -208,7 +208,8 @@ def _failure(exc: Exception, input_size: Any) -> AnalysisError:
 def _report(
     model: nn.Module, target: str, inputs: list[torch.Tensor], tracer: Tracer, notes: list[str]
 ) -> Report:
-    input_hw = tuple(inputs[0].shape[-2:]) if inputs and inputs[0].dim() == 4 else None
+    spatial = inputs[0].shape[2:] if inputs and 3 <= inputs[0].dim() <= 5 else None
+    input_hw = tuple(spatial) if spatial is not None else None
     rows = []
     leaves = 0
     owned = subtree_params(model)
