@@ -78,13 +78,16 @@ class Field:
 
     ``layout`` says which tensor dims hold the axes (see :class:`Place`); None is the
     standard layout (the axes alone in the last dims). ``reason`` says why an unknown
-    field could not be followed.
+    field could not be followed. ``bound``: a merge had a branch that sees only padding
+    along one axis at some units but not along another; those units' fields are then an
+    upper bound (the per-axis union of every branch), not exact.
     """
 
     axes: tuple[Span | None, ...]
     is_global: bool = False
     layout: Places | None = None
     reason: str = ""
+    bound: bool = False
 
     @staticmethod
     def identity(sizes: Sequence[int]) -> Field:
@@ -128,8 +131,8 @@ class Field:
 
     def unit(self, *index: int) -> list[tuple[int, int] | None]:
         """The exact input pixels ``(first, last)`` per axis that unit ``index`` (one index
-        per axis, e.g. ``(i, j)`` for an image) depends on; None for an axis along which it
-        sees no input pixel (only padding). Raises for global and unknown fields."""
+        per axis, e.g. ``(i, j)`` for an image) depends on; None on every axis when it sees
+        no input pixel (only padding along some axis). Raises for global and unknown fields."""
         if self.is_global or not self.known:
             what = "global: every unit sees the whole input" if self.is_global else "unknown"
             raise ConvZooError(f"the receptive field is {what}" + (f" ({self.reason})" if self.reason else ""))
@@ -146,7 +149,7 @@ class Field:
             if not -len(span) <= i < len(span):
                 raise ConvZooError(f"unit index {i} out of range for axis {k} of {len(span)} units")
             got.append(span.unit(i % len(span)))
-        return got
+        return [None] * len(got) if None in got else got
 
     def to_dict(self, input_size: Sequence[int] | None = None) -> FieldSummary:
         """``{"size", "stride", "start", "period": [one per axis], "global": bool}``.
@@ -203,7 +206,22 @@ def merge_fields(fields: list[Field]) -> tuple[Field, list[str]]:
             continue
         notes.extend(f"axis {k}: {n}" for n in alignment(present))
         axes.append(union_spans(present))
-    return replace(distinct[0], axes=tuple(axes)), notes
+    bound = any(f.bound for f in distinct) or partly_empty(distinct)
+    if bound:
+        notes.append(
+            "a merged branch sees only padding at some units along one axis: the per-unit "
+            "fields there are an upper bound (the union over the branches), not exact"
+        )
+    return replace(distinct[0], axes=tuple(axes), bound=bound), notes
+
+
+def partly_empty(fields: list[Field]) -> bool:
+    """Whether a branch's units that see nothing along one axis differ from the others'
+    (then the per-axis union overstates the units where that branch contributes nothing)."""
+    masks = [tuple((a.lo > a.hi).tobytes() if a is not None else b"" for a in f.axes) for f in fields]
+    if len(set(masks)) == 1 or max(len(f.axes) for f in fields) < 2:
+        return False
+    return any(any(b"\x01" in m for m in ms) for ms in masks)
 
 
 def alignment(spans: list[Span]) -> list[str]:

@@ -61,7 +61,8 @@ def spatial(
     shape = tuple(x.shape)
     axes, places = list(f.axes), claimed(f, shape, n)
     place = out_place or (lambda k: Place(k - n, 1, call.out.shape[k - n]))
-    for i, p in enumerate(places):
+    given = tuple(places)
+    for i, p in enumerate(given):
         axis = axes[i]
         if p.dim is None or axis is None or p.dim < -n - 1:
             continue
@@ -69,7 +70,7 @@ def spatial(
             if mixes_channels:
                 return Field.global_field(), [f"{call.name} mixes a spatial axis held in channels"]
             continue
-        sharing = sum(q.dim == p.dim for q in places)
+        sharing = sum(q.dim == p.dim for q in given)
         if p.inner == 0 or p.inner * p.extent != shape[p.dim] or sharing > 1:
             return None, [f"{call.name}: its spatial dims hold a flattened spatial axis"]
         if p.inner > 1:  # outer axis, inner repeats (e.g. pixel_shuffle done by views)
