@@ -219,9 +219,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 @command("rf")
 def cmd_rf(args: argparse.Namespace) -> int:
     from convzoo.analysis.analyzer import analyze
+    from convzoo.analysis.receptive.describe import parse_unit, pick_layer, unit_text
     from convzoo.analysis.render import field_text
 
     size = parse_size(args.input) if args.input else None
+    unit = parse_unit(args.unit) if args.unit else None
     model, size, name = load_target(args.target, size)
     report = analyze(model, size)
     names = [row.name for row in report.layers]
@@ -233,20 +235,24 @@ def cmd_rf(args: argparse.Namespace) -> int:
             f"no layer named {args.layer!r} in {name}"
             + (f"; did you mean {', '.join(map(repr, hints))}?" if hints else "")
         )
-    row = report.layer(args.layer)
+    row, remark = pick_layer(report, args.layer)
     rf = row.receptive_field or {}
+    if remark:
+        print(f"{name}: {remark}")
     print(
-        f"{name} / {args.layer or '(output)'}: output {row.output_shape}, receptive field "
+        f"{name} / {row.name or '(output)'}: output {row.output_shape}, receptive field "
         f"{field_text(rf)}; size {rf.get('size')}, stride {rf.get('stride')}, start "
-        f"{rf.get('start')} (input pixels, h and w)"
+        f"{rf.get('start')}, period {rf.get('period')} (input pixels, per axis)"
     )
+    if unit is not None:
+        print(unit_text(row, unit))
     if args.plot:
         from convzoo.plots import plot_receptive_field
 
         if len(size) != 3:
             raise ConvZooError(f"--plot needs a CxHxW input, got {'x'.join(map(str, size))}")
         chw = (size[0], size[1], size[2])
-        plot_receptive_field(model, chw, args.plot, args.layer, args.samples, name)
+        plot_receptive_field(model, chw, args.plot, row.name, args.samples, name, unit, remark)
         print(f"plot written to {args.plot}", file=sys.stderr)
     return 0
 
@@ -302,8 +308,15 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rf", help="receptive field of a layer; --plot draws it with the ERF")
     p.add_argument("target", help="a YAML config path, or torchvision:NAME (random weights)")
     p.add_argument("--input", help="input size CxHxW (default as for report)")
-    p.add_argument("--layer", default="", help="module name (default: the model output)")
-    p.add_argument("--plot", metavar="FILE.png", help="theoretical field over the effective one")
+    p.add_argument(
+        "--layer",
+        default="",
+        help="module name (default: the model output, or its deepest spatial layer)",
+    )
+    p.add_argument(
+        "--unit", metavar="I,J[,K]", help="print the exact input pixels of this output unit"
+    )
+    p.add_argument("--plot", metavar="FILE.png", help="exact field of a unit over the effective one")
     p.add_argument(
         "--samples",
         type=lambda t: count(t, 1),
