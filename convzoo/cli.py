@@ -316,7 +316,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--unit", metavar="I,J[,K]", help="print the exact input pixels of this output unit"
     )
-    p.add_argument("--plot", metavar="FILE.png", help="exact field of a unit over the effective one")
+    p.add_argument(
+        "--plot", metavar="FILE.png", help="exact field of a unit over the effective one"
+    )
     p.add_argument(
         "--samples",
         type=lambda t: count(t, 1),

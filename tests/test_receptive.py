@@ -125,7 +125,13 @@ def test_merges_are_exact_and_note_misalignment() -> None:
 def test_to_dict_and_unit_query() -> None:
     up = Field((span_of(8, 4, resample_taps(half, 0, False, 4), 2, 1), conv(7, 3)))
     d = up.to_dict()
-    assert d == {"size": [1, 3], "stride": [0.5, 1], "start": [0, 1], "period": [2, 1], "global": False}
+    assert d == {
+        "size": [1, 3],
+        "stride": [0.5, 1],
+        "start": [0, 1],
+        "period": [2, 1],
+        "global": False,
+    }
     assert d.unit(5, 2) == [(2, 2), (2, 4)] and up.unit(-1, 0) == [(3, 3), (0, 2)]
     g = Field.global_field().to_dict((32, 48))
     assert g == {"size": [32, 48], "stride": None, "start": None, "period": None, "global": True}

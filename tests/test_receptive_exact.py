@@ -128,7 +128,9 @@ def an_op(draw: Any, n: int, sizes: list[int], depth: int = 0) -> Op:
         return Op(kind, dict(s=s, p=p, d=d, op=op, shape=(C, C) + (k,) * n))
     if kind == "pool":
         k = draw(small)
-        return Op(kind, dict(k=k, s=draw(small), p=draw(st.integers(0, k // 2)), ceil=draw(st.booleans())))
+        return Op(
+            kind, dict(k=k, s=draw(small), p=draw(st.integers(0, k // 2)), ceil=draw(st.booleans()))
+        )
     if kind == "adaptive":
         return Op(kind, dict(size=[draw(st.integers(min(2, s), max(2, 2 * s))) for s in sizes]))
     if kind == "resample":
@@ -166,7 +168,10 @@ def an_op(draw: Any, n: int, sizes: list[int], depth: int = 0) -> Op:
         mode = "nearest" if up == "nearest" else LINEAR_MODE[n]
         body.append(Op("resample", dict(kw={"mode": mode, "scale_factor": 2})))
     cat = draw(st.booleans())
-    return Op("unet", dict(body=body, cat=cat, shape=(C, 2 * C) + (1,) * n) if cat else dict(body=body, cat=cat))
+    return Op(
+        "unet",
+        dict(body=body, cat=cat, shape=(C, 2 * C) + (1,) * n) if cat else dict(body=body, cat=cat),
+    )
 
 
 @st.composite
@@ -210,7 +215,9 @@ def check_every_unit(net: Net, sizes: list[int]) -> None:
     big = 1 << 30
     first = torch.where(seen, coords, big).amin(1)  # [n, *out]
     last = torch.where(seen, coords, -big).amax(1)
-    for unit in torch.cartesian_prod(*(torch.arange(s) for s in out)).reshape(-1, len(out)).tolist():
+    for unit in (
+        torch.cartesian_prod(*(torch.arange(s) for s in out)).reshape(-1, len(out)).tolist()
+    ):
         want = field.unit(*unit)
         for a, span in enumerate(want):
             got = (int(first[a][tuple(unit)]), int(last[a][tuple(unit)]))
@@ -243,7 +250,14 @@ def test_every_unit_matches_its_gradient_support(graph: tuple[Net, list[int]]) -
     ("ops", "n", "sizes"),
     [
         ([Op("convt", dict(s=2, p=0, d=1, op=0, shape=(C, C, 2, 2)))], 2, [8, 8]),
-        ([Op("conv", dict(s=4, p=0, d=1, shape=(C, C, 3, 3))), Op("resample", dict(kw={"mode": "bilinear", "scale_factor": 4}))], 2, [16, 16]),  # fmt: skip
+        (
+            [
+                Op("conv", dict(s=4, p=0, d=1, shape=(C, C, 3, 3))),
+                Op("resample", dict(kw={"mode": "bilinear", "scale_factor": 4})),
+            ],
+            2,
+            [16, 16],
+        ),  # fmt: skip
         ([Op("adaptive", dict(size=[10]))], 1, [64]),
         ([Op("shuffle", dict(r=2, shape=(4 * C, C, 1, 1)))], 2, [5, 6]),
         ([Op("convt", dict(s=3, p=2, d=2, op=1, shape=(C, C, 3, 3, 3)))], 3, [4, 5, 4]),

@@ -150,9 +150,7 @@ class Tracer(TorchDispatchMode):
         if not self.with_fields or not (self._traced(args) or self._traced(kwargs.values())):
             return  # no traced operand: the output has no field (absent = None)
         try:
-            values, notes = receptive.propagate_outputs(
-                func, args, kwargs, out, self.field_of
-            )
+            values, notes = receptive.propagate_outputs(func, args, kwargs, out, self.field_of)
         except Exception as exc:  # a field rule must never break counting
             values, notes = [], [f"receptive field rule for {func} failed: {exc}"]
         outs = out if isinstance(out, (tuple, list)) else [out]

@@ -26,7 +26,12 @@ def gridded(row: LayerStats) -> bool:
     rf: Any = row.receptive_field
     field = getattr(rf, "field", None)
     n = len(rf["size"]) if spatial(row) else 0
-    return n > 0 and field is not None and field.layout is None and len(row.output_shape or []) == n + 2
+    return (
+        n > 0
+        and field is not None
+        and field.layout is None
+        and len(row.output_shape or []) == n + 2
+    )
 
 
 def pick_layer(report: Report, layer: str) -> tuple[LayerStats, str]:

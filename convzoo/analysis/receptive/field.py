@@ -59,7 +59,7 @@ def number(value: Fraction) -> int | float:
     return int(value) if value.denominator == 1 else round(float(value), 4)
 
 
-class FieldSummary(dict):  # type: ignore[type-arg]
+class FieldSummary(dict[str, Any]):
     """The summary dict of a layer's field (``size``, ``stride``, ``start``, ``period``,
     ``global``) that also answers per-unit queries: ``.unit(i, j)``."""
 
@@ -135,9 +135,13 @@ class Field:
         no input pixel (only padding along some axis). Raises for global and unknown fields."""
         if self.is_global or not self.known:
             what = "global: every unit sees the whole input" if self.is_global else "unknown"
-            raise ConvZooError(f"the receptive field is {what}" + (f" ({self.reason})" if self.reason else ""))
+            raise ConvZooError(
+                f"the receptive field is {what}" + (f" ({self.reason})" if self.reason else "")
+            )
         if len(index) != len(self.axes):
-            raise ConvZooError(f"a unit needs {len(self.axes)} indices (one per axis), got {len(index)}")
+            raise ConvZooError(
+                f"a unit needs {len(self.axes)} indices (one per axis), got {len(index)}"
+            )
         got: list[tuple[int, int] | None] = []
         places = self.layout or (None,) * len(self.axes)
         for k, (span, i) in enumerate(zip(self.axes, index, strict=True)):
@@ -166,7 +170,9 @@ class Field:
         result.field = self
         if self.is_global or not self.known:
             size = list(input_size) if input_size is not None and self.is_global else None
-            result.update(size=size, stride=None, start=None, period=None, **{"global": self.is_global})
+            result.update(
+                size=size, stride=None, start=None, period=None, **{"global": self.is_global}
+            )
             return result
         sums = [None if a is None else summary(a) for a in self.axes]
 
@@ -198,7 +204,9 @@ def merge_fields(fields: list[Field]) -> tuple[Field, list[str]]:
     notes: list[str] = []
     axes: list[Span | None] = []
     for k in range(len(distinct[0].axes)):
-        present = [a for a in (f.axes[k] if k < len(f.axes) else None for f in distinct) if a is not None]
+        present = [
+            a for a in (f.axes[k] if k < len(f.axes) else None for f in distinct) if a is not None
+        ]
         if len(present) < len(distinct):
             notes.append(f"axis {k}: some merged tensors have no field along it")
         if not present:
@@ -218,7 +226,9 @@ def merge_fields(fields: list[Field]) -> tuple[Field, list[str]]:
 def partly_empty(fields: list[Field]) -> bool:
     """Whether a branch's units that see nothing along one axis differ from the others'
     (then the per-axis union overstates the units where that branch contributes nothing)."""
-    masks = [tuple((a.lo > a.hi).tobytes() if a is not None else b"" for a in f.axes) for f in fields]
+    masks = [
+        tuple((a.lo > a.hi).tobytes() if a is not None else b"" for a in f.axes) for f in fields
+    ]
     if len(set(masks)) == 1 or max(len(f.axes) for f in fields) < 2:
         return False
     return any(any(b"\x01" in m for m in ms) for ms in masks)

@@ -75,7 +75,9 @@ class Span:
         q, r = np.divmod(units, period)
         lo, hi = self.base[0][r], self.base[1][r]
         empty = lo > hi
-        return np.where(empty, EMPTY, lo + q * self.shift), np.where(empty, -EMPTY, hi + q * self.shift)
+        return np.where(empty, EMPTY, lo + q * self.shift), np.where(
+            empty, -EMPTY, hi + q * self.shift
+        )
 
 
 def hull(lo: np.ndarray, hi: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +168,9 @@ def union_spans(spans: list[Span]) -> Span:
 
 def concat(spans: list[Span]) -> Span:
     """Spans laid end to end (``cat`` along the axis): exact, with no theoretical period."""
-    return Span(np.concatenate([s.lo for s in spans]), np.concatenate([s.hi for s in spans]), None, 0)
+    return Span(
+        np.concatenate([s.lo for s in spans]), np.concatenate([s.hi for s in spans]), None, 0
+    )
 
 
 def select(span: Span, units: np.ndarray) -> Span:

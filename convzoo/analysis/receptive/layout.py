@@ -4,6 +4,7 @@ they move the axes between tensor dims (:class:`~.field.Place`) and keep or cut 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -229,13 +230,14 @@ def flip(call: Call) -> Result:
     """Reversed dims: an axis there keeps every unit's field, in reverse order."""
     field: Result = (call.field_of(call.x()), [])
     for dim in call.args["dims"]:
-        d = dim % call.x().dim()
-        field = along(
-            Call(call.func, call.args, call.out, lambda t, f=field[0]: f),
-            d,
-            lambda a, p: (reverse(a), p),
-        )
+        step = Call(call.func, call.args, call.out, constant_field(field[0]))
+        field = along(step, dim % call.x().dim(), lambda a, p: (reverse(a), p))
     return field
+
+
+def constant_field(field: Field | None) -> Callable[[Any], Field | None]:
+    """A ``field_of`` that answers ``field`` for any tensor."""
+    return lambda t: field
 
 
 def reverse(a: Span) -> Span:

@@ -31,7 +31,10 @@ def mixing(call: Call, x: torch.Tensor, dims: set[int], keep: bool) -> Result:
     mapping = (
         (lambda p: p) if keep else (lambda p: None if p in dims else p - sum(d < p for d in dims))
     )
-    return f.with_axes(f.axes, remap(places, x.dim(), n_out, mapping), call.out.shape), []
+    kept = remap(places, x.dim(), n_out, mapping)
+    if kept is None:
+        return None, [f"{call.name}: a spatial axis was dropped"]
+    return f.with_axes(f.axes, kept, call.out.shape), []
 
 
 @rule(

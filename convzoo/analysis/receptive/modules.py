@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-
 from convzoo.analysis.receptive.field import Field, Place
 from convzoo.analysis.receptive.spatial import conv_span
 from convzoo.layers import padding as P

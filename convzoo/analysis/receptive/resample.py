@@ -9,8 +9,8 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from convzoo.analysis.receptive.field import Field, Place
-from convzoo.analysis.receptive.intervals import Span, Taps, affine, window
+from convzoo.analysis.receptive.field import Place
+from convzoo.analysis.receptive.intervals import Span, Taps, window
 from convzoo.analysis.receptive.spatial import claimed, conv_span, spatial
 from convzoo.analysis.receptive.table import Call, Result, per_dim, rule
 from convzoo.layers import padding as P
@@ -159,5 +159,3 @@ def pad(call: Call) -> Result:
         read = pad_taps(before, x.shape[p.dim], mode)
         axes[i], places[i] = window(axis, extent, read, 1, 1), Place(p.dim, 1, extent)
     return f.with_axes(axes, places, call.out.shape), []
-
-

@@ -5,8 +5,6 @@ every output unit reads (:func:`~.intervals.window`), on this input and on an un
 from __future__ import annotations
 
 from collections.abc import Callable
-from fractions import Fraction
-from typing import Any
 
 import numpy as np
 import torch
@@ -15,7 +13,6 @@ from convzoo.analysis.receptive.field import ABSENT, Field, Place
 from convzoo.analysis.receptive.intervals import Span, Taps, affine, window
 from convzoo.analysis.receptive.layout import merge, traced_pairs
 from convzoo.analysis.receptive.table import RULES, Call, Result, per_dim, rule
-from convzoo.layers import padding as P
 
 aten = torch.ops.aten
 DEFORMABLE_NOTE = (
@@ -41,7 +38,9 @@ def claimed(f: Field, shape: tuple[int, ...], n: int) -> list[Place]:
 def spread(span: Span, inner: int) -> Span:
     """An axis whose dim repeats each unit ``inner`` times (nearest upsampling by views)."""
     n = len(span) * inner
-    return window(span, n, lambda o, e: ((o // inner)[:, None], np.ones((len(o), 1), bool)), inner, 1)
+    return window(
+        span, n, lambda o, e: ((o // inner)[:, None], np.ones((len(o), 1), bool)), inner, 1
+    )
 
 
 def spatial(
@@ -98,7 +97,7 @@ def conv_span(span: Span, n_out: int, kernel: int, stride: int, pad: int, dilati
 
 
 def transposed_taps(kernel: int, stride: int, pad: int, dilation: int) -> Taps:
-    """Output ``o`` receives input ``i`` through tap ``j`` when ``o = i·stride - pad + j·dilation``."""
+    """Output ``o`` receives input ``i`` through tap ``j`` if ``o = i·s - pad + j·dilation``."""
     steps = np.arange(kernel, dtype=np.int64) * dilation
 
     def taps(o: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -117,13 +116,17 @@ def convolution(call: Call) -> Result:
     kernel, stride = list(w.shape[2:]), per_dim(call.args["stride"], n)
     dilation, pad = per_dim(call.args["dilation"], n), call.args["padding"]
     if isinstance(pad, str):  # _convolution_mode: 'same' pads total // 2 before
-        pad = [d * (k - 1) // 2 if pad == "same" else 0 for k, d in zip(kernel, dilation, strict=True)]
+        pad = [
+            d * (k - 1) // 2 if pad == "same" else 0 for k, d in zip(kernel, dilation, strict=True)
+        ]
     pad = per_dim(pad, n)
     transposed = bool(call.args.get("transposed"))
 
     def apply(a: Span, k: int, n_out: int) -> Span:
         if transposed:
-            return window(a, n_out, transposed_taps(kernel[k], stride[k], pad[k], dilation[k]), stride[k], 1)
+            return window(
+                a, n_out, transposed_taps(kernel[k], stride[k], pad[k], dilation[k]), stride[k], 1
+            )
         return conv_span(a, n_out, kernel[k], stride[k], pad[k], dilation[k])
 
     return with_sides(spatial(call, n, apply, True), call, ("weight", "bias"))
