@@ -4,14 +4,14 @@ spatial axis, propagated op by op through the traced graph.
 Layers, one direction of imports: :mod:`.intervals` (the interval algebra, one axis) <-
 :mod:`.field` (the ``Field`` of a tensor: axes, places, merges, summary) <- :mod:`.table`
 (the op table) <- the op rules :mod:`.layout`, :mod:`.spatial`, :mod:`.resample`,
-:mod:`.mixing` <- :mod:`.propagate` (what the tracer calls per op); :mod:`.modules` holds
+:mod:`.mixing` <- :mod:`.dispatch` (what the tracer calls per op); :mod:`.modules` holds
 the rules for zoo modules whose ops do not show their geometry.
 """
 
 from convzoo.analysis.receptive.field import Field, FieldSummary, Place, merge_fields
 from convzoo.analysis.receptive.intervals import Span, Summary, summary
 from convzoo.analysis.receptive.modules import MODULE_RULES, module_field
-from convzoo.analysis.receptive.propagate import propagate, propagate_outputs
+from convzoo.analysis.receptive.dispatch import propagate, propagate_outputs
 from convzoo.analysis.receptive.spatial import DEFORMABLE_NOTE
 
 __all__ = [

@@ -92,7 +92,8 @@ class Field:
     @staticmethod
     def identity(sizes: Sequence[int]) -> Field:
         """The field of an input with spatial ``sizes``: unit ``u`` sees pixel ``u``."""
-        return Field(tuple(Span.identity(int(n)) for n in sizes))
+        spans = {int(n): Span.identity(int(n)) for n in sizes}  # equal axes share one span
+        return Field(tuple(spans[int(n)] for n in sizes))
 
     @staticmethod
     def global_field() -> Field:
@@ -166,8 +167,20 @@ class Field:
         ``input_size`` (the whole input); an unknown field reports None everywhere. The
         result answers ``.unit(i, j)`` (:meth:`unit`).
         """
-        result = FieldSummary()
+        result = FieldSummary(self._summary_items(input_size))
         result.field = self
+        return result
+
+    def _summary_items(self, input_size: Sequence[int] | None) -> dict[str, Any]:
+        """The items of :meth:`to_dict`, computed once per field (rows share fields)."""
+        key = f"_items{None if input_size is None else tuple(input_size)}"
+        cached = self.__dict__.get(key)
+        if cached is None:
+            cached = self.__dict__[key] = self._compute_items(input_size)
+        return {k: list(v) if isinstance(v, list) else v for k, v in cached.items()}
+
+    def _compute_items(self, input_size: Sequence[int] | None) -> dict[str, Any]:
+        result: dict[str, Any] = {}
         if self.is_global or not self.known:
             size = list(input_size) if input_size is not None and self.is_global else None
             result.update(

@@ -111,6 +111,20 @@ def window(span: Span, n_out: int, taps: Taps, period: int, advance: int) -> Spa
     ``taps(o) + advance``.
     """
     n_in = len(span)
+    if isinstance(taps, Affine):  # hashable: reuse the result (h and w often share spans)
+        if taps.scale == 1 and taps.offset == 0 and taps.kernel == 1 and n_out == n_in:
+            return span  # a 1x1 convolution
+        cache = span.__dict__.setdefault("_windows", {})
+        key = (taps, n_out, period, advance)
+        if key not in cache:
+            cache[key] = compute_window(span, n_out, taps, period, advance)
+        return cache[key]  # type: ignore[no-any-return]
+    return compute_window(span, n_out, taps, period, advance)
+
+
+def compute_window(span: Span, n_out: int, taps: Taps, period: int, advance: int) -> Span:
+    """See :func:`window`."""
+    n_in = len(span)
     units, valid = taps(np.arange(n_out, dtype=np.int64), True)
     valid = valid & (units >= 0) & (units < n_in)
     safe = np.clip(units, 0, max(n_in - 1, 0))
@@ -122,6 +136,11 @@ def window(span: Span, n_out: int, taps: Taps, period: int, advance: int) -> Spa
     p_out = period * repeat
     if p_out > MAX_PERIOD:
         return Span(lo, hi, None, 0)
+    if isinstance(taps, Affine) and p_in == 1 and span.base[0, 0] <= span.base[1, 0]:
+        q = span.shift  # >= 0: the first tap has the lowest field, the last the highest
+        first, last = taps.offset, taps.offset + (taps.kernel - 1) * taps.dilation
+        base = np.array([[span.base[0, 0] + first * q], [span.base[1, 0] + last * q]])
+        return Span(lo, hi, base, q * taps.scale)
     units, valid = taps(np.arange(p_out, dtype=np.int64), False)
     t_lo, t_hi = span.theoretical(units)
     base = np.stack(hull(t_lo, t_hi, valid))
@@ -130,16 +149,23 @@ def window(span: Span, n_out: int, taps: Taps, period: int, advance: int) -> Spa
     return Span(lo, hi, base, shift)
 
 
-def affine(scale: int, offset: int, kernel: int, dilation: int) -> Taps:
+@dataclass(frozen=True)
+class Affine:
     """Taps ``o·scale + offset + j·dilation`` for ``j < kernel`` (convolution, pooling,
-    slicing): the same on a bounded and an unbounded input."""
-    steps = np.arange(kernel, dtype=np.int64) * dilation
+    slicing): the same on a bounded and an unbounded input (a :data:`Taps`)."""
 
-    def taps(o: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
-        units = o[:, None] * scale + offset + steps[None, :]
+    scale: int
+    offset: int
+    kernel: int
+    dilation: int
+
+    def __call__(self, o: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
+        steps = np.arange(self.kernel, dtype=np.int64) * self.dilation
+        units = o[:, None] * self.scale + self.offset + steps[None, :]
         return units, np.ones(units.shape, dtype=bool)
 
-    return taps
+
+affine = Affine
 
 
 def union_spans(spans: list[Span]) -> Span:
@@ -152,6 +178,13 @@ def union_spans(spans: list[Span]) -> Span:
     bases = [s for s in spans if s.base is not None]
     if len(bases) < len(spans):
         return Span(lo, hi, None, 0)
+    if all(s.base is not None and s.base.shape[1] == 1 for s in spans):  # closed form
+        shifts = {s.shift for s in spans}
+        if len(shifts) > 1:
+            return Span(lo, hi, None, 0)
+        stacked = np.concatenate([s.base for s in spans if s.base is not None], axis=1)
+        base = np.array([[stacked[0].min()], [stacked[1].max()]])
+        return Span(lo, hi, base, shifts.pop())
     period = math.lcm(*(s.base.shape[1] for s in bases if s.base is not None))
     strides = {Fraction(s.shift, s.base.shape[1]) for s in bases if s.base is not None}
     if len(strides) > 1:  # units drift apart: no common period
@@ -204,7 +237,15 @@ class Summary:
 
 
 def summary(span: Span) -> Summary:
-    """The :class:`Summary` of ``span``."""
+    """The :class:`Summary` of ``span`` (computed once per span)."""
+    cached = span.__dict__.get("_summary")
+    if cached is None:
+        cached = span.__dict__["_summary"] = compute_summary(span)
+    return cached
+
+
+def compute_summary(span: Span) -> Summary:
+    """See :func:`summary`."""
     sizes = span.hi - span.lo + 1
     exact = int(sizes.max(initial=0)) if len(sizes) else 0
     exact = max(exact, 0)
