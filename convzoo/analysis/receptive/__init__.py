@@ -8,10 +8,10 @@ Layers, one direction of imports: :mod:`.intervals` (the interval algebra, one a
 the rules for zoo modules whose ops do not show their geometry.
 """
 
+from convzoo.analysis.receptive.dispatch import propagate, propagate_outputs
 from convzoo.analysis.receptive.field import Field, FieldSummary, Place, merge_fields
 from convzoo.analysis.receptive.intervals import Span, Summary, summary
 from convzoo.analysis.receptive.modules import MODULE_RULES, module_field
-from convzoo.analysis.receptive.dispatch import propagate, propagate_outputs
 from convzoo.analysis.receptive.spatial import DEFORMABLE_NOTE
 
 __all__ = [

@@ -118,7 +118,7 @@ def window(span: Span, n_out: int, taps: Taps, period: int, advance: int) -> Spa
         key = (taps, n_out, period, advance)
         if key not in cache:
             cache[key] = compute_window(span, n_out, taps, period, advance)
-        return cache[key]  # type: ignore[no-any-return]
+        return cache[key]
     return compute_window(span, n_out, taps, period, advance)
 
 
