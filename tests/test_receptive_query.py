@@ -67,3 +67,25 @@ def test_rf_unit_and_classifier_fallback(capsys: pytest.CaptureFixture[str]) -> 
     assert code == 2 and "--unit must look like" in capsys.readouterr().err
     code = main(["rf", "configs/encoder_decoder.yaml", "--layer", "encoder", "--unit", "16,0"])
     assert code == 2 and "out of range" in capsys.readouterr().err
+
+
+class Windows(nn.Module):
+    """Window partition as in Swin: a view that splits each spatial axis across two dims."""
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        b, c, h, w = x.shape
+        return x.view(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5).mean((-1, -2))
+
+
+def test_unfollowable_views_are_unknown_with_a_reason_and_flips_are_exact() -> None:
+    report = convzoo.analyze(nn.Sequential(nn.Conv2d(1, 1, 3), Windows()), (1, 10, 10))
+    rf = report.receptive_field
+    assert rf["size"] is None and not rf["global"] and "split across dims" in rf.field.reason
+    assert any("split across dims" in n for n in report.notes)
+    flipped = convzoo.analyze(nn.Sequential(nn.Conv2d(1, 1, 3), Flip()), (1, 10, 10))
+    assert flipped.receptive_field.unit(0, 2) == [(7, 9), (2, 4)]
+
+
+class Flip(nn.Module):
+    def forward(self, x):  # noqa: ANN001, ANN201
+        return x.flip(-2)
