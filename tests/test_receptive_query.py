@@ -89,3 +89,11 @@ def test_unfollowable_views_are_unknown_with_a_reason_and_flips_are_exact() -> N
 class Flip(nn.Module):
     def forward(self, x):  # noqa: ANN001, ANN201
         return x.flip(-2)
+
+
+def test_one_and_three_axis_fields_render() -> None:
+    sequence = convzoo.analyze(nn.Conv1d(1, 1, 3, stride=2), (1, 20))
+    assert sequence.receptive_field["size"] == [3] and "3 /2" in sequence.to_table()
+    assert "3,,2,,1," in sequence.to_csv()  # size, stride, start of the one axis (as h)
+    video = convzoo.analyze(nn.Conv3d(1, 1, (1, 3, 3)), (1, 4, 8, 8))
+    assert video.receptive_field["size"] == [1, 3, 3] and "1x3x3 /1" in video.to_table()

@@ -215,8 +215,8 @@ def csv_row(row: LayerStats) -> dict[str, Any]:
         "calls": row.calls,
     }
     for key in ("size", "stride", "start"):
-        values = field.get(key) or ["", ""]
-        flat[f"rf_{key}_h"], flat[f"rf_{key}_w"] = values
+        values = list(field.get(key) or [])[-2:]  # 3-D: h and w; 1-D: its axis as h
+        flat[f"rf_{key}_h"], flat[f"rf_{key}_w"] = (values + ["", ""])[:2]
     flat["rf_global"] = "" if not field else str(bool(field.get("global"))).lower()
     return flat
 
