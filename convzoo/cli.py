@@ -241,6 +241,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 @command("rf")
 def cmd_rf(args: argparse.Namespace) -> int:
     from convzoo.analysis.analyzer import analyze
+    from convzoo.analysis.receptive.describe import parse_unit, pick_layer, unit_text
     from convzoo.analysis.render import field_text
 
     if args.plot:
@@ -248,6 +249,7 @@ def cmd_rf(args: argparse.Namespace) -> int:
 
         output_path(args.plot, args.force)  # refused before any work
     size = parse_size(args.input) if args.input else None
+    unit = parse_unit(args.unit) if args.unit else None
     model, size, name = load_target(args.target, size, args.kwargs)
     if args.plot:  # a float64 forward and backward per sample: estimated before any work
         from convzoo.plots import effective_field_bytes
@@ -264,13 +266,17 @@ def cmd_rf(args: argparse.Namespace) -> int:
             f"no layer named {render(args.layer)} in {name}"
             + (f"; did you mean {', '.join(map(repr, hints))}?" if hints else "")
         )
-    row = report.layer(args.layer)
+    row, remark = pick_layer(report, args.layer)
     rf = row.receptive_field or {}
+    if remark:
+        print(f"{name}: {remark}")
     print(
-        f"{name} / {args.layer or '(output)'}: output {row.output_shape}, receptive field "
+        f"{name} / {row.name or '(output)'}: output {row.output_shape}, receptive field "
         f"{field_text(rf)}; size {rf.get('size')}, stride {rf.get('stride')}, start "
-        f"{rf.get('start')} (input pixels, h and w)"
+        f"{rf.get('start')}, period {rf.get('period')} (input pixels, per axis)"
     )
+    if unit is not None:
+        print(unit_text(row, unit))
     if args.plot:
         from convzoo.plots import output_path, plot_receptive_field
 
@@ -279,7 +285,7 @@ def cmd_rf(args: argparse.Namespace) -> int:
         chw = (size[0], size[1], size[2])
         model = real(model, args.target, size, args.kwargs)
         path = output_path(args.plot, args.force)
-        written = plot_receptive_field(model, chw, path, args.layer, args.samples, name)
+        written = plot_receptive_field(model, chw, path, row.name, args.samples, name, unit, remark)
         print(f"plot written to {written}", file=sys.stderr)
     return 0
 
@@ -394,8 +400,17 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rf", help="receptive field of a layer; --plot draws it with the ERF")
     add_target(p)
     p.add_argument("--input", help="input size CxHxW (default as for report)")
-    p.add_argument("--layer", default="", help="module name (default: the model output)")
-    p.add_argument("--plot", metavar="FILE.png", help="theoretical field over the effective one")
+    p.add_argument(
+        "--layer",
+        default="",
+        help="module name (default: the model output, or its deepest spatial layer)",
+    )
+    p.add_argument(
+        "--unit", metavar="I,J[,K]", help="print the exact input pixels of this output unit"
+    )
+    p.add_argument(
+        "--plot", metavar="FILE.png", help="exact field of a unit over the effective one"
+    )
     p.add_argument(
         "--samples",
         type=lambda t: count(t, 1, MAX_SAMPLES),

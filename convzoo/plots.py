@@ -108,13 +108,15 @@ def effective_field(
     layer: str = "",
     samples: int = 8,
     seed: int = 0,
+    unit: tuple[int, ...] | None = None,
 ) -> tuple[torch.Tensor, tuple[int, int]]:
     """Luo et al. 2016: mean |d unit / d input| over random inputs, ``Tensor[H, W]``.
 
-    The unit is the centre position of ``layer``'s output (all channels summed); returns
-    the map and the unit's (row, col). The model is run on a deep copy in eval mode;
-    ``samples`` is at most :data:`~convzoo.limits.MAX_SAMPLES`, with a progress bar on a
-    terminal. :func:`effective_field_bytes` estimates the memory it needs.
+    The unit is ``unit`` (row, col) of ``layer``'s output, by default its centre (all
+    channels summed); returns the map and the unit's (row, col). The model is run on a
+    deep copy in eval mode; ``samples`` is at most :data:`~convzoo.limits.MAX_SAMPLES`,
+    with a progress bar on a terminal. :func:`effective_field_bytes` estimates the memory
+    it needs.
     """
     import copy
 
@@ -128,6 +130,7 @@ def effective_field(
     handle = target.register_forward_hook(lambda m, i, o: captured.__setitem__("out", o))
     generator = torch.Generator().manual_seed(seed)
     total = torch.zeros(input_size[1:], dtype=torch.float64)
+    want = (unit[0], unit[1]) if unit is not None and len(unit) == 2 else None
     unit = (0, 0)
     try:
         for _ in progress(range(samples), "effective field", "input"):
@@ -140,7 +143,7 @@ def effective_field(
                 raise ConvZooError(
                     f"layer {render(layer)} has no spatial output ({list(out.shape)})"
                 )
-            unit = (out.shape[2] // 2, out.shape[3] // 2)
+            unit = (out.shape[2] // 2, out.shape[3] // 2) if want is None else want
             (grad,) = torch.autograd.grad(out[0, :, unit[0], unit[1]].sum(), x)
             total += grad.abs().sum((0, 1))
     finally:
@@ -174,67 +177,59 @@ def plot_receptive_field(
     layer: str = "",
     samples: int = 8,
     name: str | None = None,
+    unit: tuple[int, ...] | None = None,
+    remark: str = "",
 ) -> Path:
-    """Theoretical field of ``layer``'s centre unit drawn over the effective field heatmap.
+    """The exact receptive field of one unit of ``layer`` (default: its centre) drawn as a
+    box over the effective field heatmap of the same unit.
 
-    The theoretical field is unclipped: where it reaches past the input (into the zero
-    padding) the axes grow to show all of it, with the input's border dashed.
+    The box covers exactly the input pixels the unit depends on (the hull of its gradient
+    support when every weight is positive), clipped to the input; the title gives the
+    layer's summary (largest unclipped size, stride). ``remark`` is printed under it.
     """
     from matplotlib.patches import Rectangle
 
     from convzoo.analysis.analyzer import analyze
+    from convzoo.analysis.receptive.describe import centre_unit, gridded
+    from convzoo.analysis.render import field_text
 
     plt = _pyplot()
     report = analyze(model, input_size)
     row = report.layer(layer)
-    erf, unit = effective_field(model, input_size, layer, samples)
+    rf: Any = row.receptive_field
+    if gridded(row):
+        unit = centre_unit(row) if unit is None else unit
+        rf.unit(*unit)  # a clear error for a unit out of range
+    erf, shown = effective_field(model, input_size, layer, samples, unit=unit)
     fig, ax = plt.subplots(figsize=(6, 5.5))
     image = ax.imshow(erf.numpy(), cmap="viridis", origin="upper")
     fig.colorbar(image, ax=ax, label="mean |gradient| (effective receptive field)")
-    rf = row.receptive_field
-    if rf and not rf.get("global") and rf.get("size"):
-        (sh, sw), (jh, jw), (oh, ow) = rf["size"], rf["stride"], rf["start"]
-        cy, cx = oh + unit[0] * jh, ow + unit[1] * jw
-        ax.add_patch(
-            Rectangle(
-                (cx - sw / 2, cy - sh / 2),
-                sw,
-                sh,
-                fill=False,
-                color="red",
-                lw=2,
-                label=f"theoretical field {sh}x{sw}",
-            )
-        )
-        ax.plot([cx], [cy], "r+", ms=12)
-        field = f"theoretical {sh}x{sw}, stride {jh}x{jw}"
-    else:
-        field = "theoretical field: global" if rf and rf.get("global") else "no field"
     height, width = input_size[1], input_size[2]
     ax.add_patch(
         Rectangle(
-            (-0.5, -0.5),
-            width,
-            height,
-            fill=False,
-            color="white",
-            lw=1,
-            ls="--",
+            (-0.5, -0.5), width, height, fill=False, color="white", lw=1, ls="--",
             label=f"input {height}x{width}",
         )
-    )
-    left, right, top, bottom = -0.5, width - 0.5, -0.5, height - 0.5
-    if rf and not rf.get("global") and rf.get("size"):
-        left, right = min(left, cx - sw / 2), max(right, cx + sw / 2)
-        top, bottom = min(top, cy - sh / 2), max(bottom, cy + sh / 2)
+    )  # fmt: skip
+    if gridded(row):
+        (rows, cols) = rf.unit(*shown)
+        if rows is not None and cols is not None:
+            label = f"exact field: rows {rows[0]}..{rows[1]}, cols {cols[0]}..{cols[1]}"
+            box = Rectangle(
+                (cols[0] - 0.5, rows[0] - 0.5), cols[1] - cols[0] + 1, rows[1] - rows[0] + 1,
+                fill=False, color="red", lw=2, label=label,
+            )  # fmt: skip
+            ax.add_patch(box)
+        field = f"box: the unit's exact field; all units of the layer: {field_text(rf)}"
         ax.legend(loc="upper right", fontsize=8)
-    ax.set_xlim(left - 1, right + 1)
-    ax.set_ylim(bottom + 1, top - 1)
+    else:
+        field = "field: global" if rf and rf.get("global") else "no field"
+    ax.set_xlim(-1.5, width + 0.5)
+    ax.set_ylim(height + 0.5, -1.5)
     ax.set_xlabel("input column (pixels)")
     ax.set_ylabel("input row (pixels)")
-    ax.set_title(
-        f"{name or report.target} / {layer or 'output'}: unit {unit}\n{field}", fontsize=10
-    )
+    title = f"{name or report.target} / {layer or 'output'}: unit {shown}\n{field}"
+    ax.set_title(title + (f"\n{remark}" if remark else ""), fontsize=9)
     fig.tight_layout()
     try:
         return save(fig, path)

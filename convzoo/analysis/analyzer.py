@@ -79,8 +79,8 @@ def _trace(
     tracer.notes.extend(adapters.adapt(model))
     if tracer.with_fields:
         for t in tree_flatten(list(args))[0]:
-            if isinstance(t, torch.Tensor) and not t.is_nested and t.dim() == 4:
-                tracer.set_field(t, Field.identity())
+            if isinstance(t, torch.Tensor) and not t.is_nested and 3 <= t.dim() <= 5:
+                tracer.set_field(t, Field.identity(t.shape[2:]))  # (N, C, L[, H[, W]])
     with torch.no_grad(), isolation.rng_kept():
         try:
             tracer.run(model, args)
@@ -280,7 +280,7 @@ def _report(run: Traced, target: str) -> Report:
     model, args, tracer, notes = run.model, run.args, run.tracer, run.notes
     tensors = [t for t in tree_flatten(list(args))[0] if isinstance(t, torch.Tensor)]
     tensors = [t for t in tensors if not t.is_nested]
-    input_hw = tuple(tensors[0].shape[-2:]) if tensors and tensors[0].dim() == 4 else None
+    input_hw = tuple(tensors[0].shape[2:]) if tensors and 3 <= tensors[0].dim() <= 5 else None
     rows = _rows(model, tracer, input_hw)
     leaves = {
         id(m): name for name, m in model.named_modules() if not any(True for _ in m.children())

@@ -25,9 +25,9 @@ from convzoo import limits
 from convzoo.analysis import ops, quantized  # noqa: F401  (quantized registers its rules)
 
 try:
-    from convzoo.analysis import receptive_modules, receptive_rules
+    from convzoo.analysis import receptive
 except Exception:  # pragma: no cover - receptive fields are optional for counting
-    receptive_rules = None  # type: ignore[assignment]
+    receptive = None  # type: ignore[assignment]
 
 aten = torch.ops.aten
 
@@ -63,7 +63,7 @@ _RULED: dict[type, bool] = {}
 def _has_module_rule(cls: type) -> bool:
     """Whether a module class (or a base) has a receptive-field module rule (cached)."""
     if cls not in _RULED:
-        _RULED[cls] = any(c in receptive_modules.MODULE_RULES for c in cls.__mro__)
+        _RULED[cls] = any(c in receptive.MODULE_RULES for c in cls.__mro__)
     return _RULED[cls]
 
 
@@ -136,7 +136,7 @@ class Tracer(TorchDispatchMode):
         self.live = 0  # bytes of real op outputs still referenced
         self.peak = 0
         self.owned: set[int] = set()
-        self.with_fields = fields and receptive_rules is not None
+        self.with_fields = fields and receptive is not None
         self.stack: list[str] = []
         self.stats: dict[str, ModuleStats] = {}
         self.uncounted: Counter[tuple[str, str]] = Counter()  # (op, module) -> calls
@@ -168,9 +168,7 @@ class Tracer(TorchDispatchMode):
         if not self.with_fields or not (self._traced(args) or self._traced(kwargs.values())):
             return  # no traced operand: the output has no field (absent = None)
         try:
-            values, notes = receptive_rules.propagate_outputs(
-                func, args, kwargs, out, self.field_of
-            )
+            values, notes = receptive.propagate_outputs(func, args, kwargs, out, self.field_of)
         except Exception as exc:  # a field rule must never break counting
             values, notes = [], [f"receptive field rule for {func} failed: {exc}"]
         outs = out if isinstance(out, (tuple, list)) else [out]
@@ -360,7 +358,7 @@ class Tracer(TorchDispatchMode):
         if not _has_module_rule(type(module)):
             return
         try:
-            value = receptive_modules.module_field(
+            value = receptive.module_field(
                 module, self.field_of(inputs[0]), tuple(inputs[0].shape), tuple(out.shape)
             )
         except Exception as exc:

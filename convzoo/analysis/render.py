@@ -95,19 +95,25 @@ def shape_text(shape: Sequence[int] | None) -> str:
     return "x".join(str(v) for v in shape) if shape else "-"
 
 
-def _pair_text(pair: Sequence[Any]) -> str:
-    h, w = pair
-    return str(h) if h == w else f"{h}x{w}"
-
-
 def field_text(field: dict[str, Any] | None) -> str:
-    """``{"size": [7, 7], "stride": [2, 2], ...} -> '7x7 /2'``; global -> ``'global'``."""
-    if not field:
+    """``{"size": [7, 7], "stride": [2, 2], ...} -> '7x7 /2'`` (one size per axis, the
+    stride once when equal on every axis); units that repeat only every ``period`` units
+    add ``' (period 2)'``; global -> ``'global'``; unknown -> ``'-'``."""
+    if not field or (not field.get("global") and field.get("size") is None):
         return "-"
     if field.get("global"):
         return "global"
-    size_h, size_w = field["size"]
-    return f"{size_h}x{size_w} /{_pair_text(field['stride'])}"
+    sizes = "x".join(str(v) for v in field["size"])
+    text = f"{sizes} /{_axes_text(field['stride'])}"
+    periods = field.get("period") or [1]
+    if any(p != 1 for p in periods):
+        text += f" (period {_axes_text(periods)})"
+    return text
+
+
+def _axes_text(values: Sequence[Any]) -> str:
+    """One value when equal on every axis, else all joined by 'x'."""
+    return str(values[0]) if len(set(values)) == 1 else "x".join(str(v) for v in values)
 
 
 def _type_text(row: LayerStats) -> str:
@@ -222,8 +228,8 @@ def csv_row(row: LayerStats) -> dict[str, Any]:
         "calls": row.calls,
     }
     for key in ("size", "stride", "start"):
-        values = field.get(key) or ["", ""]
-        flat[f"rf_{key}_h"], flat[f"rf_{key}_w"] = values
+        values = list(field.get(key) or [])[-2:]  # 3-D: h and w; 1-D: its axis as h
+        flat[f"rf_{key}_h"], flat[f"rf_{key}_w"] = (values + ["", ""])[:2]
     flat["rf_global"] = "" if not field else str(bool(field.get("global"))).lower()
     return flat
 

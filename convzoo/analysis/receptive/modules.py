@@ -5,19 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
-
-from convzoo.analysis.receptive import (
-    Field,
-    Place,
-    conv_axis,
-)
+from convzoo.analysis.receptive.field import Field, Place
+from convzoo.analysis.receptive.spatial import conv_span
 from convzoo.layers.capsule import PrimaryCapsules, RoutingCapsules
 from convzoo.layers.deformable import Deformable
 from convzoo.layers.fft import FFTConv
 from convzoo.layers.local import LocallyConnected, Tiled
-
-aten = torch.ops.aten
 
 # -- module rules -------------------------------------------------------------------------
 
@@ -54,15 +47,18 @@ def conv_like(
 ) -> Field | None:
     """A convolution with the module's kernel, stride, dilation and padding spec (resolved
     for this input size); for ``deformable`` the nominal field, see ``DEFORMABLE_NOTE``."""
-    if in_field is None or in_field.is_global or in_field.layout is not None:
-        return in_field if in_field is None or in_field.is_global else None
+    if in_field is None or in_field.is_global or not in_field.known:
+        return in_field
+    spatial = tuple(input_shape[2:])
+    if in_field.layout is not None or len(in_field.axes) != len(spatial):
+        return Field.unknown(f"{type(module).__name__}: input axes not in the standard layout")
     k, s, d = module.kernel_size, module.stride, module.dilation
-    pads = module.geometry.pads((input_shape[-2], input_shape[-1]))
+    pads = module.geometry.pads(spatial)
     axes = [
-        None if a is None else conv_axis(a, k[i], s[i], pads[i][0], d[i])
+        None if a is None else conv_span(a, output_shape[2 + i], k[i], s[i], pads[i][0], d[i])
         for i, a in enumerate(in_field.axes)
     ]
-    return Field(axes[0], axes[1])
+    return Field(tuple(axes))
 
 
 @module_rule(PrimaryCapsules)
@@ -70,10 +66,10 @@ def primary_capsules(
     module: Any, in_field: Field | None, input_shape: tuple[int, ...], output_shape: Any
 ) -> Field | None:
     """The conv's field; capsules ``type·H·W + y·W + x`` carry h and w in dim -2."""
-    grid = conv_like(module.conv, in_field, input_shape, output_shape)
-    if grid is None or grid.is_global:
-        return grid
     h, w = module.conv.output_size(tuple(input_shape[-2:]))
+    grid = conv_like(module.conv, in_field, input_shape, (h, w))
+    if grid is None or grid.is_global or not grid.known:
+        return grid
     return grid.with_axes(grid.axes, (Place(-2, w, h), Place(-2, 1, w)), output_shape)
 
 

@@ -1,0 +1,30 @@
+"""Receptive fields, exact for every unit: one integer interval of input pixels per unit and
+spatial axis, propagated op by op through the traced graph.
+
+Layers, one direction of imports: :mod:`.intervals` (the interval algebra, one axis) <-
+:mod:`.field` (the ``Field`` of a tensor: axes, places, merges, summary) <- :mod:`.table`
+(the op table) <- the op rules :mod:`.layout`, :mod:`.spatial`, :mod:`.resample`,
+:mod:`.mixing` <- :mod:`.dispatch` (what the tracer calls per op); :mod:`.modules` holds
+the rules for zoo modules whose ops do not show their geometry.
+"""
+
+from convzoo.analysis.receptive.dispatch import propagate, propagate_outputs
+from convzoo.analysis.receptive.field import Field, FieldSummary, Place, merge_fields
+from convzoo.analysis.receptive.intervals import Span, Summary, summary
+from convzoo.analysis.receptive.modules import MODULE_RULES, module_field
+from convzoo.analysis.receptive.spatial import DEFORMABLE_NOTE
+
+__all__ = [
+    "DEFORMABLE_NOTE",
+    "MODULE_RULES",
+    "Field",
+    "FieldSummary",
+    "Place",
+    "Span",
+    "Summary",
+    "merge_fields",
+    "module_field",
+    "propagate",
+    "propagate_outputs",
+    "summary",
+]

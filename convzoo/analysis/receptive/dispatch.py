@@ -1,0 +1,111 @@
+"""The entry points the tracer calls for every op: :func:`propagate` (the field of an op's
+output) and :func:`propagate_outputs` (one field per output). They look the op up in the
+table (by overload, then element-wise tag, then op packet) and never raise."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+import torch
+
+from convzoo.analysis.receptive import mixing, resample  # noqa: F401  (fill the table)
+from convzoo.analysis.receptive.field import Field
+from convzoo.analysis.receptive.layout import constant, elementwise, same_as_input, slicing
+from convzoo.analysis.receptive.spatial import register_torchvision
+from convzoo.analysis.receptive.table import RULES, Call, FieldOf, Result, bind, tensors_in
+
+aten = torch.ops.aten
+
+
+def is_pointwise(func: Any) -> bool:
+    """Whether ``func`` (or, for an in-place op, its functional form) is element-wise."""
+    if torch.Tag.pointwise in func.tags:
+        return True
+    if torch.Tag.inplace not in func.tags:
+        return False
+    functional = getattr(aten, func.overloadpacket.__name__.rstrip("_"), None)
+    overload = getattr(functional, func._overloadname, None) if functional else None
+    return overload is not None and torch.Tag.pointwise in overload.tags
+
+
+@cache
+def lookup(func: Any) -> Any:
+    """The rule for ``func``: by overload, then element-wise tag, then op packet."""
+    if func in RULES:
+        return RULES[func]
+    if is_pointwise(func):
+        return elementwise
+    if func.overloadpacket not in RULES and func.namespace == "torchvision":
+        register_torchvision()
+    return RULES.get(func.overloadpacket)
+
+
+def propagate(
+    func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any, field_of: FieldOf
+) -> Result:
+    """The field of ``func``'s (first) output, and notes; never raises.
+
+    ``field_of(tensor)`` gives a tensor argument's field (None for parameters and constants).
+    Ops without traced inputs, or whose output is not a tensor, give ``(None, [])``, as do
+    ops whose output does not depend on their input's values (``zeros_like``). Where the
+    field cannot be followed (no rule, or the rule gives up) the result is
+    ``Field.unknown(reason)`` with a note; an unknown input makes the output unknown (no
+    new note) unless the output is global. Ops with no rule whose traced inputs are all
+    global give the global field.
+    """
+    try:
+        first = out[0] if isinstance(out, (tuple, list)) and out else out
+        pairs = [(t, f) for t in tensors_in([*args, *kwargs.values()]) if (f := field_of(t))]
+        traced = [f for _, f in pairs]
+        if not traced or not isinstance(first, torch.Tensor):
+            return None, []
+        found = lookup(func)
+        if (
+            len(pairs) == 1
+            and found in (elementwise, same_as_input)
+            and pairs[0][0].shape == first.shape
+        ):
+            return traced[0], []  # one operand, same layout: the field passes through
+        if found is None and all(f.is_global for f in traced):
+            return Field.global_field(), []
+        if found is constant or not any(f.known for f in traced):
+            unknown = next((f for f in traced if not f.known), None)
+            return (None if found is constant else unknown or Field.unknown()), []
+        call = Call(func, bind(func, args, kwargs), first, field_of)
+        field, notes = found(call) if found else (None, [f"no receptive-field rule for {func}"])
+    except Exception as exc:  # a rule must never break the analysis
+        field, notes = None, [f"receptive-field rule for {func} failed: {exc!r}"]
+    known = all(f.known for f in traced)
+    if field is None and notes:
+        field = Field.unknown(notes[0])
+    elif field is not None and not known and not field.is_global:
+        field = next(f for f in traced if not f.known)
+    return field, notes if known else []
+
+
+def propagate_outputs(
+    func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any, field_of: FieldOf
+) -> tuple[list[Field | None], list[str]]:
+    """Like :func:`propagate`, with one field per output tensor (``out`` flattened).
+
+    Every piece of ``split``/``chunk``/``unbind`` gets its own field (a piece further along
+    a spatial axis sees further along); other ops' extra outputs (indices, statistics)
+    get None.
+    """
+    outs = tensors_in(out) if isinstance(out, (tuple, list)) else [out]
+    first, notes = propagate(func, args, kwargs, out, field_of)
+    fields: list[Field | None] = [first] + [None] * (len(outs) - 1)
+    if func.overloadpacket not in (aten.split, aten.split_with_sizes, aten.unbind) or not first:
+        return fields, notes
+    try:
+        bound = bind(func, args, kwargs)
+        d = bound.get("dim", 0) % bound["self"].dim()
+        offset = 0
+        for i, piece in enumerate(outs):
+            fields[i] = slicing(Call(func, bound, piece, field_of, offset))[0]
+            offset += 1 if func.overloadpacket is aten.unbind else piece.shape[d]
+    except Exception as exc:
+        notes = [*notes, f"receptive-field rule for {func} failed on a piece: {exc}"]
+    return fields, notes

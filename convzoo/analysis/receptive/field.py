@@ -1,0 +1,337 @@
+"""The ``Field`` of a tensor: one :class:`~.intervals.Span` per spatial axis, where each axis
+lives in the tensor (:class:`Place`), merges, and the per-layer summary.
+
+Conventions (Araujo, Norris and Sim, "Computing Receptive Fields of Convolutional Neural
+Networks", Distill 2019), per axis, in input pixels (pixel ``i`` has centre ``i``). A field
+has as many axes as the input has spatial dims: 1 for ``(N, C, L)``, 2 for ``(N, C, H, W)``,
+3 for ``(N, C, D, H, W)``. :meth:`Field.unit` gives the exact input pixels of one unit;
+:meth:`Field.to_dict` the summary that holds for all units (see
+:class:`~.intervals.Summary`). Normalisation statistics (batch, layer, group norm) count as
+constants, as is conventional. Global operations give :meth:`Field.global_field`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Any
+
+from convzoo.analysis.receptive.intervals import Span, summary, union_spans
+from convzoo.errors import ConvZooError
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a spatial axis lives in a tensor.
+
+    ``dim``: the (negative) tensor dim holding it, or None when the axis has a single
+    position and no dim of its own; ``extent``: its number of positions; ``inner``: the
+    place value of the axis inside ``dim`` when that dim merges several axes (row-major,
+    e.g. ``inner = W`` for h after ``[B, C, H, W] -> [B, C, H·W]``), 1 when the dim holds
+    the axis alone, 0 when the order of its positions has been lost (gathered or sliced
+    after a merge; the axis' span is then one hull for all positions).
+    """
+
+    dim: int | None
+    inner: int = 1
+    extent: int = 1
+
+
+ABSENT = Place(None, 1, 1)
+Places = tuple[Place, ...]
+
+
+def standard_places(shape: tuple[int, ...], n: int) -> Places:
+    """``n`` axes alone in the last ``n`` dims (absent when of extent 1)."""
+
+    def place(dim: int) -> Place:
+        if len(shape) < -dim or shape[dim] == 1:
+            return ABSENT
+        return Place(dim, 1, int(shape[dim]))
+
+    return tuple(place(k - n) for k in range(n))
+
+
+def number(value: Fraction) -> int | float:
+    """An int when integral, else a float rounded to 4 places."""
+    return int(value) if value.denominator == 1 else round(float(value), 4)
+
+
+class FieldSummary(dict[str, Any]):
+    """The summary dict of a layer's field (``size``, ``stride``, ``start``, ``period``,
+    ``global``) that also answers per-unit queries: ``.unit(i, j)``."""
+
+    field: Field | None = None
+
+    def unit(self, *index: int) -> list[tuple[int, int] | None]:
+        """See :meth:`Field.unit`."""
+        if self.field is None:
+            raise ConvZooError("this receptive field carries no per-unit data (a copy)")
+        return self.field.unit(*index)
+
+
+@dataclass(frozen=True, eq=False)
+class Field:
+    """The receptive field of every unit of a tensor: one :class:`Span` per spatial axis.
+
+    ``layout`` says which tensor dims hold the axes (see :class:`Place`); None is the
+    standard layout (the axes alone in the last dims). ``reason`` says why an unknown
+    field could not be followed. ``bound``: a merge had a branch that sees only padding
+    along one axis at some units but not along another; those units' fields are then an
+    upper bound (the per-axis union of every branch), not exact.
+    """
+
+    axes: tuple[Span | None, ...]
+    is_global: bool = False
+    layout: Places | None = None
+    reason: str = ""
+    bound: bool = False
+
+    @staticmethod
+    def identity(sizes: Sequence[int]) -> Field:
+        """The field of an input with spatial ``sizes``: unit ``u`` sees pixel ``u``."""
+        spans = {int(n): Span.identity(int(n)) for n in sizes}  # equal axes share one span
+        return Field(tuple(spans[int(n)] for n in sizes))
+
+    @staticmethod
+    def global_field() -> Field:
+        """Every unit sees the whole input (global pooling, flatten + linear, routing)."""
+        return Field((), True)
+
+    @staticmethod
+    def unknown(reason: str = "") -> Field:
+        """The field could not be followed (an op without a rule): poisons merges."""
+        return Field((), False, None, reason)
+
+    @property
+    def known(self) -> bool:
+        return self.is_global or any(a is not None for a in self.axes)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Field):
+            return NotImplemented
+        return (self.is_global, self.layout, self.axes) == (
+            other.is_global,
+            other.layout,
+            other.axes,
+        )
+
+    __hash__ = object.__hash__
+
+    def places(self, shape: tuple[int, ...]) -> Places:
+        """Where the axes live in a tensor of ``shape`` carrying this field."""
+        return self.layout if self.layout is not None else standard_places(shape, len(self.axes))
+
+    def with_axes(self, axes: Sequence[Span | None], places: Sequence[Place], shape: Any) -> Field:
+        """A copy with new ``axes`` and ``places``, normalised for a tensor of ``shape``."""
+        kept = tuple(ABSENT if p.extent == 1 and p.inner != 0 else p for p in places)
+        layout = None if kept == standard_places(tuple(shape), len(kept)) else kept
+        return replace(self, axes=tuple(axes), layout=layout)
+
+    def unit(self, *index: int) -> list[tuple[int, int] | None]:
+        """The exact input pixels ``(first, last)`` per axis that unit ``index`` (one index
+        per axis, e.g. ``(i, j)`` for an image) depends on; None on every axis when it sees
+        no input pixel (only padding along some axis). Raises for global and unknown fields."""
+        if self.is_global or not self.known:
+            what = "global: every unit sees the whole input" if self.is_global else "unknown"
+            raise ConvZooError(
+                f"the receptive field is {what}" + (f" ({self.reason})" if self.reason else "")
+            )
+        if len(index) != len(self.axes):
+            raise ConvZooError(
+                f"a unit needs {len(self.axes)} indices (one per axis), got {len(index)}"
+            )
+        got: list[tuple[int, int] | None] = []
+        places = self.layout or (None,) * len(self.axes)
+        for k, (span, i) in enumerate(zip(self.axes, index, strict=True)):
+            if span is None:
+                raise ConvZooError(f"axis {k} has no field")
+            place = places[k]
+            if place is not None and place.inner == 0:
+                raise ConvZooError(f"axis {k}: the order of its units was lost (gathered)")
+            if not -len(span) <= i < len(span):
+                raise ConvZooError(f"unit index {i} out of range for axis {k} of {len(span)} units")
+            got.append(span.unit(i % len(span)))
+        return [None] * len(got) if None in got else got
+
+    def to_dict(self, input_size: Sequence[int] | None = None) -> FieldSummary:
+        """``{"size", "stride", "start", "period": [one per axis], "global": bool}``.
+
+        ``size`` is the largest theoretical (unclipped) field, ``stride`` the average
+        distance between adjacent units' fields, ``start`` the centre of unit 0's field,
+        ``period`` how many units it takes for the pattern to repeat (1: every unit alike
+        and evenly spaced; see :class:`~.intervals.Summary`). Numbers are ints when
+        integral, else floats rounded to 4 places. A global field reports ``size`` as
+        ``input_size`` (the whole input); an unknown field reports None everywhere. The
+        result answers ``.unit(i, j)`` (:meth:`unit`).
+        """
+        result = FieldSummary(self._summary_items(input_size))
+        result.field = self
+        return result
+
+    def _summary_items(self, input_size: Sequence[int] | None) -> dict[str, Any]:
+        """The items of :meth:`to_dict`, computed once per field (rows share fields)."""
+        key = f"_items{None if input_size is None else tuple(input_size)}"
+        cached = self.__dict__.get(key)
+        if cached is None:
+            cached = self.__dict__[key] = self._compute_items(input_size)
+        return {k: list(v) if isinstance(v, list) else v for k, v in cached.items()}
+
+    def _compute_items(self, input_size: Sequence[int] | None) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        if self.is_global or not self.known:
+            size = list(input_size) if input_size is not None and self.is_global else None
+            result.update(
+                size=size, stride=None, start=None, period=None, **{"global": self.is_global}
+            )
+            return result
+        sums = [None if a is None else summary(a) for a in self.axes]
+
+        def pick(attr: str) -> list[Any]:
+            values = [None if s is None else getattr(s, attr) for s in sums]
+            return [number(v) if isinstance(v, Fraction) else v for v in values]
+
+        result.update(
+            size=pick("size"), stride=pick("stride"), start=pick("start"), period=pick("period")
+        )
+        result["global"] = False
+        return result
+
+
+def merge_fields(fields: list[Field]) -> tuple[Field, list[str]]:
+    """The field of a merge (add, mul, concat on channels) of tensors with ``fields`` whose
+    axes sit in the same places: unit by unit the hull of the branches' intervals.
+
+    Global if any branch is global, else unknown if any branch is. Branches whose units
+    are spaced differently or centred differently are merged exactly and noted.
+    """
+    distinct = list({id(f): f for f in fields}.values())
+    if len(distinct) == 1:
+        return distinct[0], []
+    if any(f.is_global for f in distinct):
+        return Field.global_field(), []
+    if not all(f.known for f in distinct):
+        return Field.unknown(), []
+    notes: list[str] = []
+    axes: list[Span | None] = []
+    for k in range(len(distinct[0].axes)):
+        present = [
+            a for a in (f.axes[k] if k < len(f.axes) else None for f in distinct) if a is not None
+        ]
+        if len(present) < len(distinct):
+            notes.append(f"axis {k}: some merged tensors have no field along it")
+        if not present:
+            axes.append(None)
+            continue
+        notes.extend(f"axis {k}: {n}" for n in alignment(present))
+        axes.append(union_spans(present))
+    bound = any(f.bound for f in distinct) or partly_empty(distinct)
+    if bound:
+        notes.append(
+            "a merged branch sees only padding at some units along one axis: the per-unit "
+            "fields there are an upper bound (the union over the branches), not exact"
+        )
+    return replace(distinct[0], axes=tuple(axes), bound=bound), notes
+
+
+def partly_empty(fields: list[Field]) -> bool:
+    """Whether a branch's units that see nothing along one axis differ from the others'
+    (then the per-axis union overstates the units where that branch contributes nothing)."""
+    masks = [
+        tuple((a.lo > a.hi).tobytes() if a is not None else b"" for a in f.axes) for f in fields
+    ]
+    if len(set(masks)) == 1 or max(len(f.axes) for f in fields) < 2:
+        return False
+    return any(any(b"\x01" in m for m in ms) for ms in masks)
+
+
+def alignment(spans: list[Span]) -> list[str]:
+    """Notes when branches' units are spaced or centred differently (merged anyway)."""
+    sums = [summary(s) for s in spans]
+    strides = sorted({s.stride for s in sums if s.stride is not None})
+    notes = []
+    if len(strides) > 1:
+        shown = ", ".join(str(number(s)) for s in strides)
+        notes.append(f"strides differ ({shown}): the union is taken unit by unit")
+    centres = sorted({s.start for s in sums if s.start is not None})
+    if len(centres) > 1:
+        shown = ", ".join(str(number(c)) for c in centres)
+        notes.append(f"centres misaligned ({shown}): the union is taken unit by unit")
+    return notes
+
+
+# -- layout: where the axes live after views and dim moves --------------------------------
+
+
+def remap(places: Places, n_in: int, n_out: int, mapping: Any) -> Places | None:
+    """Renumber the dims of ``places`` with ``mapping(positive in dim) -> positive out dim``.
+
+    None when an axis with more than one position lands in a dropped dim (mapping gives None).
+    """
+    out = []
+    for p in places:
+        if p.dim is None:
+            out.append(p)
+            continue
+        new = mapping(n_in + p.dim)
+        if new is None:
+            return None
+        out.append(Place(new - n_out, p.inner, p.extent))
+    return tuple(out)
+
+
+def view_groups(a: tuple[int, ...], b: tuple[int, ...]) -> list[tuple[list[int], list[int]]]:
+    """Split a view ``a -> b`` into groups of dims with equal products (row-major)."""
+    groups: list[tuple[list[int], list[int]]] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        gi, gj, pa, pb = [i], [j], a[i], b[j]
+        i, j = i + 1, j + 1
+        while pa != pb:
+            if pa < pb and i < len(a):
+                pa, i = pa * a[i], i + 1
+                gi.append(i - 1)
+            elif pb < pa and j < len(b):
+                pb, j = pb * b[j], j + 1
+                gj.append(j - 1)
+            else:
+                raise ValueError(f"no view from {a} to {b}")
+        groups.append((gi, gj))
+    if groups:  # trailing size-1 dims
+        groups[-1][0].extend(range(i, len(a)))
+        groups[-1][1].extend(range(j, len(b)))
+    return groups
+
+
+def view_places(places: Places, a: tuple[int, ...], b: tuple[int, ...]) -> Places | None:
+    """Follow the axes through a view (reshape) from shape ``a`` to ``b``.
+
+    An axis occupies place values ``[inner, inner·extent)`` of the flat index of its group
+    of dims; it lands in the output dim whose place values contain that range (merged,
+    split back, or alone again), or is lost (None) when it straddles two output dims.
+    """
+    groups = view_groups(a, b)
+    out = []
+    for p in places:
+        if p.dim is None:
+            out.append(p)
+            continue
+        d = len(a) + p.dim
+        gi, gj = next(g for g in groups if d in g[0])
+        inner = p.inner * math.prod(a[k] for k in gi if k > d)
+        top = inner * p.extent
+        found = None
+        for k in gj:
+            below = math.prod(b[m] for m in gj if m > k)
+            if p.inner == 0:  # order lost: only a group that stays one dim keeps it
+                found = Place(k - len(b), 0, p.extent) if len(gj) == 1 else None
+                break
+            if inner % below == 0 and (below * b[k]) % top == 0:
+                found = Place(k - len(b), inner // below, p.extent)
+                break
+        if found is None:
+            return None
+        out.append(found)
+    return tuple(out)

@@ -1,0 +1,259 @@
+"""The interval algebra: one integer interval of input pixels per unit, per spatial axis.
+
+A :class:`Span` describes one spatial axis of a tensor of ``n`` units in two ways:
+
+* **exact** (``lo``, ``hi``: ``int64[n]``): unit ``u`` depends on input pixels
+  ``lo[u]..hi[u]`` of the real, finite input (the hull of its gradient support with
+  positive weights), padding and border clamping as the ops really do them; a unit that
+  only sees padding has the empty interval (``lo > hi``, see :data:`EMPTY`);
+* **theoretical** (``base``: ``int64[2, P]``, ``shift`` Q): the field the same network has
+  on an unbounded input (Araujo, Norris and Sim, Distill 2019: padding counts as pixels
+  outside the input). It is periodic: unit ``u + P`` sees ``Q`` pixels further than unit
+  ``u``, so units ``0..P-1`` describe them all. ``base`` is None where no period exists
+  (a concatenation along the axis), and then the summary falls back on the exact field.
+
+Every op is a :func:`window`: output unit ``o`` reads input units ``taps(o)``; its interval
+is the hull of theirs. The rules in :mod:`convzoo.analysis.receptive.spatial` only say
+which units each output reads.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+EMPTY = np.int64(1) << 60  # lo of an empty interval; its hi is -EMPTY
+MAX_PERIOD = 4096  # longer theoretical periods are dropped (summary from the exact field)
+Taps = Callable[[np.ndarray, bool], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True, eq=False)
+class Span:
+    """One axis: exact ``lo``/``hi`` per unit and the theoretical periodic ``base``/``shift``."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    base: np.ndarray | None
+    shift: int
+
+    @staticmethod
+    def identity(n: int) -> Span:
+        """The input itself: unit ``u`` sees pixel ``u``; period 1, shift 1."""
+        units = np.arange(n, dtype=np.int64)
+        return Span(units, units, np.zeros((2, 1), dtype=np.int64), 1)
+
+    def __len__(self) -> int:
+        return len(self.lo)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Span):
+            return NotImplemented
+        same_base = (self.base is None and other.base is None) or (
+            self.base is not None
+            and other.base is not None
+            and np.array_equal(self.base, other.base)
+            and self.shift == other.shift
+        )
+        return same_base and np.array_equal(self.lo, other.lo) and np.array_equal(self.hi, other.hi)
+
+    __hash__ = object.__hash__
+
+    def unit(self, u: int) -> tuple[int, int] | None:
+        """The exact input pixels ``(first, last)`` unit ``u`` depends on; None: none."""
+        lo, hi = int(self.lo[u]), int(self.hi[u])
+        return (lo, hi) if lo <= hi else None
+
+    def theoretical(self, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unclipped ``lo``, ``hi`` of any (even negative) unit indices; None-free only
+        when ``base`` is known."""
+        assert self.base is not None
+        period = self.base.shape[1]
+        q, r = np.divmod(units, period)
+        lo, hi = self.base[0][r], self.base[1][r]
+        empty = lo > hi
+        return np.where(empty, EMPTY, lo + q * self.shift), np.where(
+            empty, -EMPTY, hi + q * self.shift
+        )
+
+
+def hull(lo: np.ndarray, hi: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the hull of the valid intervals (``[n, k]`` arrays -> ``[n]``); empty rows
+    give the empty interval."""
+    return np.where(valid, lo, EMPTY).min(axis=1), np.where(valid, hi, -EMPTY).max(axis=1)
+
+
+def minimal(base: np.ndarray, shift: int) -> tuple[np.ndarray, int]:
+    """The shortest period describing the same units (``base`` may repeat itself)."""
+    period = base.shape[1]
+    for d in range(1, period):
+        if period % d or (shift * d) % period:
+            continue
+        step = shift * d // period
+        head, tail = base[:, : period - d], base[:, d:]
+        empty = head[0] > head[1]
+        if np.array_equal(empty, tail[0] > tail[1]) and np.array_equal(
+            np.where(empty, 0, head + step), np.where(empty, 0, tail)
+        ):
+            return base[:, :d].copy(), step
+    return base, shift
+
+
+def window(span: Span, n_out: int, taps: Taps, period: int, advance: int) -> Span:
+    """An op whose output unit ``o`` reads input units ``taps(o)``.
+
+    ``taps(o, exact)`` gives ``(units [len(o), k], valid [len(o), k])``: with ``exact`` the
+    units the op really reads on this input (padding invalid, borders clamped), without it
+    those it reads on an unbounded input. The op is periodic: ``taps(o + period)`` is
+    ``taps(o) + advance``.
+    """
+    n_in = len(span)
+    if isinstance(taps, Affine):  # hashable: reuse the result (h and w often share spans)
+        if taps.scale == 1 and taps.offset == 0 and taps.kernel == 1 and n_out == n_in:
+            return span  # a 1x1 convolution
+        cache = span.__dict__.setdefault("_windows", {})
+        key = (taps, n_out, period, advance)
+        if key not in cache:
+            cache[key] = compute_window(span, n_out, taps, period, advance)
+        return cache[key]
+    return compute_window(span, n_out, taps, period, advance)
+
+
+def compute_window(span: Span, n_out: int, taps: Taps, period: int, advance: int) -> Span:
+    """See :func:`window`."""
+    n_in = len(span)
+    units, valid = taps(np.arange(n_out, dtype=np.int64), True)
+    valid = valid & (units >= 0) & (units < n_in)
+    safe = np.clip(units, 0, max(n_in - 1, 0))
+    lo, hi = hull(span.lo[safe], span.hi[safe], valid)
+    if span.base is None:
+        return Span(lo, hi, None, 0)
+    p_in = span.base.shape[1]
+    repeat = p_in // math.gcd(advance, p_in) if advance else 1
+    p_out = period * repeat
+    if p_out > MAX_PERIOD:
+        return Span(lo, hi, None, 0)
+    if isinstance(taps, Affine) and p_in == 1 and span.base[0, 0] <= span.base[1, 0]:
+        q = span.shift  # >= 0: the first tap has the lowest field, the last the highest
+        first, last = taps.offset, taps.offset + (taps.kernel - 1) * taps.dilation
+        base = np.array([[span.base[0, 0] + first * q], [span.base[1, 0] + last * q]])
+        return Span(lo, hi, base, q * taps.scale)
+    units, valid = taps(np.arange(p_out, dtype=np.int64), False)
+    t_lo, t_hi = span.theoretical(units)
+    base = np.stack(hull(t_lo, t_hi, valid))
+    shift = (repeat * advance // p_in) * span.shift
+    base, shift = minimal(base, shift)
+    return Span(lo, hi, base, shift)
+
+
+@dataclass(frozen=True)
+class Affine:
+    """Taps ``o·scale + offset + j·dilation`` for ``j < kernel`` (convolution, pooling,
+    slicing): the same on a bounded and an unbounded input (a :data:`Taps`)."""
+
+    scale: int
+    offset: int
+    kernel: int
+    dilation: int
+
+    def __call__(self, o: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
+        steps = np.arange(self.kernel, dtype=np.int64) * self.dilation
+        units = o[:, None] * self.scale + self.offset + steps[None, :]
+        return units, np.ones(units.shape, dtype=bool)
+
+
+affine = Affine
+
+
+def union_spans(spans: list[Span]) -> Span:
+    """Unit by unit, the hull of several spans of the same length (a merge)."""
+    first = spans[0]
+    if all(s is first for s in spans):
+        return first
+    lo = np.minimum.reduce([s.lo for s in spans])
+    hi = np.maximum.reduce([s.hi for s in spans])
+    bases = [s for s in spans if s.base is not None]
+    if len(bases) < len(spans):
+        return Span(lo, hi, None, 0)
+    if all(s.base is not None and s.base.shape[1] == 1 for s in spans):  # closed form
+        shifts = {s.shift for s in spans}
+        if len(shifts) > 1:
+            return Span(lo, hi, None, 0)
+        stacked = np.concatenate([s.base for s in spans if s.base is not None], axis=1)
+        base = np.array([[stacked[0].min()], [stacked[1].max()]])
+        return Span(lo, hi, base, shifts.pop())
+    period = math.lcm(*(s.base.shape[1] for s in bases if s.base is not None))
+    strides = {Fraction(s.shift, s.base.shape[1]) for s in bases if s.base is not None}
+    if len(strides) > 1:  # units drift apart: no common period
+        return Span(lo, hi, None, 0)
+    units = np.arange(period, dtype=np.int64)
+    parts = [s.theoretical(units) for s in spans]
+    base = np.stack(
+        [np.minimum.reduce([p[0] for p in parts]), np.maximum.reduce([p[1] for p in parts])]
+    )
+    shift = int(next(iter(strides)) * period)
+    base, shift = minimal(base, shift)
+    return Span(lo, hi, base, shift)
+
+
+def concat(spans: list[Span]) -> Span:
+    """Spans laid end to end (``cat`` along the axis): exact, with no theoretical period."""
+    return Span(
+        np.concatenate([s.lo for s in spans]), np.concatenate([s.hi for s in spans]), None, 0
+    )
+
+
+def select(span: Span, units: np.ndarray) -> Span:
+    """The units ``units`` of ``span`` in that order (gather, flip); no period kept."""
+    return Span(span.lo[units], span.hi[units], None, 0)
+
+
+def collapse(span: Span) -> Span:
+    """One unit holding the hull of all (the axis was reduced into a single position)."""
+    lo, hi = span.lo.min(keepdims=True), span.hi.max(keepdims=True)
+    return Span(lo, hi, None, 0)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What holds for every unit of one axis.
+
+    ``size``: the largest theoretical (unclipped) field; ``stride``: the average distance
+    between the fields of adjacent units (``Q / P``); ``start``: the centre of unit 0's
+    theoretical field (None when unit 0 sees nothing); ``period``: the units repeat every
+    ``period`` units (1: evenly spaced, all alike). ``exact_size``: the largest field
+    clipped to the input. Without a theoretical period (``period`` None) the size is the
+    clipped one and stride and start are None.
+    """
+
+    size: int
+    stride: Fraction | None
+    start: Fraction | None
+    period: int | None
+    exact_size: int
+
+
+def summary(span: Span) -> Summary:
+    """The :class:`Summary` of ``span`` (computed once per span)."""
+    cached = span.__dict__.get("_summary")
+    if cached is None:
+        cached = span.__dict__["_summary"] = compute_summary(span)
+    return cached
+
+
+def compute_summary(span: Span) -> Summary:
+    """See :func:`summary`."""
+    sizes = span.hi - span.lo + 1
+    exact = int(sizes.max(initial=0)) if len(sizes) else 0
+    exact = max(exact, 0)
+    if span.base is None:
+        return Summary(exact, None, None, None, exact)
+    lo, hi = span.base
+    seen = lo <= hi
+    size = int((hi - lo + 1)[seen].max(initial=0))
+    start = Fraction(int(lo[0] + hi[0]), 2) if seen[0] else None
+    period = span.base.shape[1]
+    return Summary(size, Fraction(span.shift, period), start, period, exact)
