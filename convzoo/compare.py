@@ -203,19 +203,8 @@ def compare(
     def designs() -> dict[str, nn.Module]:
         return {n: make_variant(n, kernel, in_channels, out_channels, **common) for n in names}
 
-    with torch.device("meta"):
-        modules = designs()
-    return measure(
-        modules,
-        (in_channels, size, size),
-        batch,
-        bench,
-        train,
-        min_run_time,
-        progress,
-        real=designs,
-        max_memory=max_memory,
-    )
+    shape, timing = (in_channels, size, size), (batch, bench, train, min_run_time, progress)
+    return measure(on_meta(designs), shape, *timing, real=designs, max_memory=max_memory)
 
 
 def bench_bytes(
@@ -264,19 +253,14 @@ def compare_upsample(
             for name, make in UPSAMPLERS.items()
         }
 
+    shape, timing = (in_channels, size, size), (batch, bench, train, min_run_time, progress)
+    return measure(on_meta(designs), shape, *timing, real=designs, max_memory=max_memory)
+
+
+def on_meta(designs: Callable[[], Mapping[str, nn.Module]]) -> Mapping[str, nn.Module]:
+    """``designs()`` built on the meta device: shapes and counts, no memory."""
     with torch.device("meta"):
-        modules = designs()
-    return measure(
-        modules,
-        (in_channels, size, size),
-        batch,
-        bench,
-        train,
-        min_run_time,
-        progress,
-        real=designs,
-        max_memory=max_memory,
-    )
+        return designs()
 
 
 def measure(
