@@ -78,6 +78,8 @@ def test_shape_and_field_text() -> None:
     assert field_text({**rf, "size": [7, 3], "stride": [2, 1]}) == "7x3 /2x1"
     assert field_text({**rf, "global": True}) == "global"
     assert field_text(None) == "-"
+    unknown = {"size": None, "stride": None, "start": None, "global": False}
+    assert field_text(unknown) == "unknown"  # not followed (Swin's windows): notes say why
 
 
 # -- a hand-made report ------------------------------------------------------------------

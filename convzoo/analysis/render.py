@@ -98,9 +98,12 @@ def shape_text(shape: Sequence[int] | None) -> str:
 def field_text(field: dict[str, Any] | None) -> str:
     """``{"size": [7, 7], "stride": [2, 2], ...} -> '7x7 /2'`` (one size per axis, the
     stride once when equal on every axis); units that repeat only every ``period`` units
-    add ``' (period 2)'``; global -> ``'global'``; unknown -> ``'-'``."""
-    if not field or (not field.get("global") and field.get("size") is None):
+    add ``' (period 2)'``; global -> ``'global'``; a field the tracer could not follow ->
+    ``'unknown'`` (``notes`` say why); no field (no spatial input behind it) -> ``'-'``."""
+    if not field:
         return "-"
+    if not field.get("global") and field.get("size") is None:
+        return "unknown"
     if field.get("global"):
         return "global"
     sizes = "x".join(str(v) for v in field["size"])

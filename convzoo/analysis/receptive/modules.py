@@ -49,13 +49,14 @@ def conv_like(
     for this input size); for ``deformable`` the nominal field, see ``DEFORMABLE_NOTE``."""
     if in_field is None or in_field.is_global or not in_field.known:
         return in_field
-    spatial = tuple(input_shape[2:])
-    if in_field.layout is not None or len(in_field.axes) != len(spatial):
-        return Field.unknown(f"{type(module).__name__}: input axes not in the standard layout")
+    n = len(in_field.axes)  # spatial axes: the last n of [N, C, *spatial]
     k, s, d = module.kernel_size, module.stride, module.dilation
-    pads = module.geometry.pads(spatial)
+    if in_field.layout is not None or len(k) != n or len(input_shape) < n + 1:
+        return Field.unknown(f"{type(module).__name__}: input axes not in the standard layout")
+    pads = module.geometry.pads(tuple(input_shape[-n:]))
+    out = output_shape[-n:]
     axes = [
-        None if a is None else conv_span(a, output_shape[2 + i], k[i], s[i], pads[i][0], d[i])
+        None if a is None else conv_span(a, out[i], k[i], s[i], pads[i][0], d[i])
         for i, a in enumerate(in_field.axes)
     ]
     return Field(tuple(axes))
