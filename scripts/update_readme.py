@@ -12,10 +12,11 @@ if anything is stale). tests/test_readme.py runs the same check.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import re
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,20 +27,31 @@ CONSOLE = re.compile(r"(```console\n)(.*?)(```)", re.S)
 
 
 def run(command: str) -> str:
-    """Run a README ``$ convzoo ...`` command from the repo root; return what it printed."""
+    """Run a README ``$ convzoo ...`` command from the repo root, in this process (one
+    import of torch for the whole README); return what it printed to stdout and stderr."""
+    from convzoo.cli import main
+
     args = shlex.split(command)
     if args[0] != "convzoo":
         raise SystemExit(f"README console blocks may only run convzoo, found: {command}")
-    env = {**os.environ, "COLUMNS": "100", "PYTHONHASHSEED": "0"}
-    done = subprocess.run(
-        [sys.executable, "-m", "convzoo", *args[1:]],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    return done.stdout + done.stderr
+    out = io.StringIO()
+    before, columns = os.getcwd(), os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"
+    os.chdir(ROOT)
+    try:
+        with (
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(out),
+            contextlib.suppress(SystemExit),  # --version and --help exit through argparse
+        ):
+            main(args[1:])
+    finally:
+        os.chdir(before)
+        if columns is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = columns
+    return out.getvalue()
 
 
 def render_console(block: str) -> str:

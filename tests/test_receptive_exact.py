@@ -27,7 +27,7 @@ from convzoo.analysis.receptive import Field
 from tests.conftest import COUNTS
 
 C = 2
-EXAMPLES = 500 if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else 25
+EXAMPLES = {"thorough": 500, "ci": 100}.get(os.environ.get("HYPOTHESIS_PROFILE", ""), 25)
 LIMITS = {1: (12, 40), 2: (6, 14), 3: (4, 7)}  # per-axis input size range by dims
 MAX_UNITS = {1: 64, 2: 32, 3: 12}  # per-axis size kept along the graph
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
