@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from convzoo.errors import ConvZooError, render
-from convzoo.limits import MAX_SAMPLES, check_size
+from convzoo.limits import MAX_SAMPLES, check_memory, check_size
 
 
 def _pyplot() -> Any:
@@ -109,18 +109,21 @@ def effective_field(
     samples: int = 8,
     seed: int = 0,
     unit: tuple[int, ...] | None = None,
+    max_memory: int | None = None,
 ) -> tuple[torch.Tensor, tuple[int, int]]:
     """Luo et al. 2016: mean |d unit / d input| over random inputs, ``Tensor[H, W]``.
 
     The unit is ``unit`` (row, col) of ``layer``'s output, by default its centre (all
     channels summed); returns the map and the unit's (row, col). The model is run on a
     deep copy in eval mode; ``samples`` is at most :data:`~convzoo.limits.MAX_SAMPLES`,
-    with a progress bar on a terminal. :func:`effective_field_bytes` estimates the memory
-    it needs.
+    with a progress bar on a terminal. The memory it needs (:func:`effective_field_bytes`)
+    is estimated first and refused above ``max_memory`` (None: the default budget).
     """
     import copy
 
     check_size(samples, "samples", MAX_SAMPLES)
+    needed = effective_field_bytes(model, input_size)
+    check_memory(needed, max_memory, "the effective field (a float64 forward and backward)")
 
     model = copy.deepcopy(model).eval().double()
     target = dict(model.named_modules()).get(layer)
@@ -179,6 +182,7 @@ def plot_receptive_field(
     name: str | None = None,
     unit: tuple[int, ...] | None = None,
     remark: str = "",
+    max_memory: int | None = None,
 ) -> Path:
     """The exact receptive field of one unit of ``layer`` (default: its centre) drawn as a
     box over the effective field heatmap of the same unit.
@@ -200,7 +204,9 @@ def plot_receptive_field(
     if gridded(row):
         unit = centre_unit(row) if unit is None else unit
         rf.unit(*unit)  # a clear error for a unit out of range
-    erf, shown = effective_field(model, input_size, layer, samples, unit=unit)
+    erf, shown = effective_field(
+        model, input_size, layer, samples, unit=unit, max_memory=max_memory
+    )
     fig, ax = plt.subplots(figsize=(6, 5.5))
     image = ax.imshow(erf.numpy(), cmap="viridis", origin="upper")
     fig.colorbar(image, ax=ax, label="mean |gradient| (effective receptive field)")

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from convzoo import cli
 from convzoo.cli import main
+from convzoo.errors import ConvZooError
 from tests.test_fuzz_configs import ANCHORS, LINE_CAP, cli_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,6 +125,7 @@ def test_a_bug_is_one_line_and_exit_1(
 PROBE = """
 import json, resource, sys, time
 from convzoo.cli import main
+from convzoo.errors import ConvZooError
 cases = json.loads(sys.argv[1])
 results = []
 for argv in cases:
@@ -168,3 +171,14 @@ def test_peak_memory_of_representative_cases(tmp_path: Path) -> None:
         assert peak - baseline < 512 * 2**20, (argv, peak - baseline)
     report = json.loads((tmp_path / "r").read_text())
     assert report["totals"]["params"] == 40000 * 40000 + 40000
+
+
+def test_the_effective_field_in_python_is_refused_above_the_budget() -> None:
+    """The Python API bounds its real float64 forward and backward as the CLI does."""
+    from convzoo.plots import effective_field
+
+    model = torch.nn.Conv2d(3, 64, 3, padding=1)
+    with pytest.raises(ConvZooError, match="effective field .* memory budget"):
+        effective_field(model, (3, 4096, 4096))
+    small, unit = effective_field(model, (3, 16, 16), samples=2, max_memory=2**30)
+    assert small.shape == (16, 16) and unit == (8, 8)

@@ -29,9 +29,9 @@ def fcm_macs(model: nn.Module, *args) -> int:
 def _detectors() -> list:
     fast = [
         ("fasterrcnn_mobilenet", lambda: D.fasterrcnn_mobilenet_v3_large_fpn(**SMALL, **FEW)),
-        ("ssdlite", lambda: D.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)),
     ]
     slow = [
+        ("ssdlite", lambda: D.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)),
         ("fasterrcnn_resnet50", lambda: D.fasterrcnn_resnet50_fpn(**SMALL, **FEW)),
         ("maskrcnn", lambda: D.maskrcnn_resnet50_fpn(**SMALL, **FEW)),
         ("keypointrcnn", lambda: D.keypointrcnn_resnet50_fpn(**SMALL, **FEW)),

@@ -215,6 +215,7 @@ def test_conv_linear_macs_match_fvcore(case: Case) -> None:
 
 
 # -- the benchmark script --------------------------------------------------------------------
+@pytest.mark.slow
 def test_bench_quick_prints_a_convzoo_row() -> None:
     """``bench_analyzer.py --quick`` runs and prints a convzoo row whose MACs agree with the
     FlopCounterMode row (resnet50: no attention, so the two must be equal)."""
