@@ -55,7 +55,13 @@ class Case:
     mha_queries: list[tuple[nn.MultiheadAttention, torch.Size]] = field(default_factory=list)
 
 
-@pytest.fixture(scope="module", params=list(MODELS))
+FAST = {"resnet18", "convnext_tiny", "vit_b_16"}  # the others run with the peers marker
+
+
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(n, marks=() if n in FAST else pytest.mark.peers) for n in MODELS],
+)
 def case(request: pytest.FixtureRequest) -> Case:
     model = torchvision.models.get_model(request.param, weights=None).eval()
     size = MODELS[request.param]
