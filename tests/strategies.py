@@ -27,7 +27,7 @@ _COMMON: dict[str, Any] = dict(
     deadline=None, database=None, print_blob=True, suppress_health_check=_QUIET
 )
 # "fast": the default `pytest -q` tier; "ci": CI's property step; "thorough": by hand.
-settings.register_profile("fast", max_examples=40, derandomize=True, **_COMMON)
+settings.register_profile("fast", max_examples=20, derandomize=True, **_COMMON)
 settings.register_profile("ci", max_examples=200, derandomize=True, **_COMMON)
 settings.register_profile("thorough", max_examples=2000, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))

@@ -137,6 +137,7 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.slow  # one subprocess that imports torch and runs six cases
 def test_peak_memory_of_representative_cases(tmp_path: Path) -> None:
     """One subprocess, cases in a row, its peak RSS read after each (ru_maxrss never falls,
     so each reading bounds everything so far). Before the fix, the alias bomb alone took

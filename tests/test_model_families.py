@@ -231,6 +231,7 @@ def test_real_fallback_is_stopped_while_running_above_the_budget() -> None:
     assert convzoo.analyze(model, (3, 256, 256), max_memory=2**24).totals["macs"] > 0
 
 
+@pytest.mark.slow
 def test_timm_module_under_several_names_runs_on_meta() -> None:
     """timm's coat_lite registers one conv-position-encoding module under three names."""
     timm = pytest.importorskip("timm")
