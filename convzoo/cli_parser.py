@@ -1,0 +1,152 @@
+"""The ``convzoo`` command line's grammar: every sub-command's arguments and defaults.
+
+:mod:`convzoo.cli` runs the commands; this module only declares what they accept.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from convzoo.arguments import Parser, count, memory, version
+from convzoo.limits import MAX_SAMPLES, MEMORY_BUDGET, human
+
+DESIGN_FLAGS = {
+    f"--{dest.replace('_', '-')}": dest
+    for dest in (
+        "kernel",
+        "in_channels",
+        "out_channels",
+        "size",
+        "variants",
+        "padding",
+        "no_bias",
+        "upsample",
+    )
+}
+"""``compare`` flags that describe the designs: a ``compare:`` config refuses them."""
+COMPARE_DEFAULTS = dict(kernel=7, in_channels=64, out_channels=64, size=56, padding="same")
+UPSAMPLE_DEFAULTS = dict(COMPARE_DEFAULTS, kernel=3, size=28)
+DTYPES = ("float32", "float16", "bfloat16", "float64")
+TARGET_HELP = (
+    "a config path (configs/resnet18.yaml), a packaged config (resnet18), torchvision:NAME, "
+    "timm:NAME, path/to/file.py:NAME or package.module:NAME (class, factory or instance)"
+)
+
+
+def add_target(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", help=TARGET_HELP)
+    p.add_argument(
+        "--kwargs",
+        metavar="JSON",
+        help="keyword arguments for the class or factory, a JSON object: '{\"num_classes\": 10}'",
+    )
+
+
+def add_report(sub: Any) -> None:
+    p = sub.add_parser(
+        "report",
+        help="params, MACs, shapes, receptive fields and memory of a model, layer by layer",
+    )
+    add_target(p)
+    p.add_argument(
+        "--input",
+        action="append",
+        metavar="CxHxW",
+        help="input size (repeat for several inputs; default: the target's own, e.g. the "
+        "config's input or the size torchvision's weights expect)",
+    )
+    p.add_argument("--batch", type=lambda t: count(t, 1), default=1, help="batch size (1)")
+    p.add_argument("--dtype", choices=DTYPES, default="float32", help="(float32)")
+    p.add_argument("--train", action="store_true", help="count in train mode (default: eval)")
+    p.add_argument("--layer", metavar="NAME", help="only this module's subtree")
+    p.add_argument(
+        "--depth",
+        type=lambda t: count(t, 0),
+        help="table rows down to this module depth (0: the model only); table/markdown only",
+    )
+    p.add_argument("--sort", choices=["macs", "params"], help="rows by cost, largest first")
+    p.add_argument("--top", type=lambda t: count(t, 1), metavar="N", help="the N largest rows")
+    p.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
+    p.add_argument("--output", metavar="FILE", help="write the report to FILE, not stdout")
+    p.add_argument(
+        "--check-fvcore",
+        action="store_true",
+        help="also count with fvcore (batch 1, eval) and explain each difference",
+    )
+    p.add_argument(
+        "--no-fields", action="store_true", help="skip receptive fields (about 2x faster)"
+    )
+
+
+def add_compare(sub: Any) -> None:
+    p = sub.add_parser("compare", help="designs replacing a k x k conv: theory and speed")
+    p.add_argument("config", nargs="?", help="a YAML config with a 'compare:' mapping")
+    p.add_argument("--kernel", type=lambda t: count(t, 3), help="k (7; 3 with --upsample)")
+    p.add_argument("--in-channels", type=lambda t: count(t, 1), help="(64)")
+    p.add_argument("--out-channels", type=lambda t: count(t, 1), help="(64)")
+    p.add_argument(
+        "--size", type=lambda t: count(t, 1), help="input H = W (56; 28 with --upsample)"
+    )
+    p.add_argument(
+        "--upsample",
+        type=lambda t: count(t, 2),
+        metavar="S",
+        help="compare upsampling by S: resize-then-conv, transposed, sub-pixel",
+    )
+    p.add_argument("--batch", type=lambda t: count(t, 1), default=1, help="batch size (1)")
+    p.add_argument("--variants", help="comma-separated designs (default: the headline set)")
+    p.add_argument("--padding", choices=["same", "valid"], help="(same)")
+    p.add_argument("--no-bias", action="store_true", help="designs without biases")
+    p.add_argument("--bench", action="store_true", help="also measure forward latency")
+    p.add_argument("--train", action="store_true", help="also measure forward + backward")
+    p.add_argument("--plot", metavar="FILE.png", help="bar chart of params, MACs, latency")
+    p.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = Parser(prog="convzoo", description=__doc__.splitlines()[0])
+    top.add_argument("--version", action="version", version=f"convzoo {version()}")
+    top.add_argument("--debug", action="store_true", help="show the traceback of a bug")
+    sub = top.add_subparsers(dest="command", required=True, parser_class=Parser)
+    p = sub.add_parser("list", help="list registered layers and blocks")
+    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'depth*'")
+    p.add_argument("--category", choices=["conv", "basic", "block", "capsule"])
+    p.add_argument("--format", choices=["table", "markdown"], default="table")
+    p = sub.add_parser("build", help="build a YAML config and print the model")
+    p.add_argument("config", help="path to a YAML config, or a packaged config's name")
+    p.add_argument("--input", help="input size CxHxW, overrides the config's input")
+    add_report(sub)
+    add_compare(sub)
+    p = sub.add_parser("rf", help="receptive field of a layer; --plot draws it with the ERF")
+    add_target(p)
+    p.add_argument("--input", help="input size CxHxW (default as for report)")
+    p.add_argument(
+        "--layer",
+        default="",
+        help="module name (default: the model output, or its deepest spatial layer)",
+    )
+    p.add_argument(
+        "--unit", metavar="I,J[,K]", help="print the exact input pixels of this output unit"
+    )
+    p.add_argument(
+        "--plot", metavar="FILE.png", help="exact field of a unit over the effective one"
+    )
+    p.add_argument(
+        "--samples",
+        type=lambda t: count(t, 1, MAX_SAMPLES),
+        default=8,
+        help=f"random inputs averaged for the effective field (8; at most {MAX_SAMPLES:,})",
+    )
+    for name, p in sub.choices.items():
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="")
+        if name in ("report", "rf", "compare"):
+            p.add_argument(
+                "--max-memory",
+                type=memory,
+                metavar="BYTES",
+                help=f"budget of real tensors, e.g. 8GiB (default {human(MEMORY_BUDGET)})",
+            )
+        if name in ("rf", "compare"):
+            p.add_argument("--force", action="store_true", help="overwrite an existing --plot")
+    return top
