@@ -152,9 +152,10 @@ def analyze(
         max_memory,
         {"meta": meta, "train": train, "receptive_fields": receptive_fields},
     )
-    target = str(model)
-    if isinstance(model, nn.Module):
+    if isinstance(model, nn.Module):  # never str(model): a module's repr is its whole tree
         target = getattr(model, "config_name", None) or type(model).__name__
+    else:
+        target = str(model) if isinstance(model, (str, Path)) else "config"
     real_model = None
     if not isinstance(model, nn.Module):
         from convzoo.builder import build
