@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from convzoo.errors import ConvZooError, LayerArgumentError
+from convzoo.errors import ConvZooError, LayerArgumentError, render
 
 T = TypeVar("T", bound=type[nn.Module])
 
@@ -159,7 +159,7 @@ class Registry:
         raise LayerArgumentError(
             layer,
             argument,
-            f"must name a {kind} or be a callable, got {value!r}"
+            f"must name a {kind} or be a callable, got {render(value)}"
             + (f" (did you mean {', '.join(repr(h) for h in hints)}?)" if hints else "")
             + (f"; choose from {', '.join(sorted(names, key=natural_key))}" if category else ""),
         )
