@@ -22,12 +22,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from convzoo import limits
-from convzoo.analysis import ops, quantized  # noqa: F401  (quantized registers its rules)
-
-try:
-    from convzoo.analysis import receptive
-except Exception:  # pragma: no cover - receptive fields are optional for counting
-    receptive = None  # type: ignore[assignment]
+from convzoo.analysis import ops, quantized, receptive  # noqa: F401  (quantized registers its rules)
 
 aten = torch.ops.aten
 
@@ -134,9 +129,8 @@ class Tracer(TorchDispatchMode):
         self.fast = fast
         self.budget = budget  # bytes of live real op outputs allowed (None: no guard)
         self.live = 0  # bytes of real op outputs still referenced
-        self.peak = 0
         self.owned: set[int] = set()
-        self.with_fields = fields and receptive is not None
+        self.with_fields = fields
         self.stack: list[str] = []
         self.stats: dict[str, ModuleStats] = {}
         self.uncounted: Counter[tuple[str, str]] = Counter()  # (op, module) -> calls
@@ -187,7 +181,7 @@ class Tracer(TorchDispatchMode):
         if out is None:
             out = func(*args, **kwargs)
         if self.budget is not None:
-            self._guard(out)
+            self._guard(out, self.budget)
         kind = ops.classify(func)
         if kind == "uncounted":
             name = str(func.overloadpacket.__name__)
@@ -216,7 +210,7 @@ class Tracer(TorchDispatchMode):
         top = self.stats[self.stack[-1]]
         setattr(top, "self_" + attr, getattr(top, "self_" + attr) + amount)
 
-    def _guard(self, out: Any) -> None:
+    def _guard(self, out: Any, budget: int) -> None:
         """Real tensors only: track the bytes of op outputs still alive and stop the forward
         with a one-line error when they pass the memory budget."""
         for t in tree_flatten(out)[0]:
@@ -228,9 +222,8 @@ class Tracer(TorchDispatchMode):
             self.owned.add(id(t))
             self.live += size
             weakref.finalize(t, self._release, id(t), size)
-        self.peak = max(self.peak, self.live)
-        if self.budget is not None and self.live > self.budget:
-            limits.check_memory(self.live, self.budget, "the real-tensor forward")
+        if self.live > budget:
+            limits.check_memory(self.live, budget, "the real-tensor forward")
 
     def _release(self, key: int, size: int) -> None:
         self.owned.discard(key)
