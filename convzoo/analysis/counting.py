@@ -121,6 +121,18 @@ class ModuleStats:
     rf: Any = None
 
 
+@dataclass
+class OpTally:
+    """One operator inside one module (the innermost on the call stack when it ran):
+    ``kind`` is "macs", "elementwise", "free" or "uncounted"; ``macs``/``elementwise``
+    its cost over all ``calls`` (a fused kernel has both)."""
+
+    kind: str
+    calls: int = 0
+    macs: int = 0
+    elementwise: int = 0
+
+
 class Tracer(TorchDispatchMode):
     """Counts every op and attributes it to the modules on the call stack."""
 
@@ -135,6 +147,7 @@ class Tracer(TorchDispatchMode):
         self.stats: dict[str, ModuleStats] = {}
         self.uncounted: Counter[tuple[str, str]] = Counter()  # (op, module) -> calls
         self.by_op: Counter[tuple[str, str]] = Counter()  # (kind, op) -> cost (or calls)
+        self.per_op: dict[tuple[str, str], OpTally] = {}  # (innermost module, op) -> tally
         self.fields: dict[int, tuple[torch.Tensor, Any]] = {}
         self.notes: list[str] = []
         self.failed_in = ""  # innermost module an exception passed through
@@ -183,19 +196,29 @@ class Tracer(TorchDispatchMode):
         if self.budget is not None:
             self._guard(out, self.budget)
         kind = ops.classify(func)
+        name = str(func.overloadpacket.__name__)
+        key = (self.stack[-1] if self.stack else "", name)
+        tally = self.per_op.get(key)
+        if tally is None:
+            tally = self.per_op[key] = OpTally(kind)
+        tally.calls += 1
         if kind == "uncounted":
-            name = str(func.overloadpacket.__name__)
-            self.uncounted[(name, self.stack[-1] if self.stack else "")] += 1
+            self.uncounted[key[::-1]] += 1
             self.by_op[(kind, name)] += 1
         elif kind != "free":
             amount = ops.cost(func, kind, args, kwargs, out)
-            self.by_op[(kind, str(func.overloadpacket.__name__))] += amount
+            self.by_op[(kind, name)] += amount
             self._add(amount, kind == "macs")
+            if kind == "macs":
+                tally.macs += amount
+            else:
+                tally.elementwise += amount
             fused = ops.FUSED_RULES.get(func.overloadpacket)
             if fused is not None:
                 extra = fused(func, args, kwargs, out)
-                self.by_op[("elementwise", str(func.overloadpacket.__name__))] += extra
+                self.by_op[("elementwise", name)] += extra
                 self._add(extra, False)
+                tally.elementwise += extra
         self._propagate(func, args, kwargs, out)
         return out
 

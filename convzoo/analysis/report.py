@@ -38,6 +38,24 @@ class LayerStats:
     activation_bytes: int
     calls: int = 1
     self_macs: int = 0
+    saved_bytes: int | None = None  # tensors autograd saves for backward (training only)
+
+
+@dataclass
+class TrainingMemory:
+    """Memory of one training step (bytes): parameters, their gradients, the optimizer's
+    state (``optimizer``: "sgd" none, "sgd-momentum" one buffer, "adam" two buffers per
+    trainable parameter) and the tensors autograd saves for backward."""
+
+    optimizer: str
+    param_bytes: int
+    gradient_bytes: int
+    optimizer_bytes: int
+    saved_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.param_bytes + self.gradient_bytes + self.optimizer_bytes + self.saved_bytes
 
 
 @dataclass
@@ -62,6 +80,7 @@ class Report:
     uncounted_ops: list[UncountedOp] = field(default_factory=list)
     complete: bool = True
     notes: list[str] = field(default_factory=list)
+    training: TrainingMemory | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data: exactly the keys of :meth:`to_json`."""
