@@ -3,6 +3,7 @@
 from convzoo import blocks as _blocks  # noqa: F401  (registers the blocks)
 from convzoo import layers as _layers  # noqa: F401  (registers the zoo)
 from convzoo.analysis.analyzer import AnalysisError, analyze
+from convzoo.analysis.ops import OpCall, register_op
 from convzoo.analysis.report import LayerStats, Report
 from convzoo.builder import Model, build
 from convzoo.config import ConfigError, load_config
@@ -15,6 +16,7 @@ __all__ = [
     "LAYERS",
     "AnalysisError",
     "LayerStats",
+    "OpCall",
     "Report",
     "analyze",
     "ConfigError",
@@ -27,5 +29,6 @@ __all__ = [
     "list_layers",
     "load_config",
     "register",
+    "register_op",
     "__version__",
 ]

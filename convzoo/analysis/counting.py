@@ -22,7 +22,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from convzoo import limits
-from convzoo.analysis import ops, quantized, receptive  # noqa: F401  (quantized registers its rules)
+from convzoo.analysis import ops, receptive
 
 aten = torch.ops.aten
 

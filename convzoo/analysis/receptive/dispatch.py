@@ -1,6 +1,6 @@
 """The entry points the tracer calls for every op: :func:`propagate` (the field of an op's
 output) and :func:`propagate_outputs` (one field per output). They look the op up in the
-table (by overload, then element-wise tag, then op packet) and never raise."""
+op table (by overload, then element-wise tag, then op packet) and never raise."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from typing import Any
 
 import torch
 
-from convzoo.analysis.receptive import mixing, resample  # noqa: F401  (fill the table)
+from convzoo.analysis.ops.table import TABLE
 from convzoo.analysis.receptive.field import Field
 from convzoo.analysis.receptive.layout import constant, elementwise, same_as_input, slicing
-from convzoo.analysis.receptive.spatial import register_torchvision
-from convzoo.analysis.receptive.table import RULES, Call, FieldOf, Result, bind, tensors_in
+from convzoo.analysis.receptive.table import Call, FieldOf, FieldRule, Result, bind, tensors_in
 
 aten = torch.ops.aten
 
 
+@cache
 def is_pointwise(func: Any) -> bool:
     """Whether ``func`` (or, for an in-place op, its functional form) is element-wise."""
     if torch.Tag.pointwise in func.tags:
@@ -30,16 +30,13 @@ def is_pointwise(func: Any) -> bool:
     return overload is not None and torch.Tag.pointwise in overload.tags
 
 
-@cache
-def lookup(func: Any) -> Any:
-    """The rule for ``func``: by overload, then element-wise tag, then op packet."""
-    if func in RULES:
-        return RULES[func]
-    if is_pointwise(func):
-        return elementwise
-    if func.overloadpacket not in RULES and func.namespace == "torchvision":
-        register_torchvision()
-    return RULES.get(func.overloadpacket)
+def lookup(func: Any) -> FieldRule | None:
+    """The field rule for ``func``: one registered for this overload, then the
+    element-wise rule for element-wise ops, then one registered for its op packet."""
+    found = TABLE.resolve(func)
+    if found.field_exact:
+        return found.field
+    return elementwise if is_pointwise(func) else found.field
 
 
 def propagate(

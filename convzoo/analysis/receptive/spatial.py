@@ -12,7 +12,7 @@ import torch
 from convzoo.analysis.receptive.field import ABSENT, Field, Place
 from convzoo.analysis.receptive.intervals import Span, Taps, affine, window
 from convzoo.analysis.receptive.layout import merge, traced_pairs
-from convzoo.analysis.receptive.table import RULES, Call, Result, per_dim, rule
+from convzoo.analysis.receptive.table import Call, Result, per_dim, rule
 
 aten = torch.ops.aten
 DEFORMABLE_NOTE = (
@@ -132,6 +132,7 @@ def convolution(call: Call) -> Result:
     return with_sides(spatial(call, n, apply, True), call, ("weight", "bias"))
 
 
+@rule("torchvision::deform_conv2d")  # by name: torchvision need not be imported
 def deform_conv2d(call: Call) -> Result:
     """torchvision's deformable convolution: the nominal field, merged with the offsets'."""
     k = list(call.args["weight"].shape[-2:])
@@ -151,13 +152,6 @@ def deform_conv2d(call: Call) -> Result:
         )
         notes = notes + more
     return field, [*notes, DEFORMABLE_NOTE]
-
-
-def register_torchvision() -> None:
-    """Add torchvision's ops once its library is loaded (they exist only then)."""
-    op = getattr(torch.ops.torchvision, "deform_conv2d", None)
-    if op is not None and op not in RULES:
-        RULES[op] = deform_conv2d
 
 
 @rule(aten.max_pool1d, aten.avg_pool1d, n=1)

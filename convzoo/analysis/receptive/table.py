@@ -1,5 +1,6 @@
-"""The op table of receptive-field rules: :class:`Call` (one op call, arguments by schema
-name), the ``RULES`` registry and its ``@rule`` decorator, and helpers shared by the rules."""
+"""What receptive-field rules are written against: :class:`Call` (one op call, arguments by
+schema name), the ``@rule`` decorator that registers a rule as the ``field`` aspect of the
+op table (:mod:`convzoo.analysis.ops.table`), and helpers shared by the rules."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import torch
 
+from convzoo.analysis.ops.table import TABLE
 from convzoo.analysis.receptive.field import Field, Place
 
 Result = tuple[Field | None, list[str]]
@@ -67,18 +69,16 @@ def per_dim(value: Any, n: int) -> list[int]:
     return items * n if len(items) == 1 else items
 
 
-RULES: dict[Any, Callable[[Call], Result]] = {}
+FieldRule = Callable[[Call], Result]
 
 
 def rule(*ops: Any, **options: Any) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
-    """Register a rule for op packets or overloads, with fixed keyword ``options``;
-    registering an op twice is an error."""
+    """Register ``fn`` (with fixed keyword ``options``) as the field rule of op packets,
+    overloads or qualified names in the op table; a second field rule for an op is an error."""
 
     def decorator(fn: Callable[..., Result]) -> Callable[..., Result]:
         for op in ops:
-            if op in RULES:
-                raise ValueError(f"receptive-field rule for {op} registered twice")
-            RULES[op] = partial(fn, **options) if options else fn
+            TABLE.register(op, field=partial(fn, **options) if options else fn)
         return fn
 
     return decorator

@@ -1,0 +1,253 @@
+"""The op table: one :class:`OpEntry` per op (or overload), keyed by qualified name.
+
+An entry holds every aspect convzoo knows of an op:
+
+* its *kind* and cost rule: ``macs`` (linear algebra -> MACs), ``elementwise`` (one op per
+  value, see :mod:`.elementwise`) or ``free`` (no arithmetic, with the reason);
+* ``fused``: element-wise work fused into a MAC kernel, counted besides its MACs;
+* ``field``: its receptive-field rule (:mod:`convzoo.analysis.receptive`).
+
+Ops are keyed by qualified name (``"aten::convolution"``, an overload
+``"aten::add.Tensor"``), so an op is registered without importing the library that
+defines it (``"torchvision::deform_conv2d"``) and found when the tracer first meets it.
+Registering an aspect an entry already has is refused (``replace=True`` overrides). The
+built-in rules (:mod:`.builtin`, the one module that imports every rule module) are
+loaded on the first lookup, or before a user's registration so a clash is refused.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+
+from convzoo.analysis.ops.call import OpCall
+from convzoo.errors import ConvZooError
+
+CostRule = Callable[[OpCall], int]
+FieldRule = Callable[[Any], Any]  # receptive.table.Call -> (Field | None, notes)
+KINDS = ("macs", "elementwise", "free")
+BUILTIN = "convzoo.analysis.ops.builtin"
+VIEW_REASON = "view (aliases its input)"
+ASPECT_NAMES = {
+    "macs": "a MAC rule",
+    "elementwise": "an element-wise rule",
+    "free": "a free reason",
+    "fused": "a fused element-wise rule",
+    "field": "a receptive-field rule",
+}
+
+
+@dataclass(slots=True)
+class OpEntry:
+    """What convzoo knows of one op packet or overload (see the module docstring).
+
+    ``kind`` is None for an entry with a field rule only; ``cost`` is set for ``macs`` and
+    ``elementwise``, ``free`` (the reason) for ``free``.
+    """
+
+    name: str
+    kind: str | None = None
+    cost: CostRule | None = None
+    free: str | None = None
+    fused: CostRule | None = None
+    field: FieldRule | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The table's answer for one overload: its entry's aspects merged over its packet's,
+    with the kind views and ``torch.Tag.pointwise`` ops get without an entry.
+
+    ``kind`` is ``"uncounted"`` for an op with arithmetic and no rule; ``cost`` None for
+    element-wise ops counted one per output value; ``field_exact`` says the field rule was
+    registered for this very overload (it then wins over the element-wise default).
+    """
+
+    kind: str
+    cost: CostRule | None
+    free: str | None
+    fused: CostRule | None
+    field: FieldRule | None
+    field_exact: bool
+
+
+def op_key(op: Any) -> str:
+    """The qualified name of an op packet (``aten::mm``), overload (``aten::add.Tensor``)
+    or a string naming either."""
+    if isinstance(op, torch._ops.OpOverload):
+        return f"{op.overloadpacket._qualified_op_name}.{op._overloadname}"
+    if isinstance(op, torch._ops.OpOverloadPacket):
+        return str(op._qualified_op_name)
+    if isinstance(op, str) and "::" in op and all(op.split("::", 1)):
+        return op
+    raise ConvZooError(
+        f"an op is a torch.ops packet or overload or a 'namespace::name' string, got {op!r:.60}"
+    )
+
+
+def is_view(func: torch._ops.OpOverload) -> bool:
+    """Ops whose output aliases an input (view, reshape, transpose, select, ...), in place
+    ones included (``transpose_``, ``squeeze_``: tagged ``inplace_view``)."""
+    if torch.Tag.inplace_view in func.tags:
+        return True
+    returns = func._schema.returns
+    return bool(returns) and returns[0].alias_info is not None and not func._schema.is_mutable
+
+
+def kind_of(entry: OpEntry, func: torch._ops.OpOverload) -> str:
+    """MAC rules first, then free ops and views, then element-wise ones (by rule or tag)."""
+    kind = entry.kind
+    if kind == "macs":
+        return kind
+    if kind == "free" or is_view(func):
+        return "free"
+    if kind == "elementwise" or torch.Tag.pointwise in func.tags:
+        return "elementwise"
+    return "uncounted"
+
+
+class OpTable:
+    """The registry of :class:`OpEntry` by qualified name, with lookups cached per overload."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, OpEntry] = {}
+        self._resolved: dict[Any, Resolved] = {}
+        self._loaded = False
+
+    def load(self) -> None:
+        """Fill the table with convzoo's own rules (once; see :mod:`.builtin`)."""
+        if not self._loaded:
+            self._loaded = True
+            importlib.import_module(BUILTIN)
+
+    def register(
+        self,
+        op: Any,
+        *,
+        macs: CostRule | None = None,
+        elementwise: CostRule | None = None,
+        free: str | None = None,
+        fused: CostRule | None = None,
+        field: FieldRule | None = None,
+        replace: bool = False,
+    ) -> OpEntry:
+        """Set aspects of ``op``'s entry; an aspect it already has is refused unless
+        ``replace``. ``macs``, ``elementwise`` and ``free`` (a reason) exclude each other."""
+        key = op_key(op)
+        given = {"macs": macs, "elementwise": elementwise, "free": free}
+        kinds = [k for k, v in given.items() if v is not None]
+        if len(kinds) > 1:
+            raise ConvZooError(f"{key}: give one of macs=, elementwise=, free=, not {kinds}")
+        if not kinds and fused is None and field is None:
+            raise ConvZooError(f"{key}: nothing to register (give macs=, elementwise=, ...)")
+        if free is not None and (not isinstance(free, str) or not free.strip()):
+            raise ConvZooError(f"{key}: free= takes the reason the op has no arithmetic")
+        for aspect, rule in (("macs", macs), ("elementwise", elementwise), ("fused", fused)):
+            if rule is not None and not callable(rule):
+                raise ConvZooError(f"{key}: {aspect}= takes a function of one OpCall")
+        if field is not None and not callable(field):
+            raise ConvZooError(f"{key}: field= takes a function of one receptive-field Call")
+        entry = self._entries.get(key) or OpEntry(key)
+        if not replace:
+            clash = [
+                what
+                for what, new, old in (
+                    (ASPECT_NAMES.get(entry.kind or ""), kinds, entry.kind),
+                    (ASPECT_NAMES["fused"], fused, entry.fused),
+                    (ASPECT_NAMES["field"], field, entry.field),
+                )
+                if new and old
+            ]
+            if clash:
+                raise ConvZooError(f"{key} already has {clash[0]}; pass replace=True to replace it")
+        if kinds:
+            entry.kind, entry.cost, entry.free = kinds[0], macs or elementwise, free
+        entry.fused = fused or entry.fused
+        entry.field = field or entry.field
+        self._entries[key] = entry
+        self._resolved.clear()
+        return entry
+
+    def remove(self, op: Any) -> None:
+        """Drop ``op``'s entry, every aspect (a test's way to undo a registration)."""
+        self._entries.pop(op_key(op), None)
+        self._resolved.clear()
+
+    def get(self, op: Any) -> OpEntry | None:
+        """The entry registered under ``op``'s own key (no packet fallback)."""
+        self.load()
+        return self._entries.get(op_key(op))
+
+    def __iter__(self) -> Iterator[OpEntry]:
+        self.load()
+        return iter(list(self._entries.values()))
+
+    def __len__(self) -> int:
+        self.load()
+        return len(self._entries)
+
+    def resolve(self, func: torch._ops.OpOverload) -> Resolved:
+        """What the table says about the overload ``func`` (cached until a registration)."""
+        found = self._resolved.get(func)
+        if found is not None:
+            return found
+        self.load()
+        packet = self._entries.get(str(func.overloadpacket._qualified_op_name))
+        exact = self._entries.get(op_key(func))
+        merged = OpEntry("merged")
+        for source in (packet, exact):
+            for f in fields(OpEntry)[1:] if source else ():
+                value = getattr(source, f.name)
+                if value is not None:
+                    setattr(merged, f.name, value)
+        kind = kind_of(merged, func)
+        free = merged.free if merged.kind == "free" else VIEW_REASON if kind == "free" else None
+        found = Resolved(
+            kind=kind,
+            cost=merged.cost if kind in ("macs", "elementwise") else None,
+            free=free,
+            fused=merged.fused,
+            field=merged.field,
+            field_exact=exact is not None and exact.field is not None,
+        )
+        self._resolved[func] = found
+        return found
+
+
+TABLE = OpTable()
+"""The one op table: filled by the built-in rule modules and :func:`register_op`."""
+
+
+def register_op(
+    op: Any,
+    *,
+    macs: CostRule | None = None,
+    elementwise: CostRule | None = None,
+    free: str | None = None,
+    fused: CostRule | None = None,
+    field: FieldRule | None = None,
+    replace: bool = False,
+) -> OpEntry:
+    """Teach the analyzer an op: its MACs, its element-wise ops, or that it is free.
+
+    ``op`` is an op packet or overload (``torch.ops.mylib.scale``) or its qualified name
+    (``"mylib::scale"``, ``"aten::add.Tensor"``). A cost rule takes one :class:`OpCall`
+    (``call.arg("weight")``, ``call.result``) and returns an int; ``free`` is the reason
+    the op has no arithmetic; ``fused`` counts element-wise work besides an op's MACs;
+    ``field`` is a receptive-field rule (see :mod:`convzoo.analysis.receptive.table`).
+    The built-in rules are loaded first: registering an aspect an op already has raises
+    :class:`~convzoo.ConvZooError` unless ``replace=True``.
+
+    Example::
+
+        register_op("mylib::scale", elementwise=lambda call: call.result.numel())
+    """
+    TABLE.load()
+    return TABLE.register(
+        op, macs=macs, elementwise=elementwise, free=free, fused=fused, field=field,
+        replace=replace,
+    )  # fmt: skip
