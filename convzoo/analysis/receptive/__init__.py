@@ -3,9 +3,12 @@ spatial axis, propagated op by op through the traced graph.
 
 Layers, one direction of imports: :mod:`.intervals` (the interval algebra, one axis) <-
 :mod:`.field` (the ``Field`` of a tensor: axes, places, merges, summary) <- :mod:`.table`
-(the op table) <- the op rules :mod:`.layout`, :mod:`.spatial`, :mod:`.resample`,
-:mod:`.mixing` <- :mod:`.dispatch` (what the tracer calls per op); :mod:`.modules` holds
-the rules for zoo modules whose ops do not show their geometry.
+(the ``Call`` rules see and the ``@rule`` decorator, which registers a rule as the field
+aspect of the op table, :mod:`convzoo.analysis.ops`) <- the op rules :mod:`.layout`,
+:mod:`.spatial`, :mod:`.resample`, :mod:`.mixing` (imported by
+:mod:`convzoo.analysis.ops.builtin` with the cost rules) <- :mod:`.dispatch` (what the
+tracer calls per op; it reads the rules from the op table); :mod:`.modules` holds the
+rules for zoo modules whose ops do not show their geometry.
 """
 
 from convzoo.analysis.receptive.dispatch import propagate, propagate_outputs
