@@ -244,3 +244,24 @@ def test_fused_rules_view_reads_the_table() -> None:
     assert rnn is not None and aten.mkldnn_rnn_layer in ops.FUSED_RULES
     assert ops.FUSED_RULES.get(aten.convolution) is None
     assert set(ops.FUSED_RULES) == {op.rsplit(".", 1)[0] for op in BEFORE["fused"]}
+
+
+class Deform(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(6, 4, 3, 3))
+
+    def forward(self, x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        from torchvision.ops import deform_conv2d
+
+        return deform_conv2d(x, offset, self.weight, mask=mask, padding=1)
+
+
+def test_torchvision_ops_registered_by_name_are_costed() -> None:
+    """Hand formula: the convolution, plus 4 MACs per bilinear sample and 1 for the mask."""
+    pytest.importorskip("torchvision")
+    x, offset, mask = torch.randn(2, 4, 7, 5), torch.randn(2, 18, 7, 5), torch.rand(2, 9, 7, 5)
+    report = convzoo.analyze(Deform(), (x, offset, mask), meta=False)
+    conv = 2 * 7 * 5 * 6 * 4 * 9
+    assert report.complete and report.totals["macs"] == conv + 2 * 4 * 9 * 7 * 5 * 5
+    assert ops.TABLE.get("torchvision::deform_conv2d").cost is not None
