@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -20,7 +21,9 @@ def schema_positions(func: Any) -> dict[str, tuple[int | None, Any]]:
     }
 
 
-def argument(func: Any, args: tuple, kwargs: dict, name: str, default: Any = None) -> Any:
+def argument(
+    func: Any, args: Sequence[Any], kwargs: dict[str, Any], name: str, default: Any = None
+) -> Any:
     """The argument called ``name`` in ``func``'s schema as passed (positionally or by
     keyword), else the schema's default, else ``default`` (also when the schema has no
     argument of that name: the overloads of one op name theirs differently)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from convzoo.analysis.ops.call import argument, schema_positions
 from convzoo.analysis.ops.table import TABLE
 from convzoo.analysis.receptive.field import Field, Place
 
@@ -41,15 +42,7 @@ class Call:
 
 def bind(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
     """``{argument name: value}`` for every argument of ``func``'s schema, defaults filled in."""
-    bound: dict[str, Any] = {}
-    for i, arg in enumerate(func._schema.arguments):
-        if i < len(args) and not arg.kwarg_only:
-            bound[arg.name] = args[i]
-        elif arg.name in kwargs:
-            bound[arg.name] = kwargs[arg.name]
-        else:
-            bound[arg.name] = arg.default_value if arg.has_default_value() else None
-    return bound
+    return {name: argument(func, args, kwargs, name) for name in schema_positions(func)}
 
 
 def tensors_in(values: Any) -> list[torch.Tensor]:
