@@ -36,6 +36,7 @@ TARGET_HELP = (
 
 OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")  # memory.OPTIMIZER_STATES (no torch here)
 
+
 def add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help=TARGET_HELP)
     p.add_argument(

@@ -318,3 +318,28 @@ def test_real_fallback_counts_the_same_and_keeps_the_budget() -> None:
     analyze(model, (3, 16, 16), batch_size=2, meta=False, max_memory=fixed + peak)
     with pytest.raises(ConvZooError, match="memory budget"):
         analyze(model, (3, 16, 16), batch_size=2, meta=False, max_memory=fixed + peak - 1)
+
+
+def test_train_mode_failure_is_one_line_naming_the_layer() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.BatchNorm2d(4))
+    analyze(model, (3, 8, 8))  # eval mode: fine
+    with pytest.raises(ConvZooError, match=r"^in train mode .* in layer '2': Expected more"):
+        analyze(model, (3, 8, 8), optimizer="sgd")
+
+
+def test_cli_optimizer(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from convzoo.cli import main
+
+    assert main(["report", "seed_64x64_5x5", "--optimizer", "adam", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    x, out, params = nbytes(1, 3, 64, 64), nbytes(1, 2, 60, 60), (2 * 3 * 25 + 2) * F32
+    assert data["totals"]["peak_activation_bytes"] == x + out
+    assert data["training"] == {
+        "optimizer": "adam",
+        "param_bytes": params,
+        "gradient_bytes": params,
+        "optimizer_bytes": 2 * params,
+        "saved_bytes": x,  # the convolution keeps its input for the weight gradient
+    }

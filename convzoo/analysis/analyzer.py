@@ -191,8 +191,9 @@ def analyze(
             training.attach(report, run.model, run.args, optimizer, run.tracer.budget)
         except ConvZooError:
             raise
-        except Exception as exc:
-            raise _failure(exc, run.args) from None
+        except Exception as exc:  # e.g. batch norm over one value per channel
+            failure = _failure(exc, run.args)
+            raise AnalysisError(f"in train mode (for the training step): {failure}") from None
     return report
 
 
@@ -250,10 +251,10 @@ def trace(
         model = real_model()
     clone = isolation.private_copy(model, dtype, meta=False)
     args = make(_device(model), dtype)
-    fixed = isolation.tensor_bytes(clone) + inputs.nbytes(args)
-    limits.check_memory(fixed, budget, "the real-tensor forward")
-    # the tracer counts the inputs among the live activations it checks against its budget
-    tracer = Tracer(fast=False, fields=receptive_fields, budget=budget - fixed + inputs.nbytes(args))
+    weights = isolation.tensor_bytes(clone)
+    limits.check_memory(weights + inputs.nbytes(args), budget, "the real-tensor forward")
+    # the tracer's live activations (the inputs among them) are checked against the rest
+    tracer = Tracer(fast=False, fields=receptive_fields, budget=budget - weights)
     try:
         _trace(clone, args, tracer, train)
     except Exception as exc:

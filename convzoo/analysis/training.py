@@ -37,7 +37,11 @@ def saved_tensors(
     saved = SavedBytes(own, tracer.stack, lambda name: id(tracer.stats[name]))
     model.train(True)
     with torch.enable_grad(), isolation.rng_kept(), saved:
-        tracer.run(model, args)
+        try:
+            tracer.run(model, args)
+        except Exception as exc:
+            exc.convzoo_layer = tracer.failed_in  # type: ignore[attr-defined]
+            raise
     per_name = {name: saved.by_slot.get(id(stats), 0) for name, stats in tracer.stats.items()}
     return saved.total, per_name
 
