@@ -91,7 +91,7 @@ def _overhead(repeats: int) -> None:
     model = torchvision.models.resnet50()
     real_op = memory.LiveBytes.op
 
-    def no_op(self: memory.LiveBytes, out: object, args: tuple, kwargs: dict) -> None:
+    def no_op(self: memory.LiveBytes, func: object, out: object) -> None:
         return None
 
     times: dict[str, list[float]] = {"tracked": [], "untracked": []}

@@ -198,7 +198,7 @@ class Tracer(TorchDispatchMode):
         out = self._fast(func, args) if self.fast else None
         if out is None:
             out = func(*args, **kwargs)
-        self.memory.op(out, args, kwargs)
+        self.memory.op(func, out)
         if self.budget is not None and self.memory.live > self.budget:
             limits.check_memory(self.memory.live, self.budget, "the real-tensor forward")
         kind = ops.classify(func)

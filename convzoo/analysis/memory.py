@@ -69,6 +69,19 @@ def storage_keys(tensors: Any) -> set[int]:
     return {t.untyped_storage()._cdata for t in _tensors(tensors)}
 
 
+_ALIASES: dict[Any, bool] = {}
+
+
+def _aliases(func: Any) -> bool:
+    """Whether op ``func`` returns an alias of an argument (its schema says so; cached)."""
+    hit = _ALIASES.get(func)
+    if hit is None:
+        schema = getattr(func, "_schema", None)
+        returns = schema.returns if schema is not None else []
+        hit = _ALIASES[func] = any(r.alias_info is not None for r in returns)
+    return hit
+
+
 class LiveBytes:
     """Bytes of the storages op outputs allocated that are alive now, and their peak.
 
@@ -89,18 +102,18 @@ class LiveBytes:
         for t in _tensors(tensors):
             self._count(t.untyped_storage())
 
-    def op(self, out: Any, args: tuple, kwargs: dict) -> None:
-        """After one op: count its outputs' new storages (not those of its arguments)."""
-        given: set[int] | None = None
+    def op(self, func: Any, out: Any) -> None:
+        """After one op ``func``: count its outputs' new storages. An op whose schema says
+        it returns an alias of an argument (views, ``detach``, in-place and ``out=`` ops)
+        allocates none; other outputs on a counted storage (``_unsafe_view``) add nothing."""
+        if _aliases(func):
+            return
+        if isinstance(out, torch.Tensor):
+            if not out.is_nested and out.layout is torch.strided:
+                self._count(out.untyped_storage())
+            return
         for t in _tensors(out):
-            storage = t.untyped_storage()
-            key = storage._cdata
-            if key in self._refs:
-                continue
-            if given is None:
-                given = storage_keys([args, kwargs])
-            if key not in given:  # an alias of an argument (a view, detach, in-place)
-                self._count(storage)
+            self._count(t.untyped_storage())
 
     def _count(self, storage: torch.UntypedStorage) -> None:
         key = storage._cdata
