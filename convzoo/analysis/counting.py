@@ -19,11 +19,10 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
-from torch.utils.weak import WeakIdKeyDictionary
 
 from convzoo import limits
 from convzoo.analysis import ops, quantized, receptive  # noqa: F401  (quantized registers its rules)
-from convzoo.analysis.memory import LiveBytes
+from convzoo.analysis.memory import LiveBytes, TensorMap
 
 aten = torch.ops.aten
 
@@ -154,7 +153,7 @@ class Tracer(TorchDispatchMode):
         self.uncounted: Counter[tuple[str, str]] = Counter()  # (op, module) -> calls
         self.by_op: Counter[tuple[str, str]] = Counter()  # (kind, op) -> cost (or calls)
         self.per_op: dict[tuple[str, str], OpTally] = {}  # (innermost module, op) -> tally
-        self.fields: WeakIdKeyDictionary = WeakIdKeyDictionary()  # tensor -> field
+        self.fields = TensorMap()  # tensor -> receptive field, kept weakly
         self.notes: list[str] = []
         self.failed_in = ""  # innermost module an exception passed through
 

@@ -95,7 +95,7 @@ class LiveBytes:
         self.peak = 0
         self.peak_at = ""
         self.where = where
-        self._refs: dict[int, tuple[weakref.ref, int]] = {}
+        self._refs: dict[int, tuple[weakref.KeyedRef, int]] = {}
 
     def add(self, tensors: Any) -> None:
         """Count the storages of ``tensors`` (e.g. the model's inputs) not counted yet."""
@@ -120,18 +120,44 @@ class LiveBytes:
         if key in self._refs:
             return
         size = storage.nbytes()
-        self._refs[key] = (weakref.ref(storage, self._releaser(key)), size)
+        self._refs[key] = (weakref.KeyedRef(storage, self._release, key), size)
         self.live += size
         if self.live > self.peak:
             self.peak, self.peak_at = self.live, self.where()
 
-    def _releaser(self, key: int) -> Callable[[Any], None]:
-        def release(_: Any) -> None:
-            entry = self._refs.pop(key, None)
-            if entry is not None:
-                self.live -= entry[1]
+    def _release(self, ref: weakref.KeyedRef) -> None:
+        entry = self._refs.get(ref.key)
+        if entry is not None and entry[0] is ref:
+            del self._refs[ref.key]
+            self.live -= entry[1]
 
-        return release
+
+class TensorMap:
+    """A map from tensors (by identity) to values that keeps no tensor alive: an entry goes
+    when its tensor dies. Faster than ``torch.utils.weak.WeakIdKeyDictionary`` (plain ``id``
+    keys and C-level weak references, dereferenced only to confirm a hit)."""
+
+    def __init__(self) -> None:
+        self._data: dict[int, tuple[weakref.KeyedRef, Any]] = {}
+
+    def get(self, t: torch.Tensor, default: Any = None) -> Any:
+        hit = self._data.get(id(t))
+        return hit[1] if hit is not None and hit[0]() is t else default
+
+    def __setitem__(self, t: torch.Tensor, value: Any) -> None:
+        self._data[id(t)] = (weakref.KeyedRef(t, self._drop, id(t)), value)
+
+    def __contains__(self, t: object) -> bool:
+        hit = self._data.get(id(t))
+        return hit is not None and hit[0]() is t
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def _drop(self, ref: weakref.KeyedRef) -> None:
+        hit = self._data.get(ref.key)
+        if hit is not None and hit[0] is ref:
+            del self._data[ref.key]
 
 
 class SavedBytes:
@@ -139,7 +165,7 @@ class SavedBytes:
 
     Use as a context manager around a forward with gradients on; ``stack`` is the tracer's
     module stack and ``slot(name)`` the key a module's bytes go to (aliases share one).
-    Saved storages are held until :meth:`close` so that no address is reused meanwhile.
+    Saved storages are held until the context exits, so that no address is reused meanwhile.
     """
 
     def __init__(self, exclude: set[int], stack: list[str], slot: Callable[[str], Any]) -> None:
