@@ -145,6 +145,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         dtype=getattr(torch, args.dtype),
         train=args.train,
         receptive_fields=not args.no_fields,
+        optimizer=args.optimizer,
         **budget(args),
     )
     report.target = target.name

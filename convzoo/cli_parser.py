@@ -34,6 +34,9 @@ TARGET_HELP = (
 )
 
 
+OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")  # memory.OPTIMIZER_STATES (no torch here)
+
+
 def add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help=TARGET_HELP)
     p.add_argument(
@@ -59,6 +62,12 @@ def add_report(sub: Any) -> None:
     p.add_argument("--batch", type=lambda t: count(t, 1), default=1, help="batch size (1)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="(float32)")
     p.add_argument("--train", action="store_true", help="count in train mode (default: eval)")
+    p.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        help="also the memory of one training step with this optimizer: parameters, "
+        "gradients, optimizer state and the tensors autograd saves (a train-mode forward)",
+    )
     p.add_argument("--layer", metavar="NAME", help="only this module's subtree")
     p.add_argument(
         "--depth",

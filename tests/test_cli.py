@@ -60,6 +60,7 @@ def test_report_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
         "uncounted_ops",
         "complete",
         "notes",
+        "training",
     ]
     assert set(data["totals"]) == {
         "params",
@@ -69,6 +70,7 @@ def test_report_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
         "elementwise_ops",
         "activation_bytes",
         "param_bytes",
+        "peak_activation_bytes",
     }
     assert data["target"] == "seed_64x64_5x5"
     assert data["input_shape"] == [[2, 3, 64, 64]]

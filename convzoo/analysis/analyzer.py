@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten
 
 from convzoo import limits
-from convzoo.analysis import adapters, formulas, inputs, isolation
+from convzoo.analysis import adapters, formulas, inputs, isolation, memory, training
 from convzoo.analysis.counting import ModuleStats, Tracer
 from convzoo.analysis.receptive import Field
 from convzoo.analysis.report import LayerStats, Report, UncountedOp
@@ -128,6 +128,7 @@ def analyze(
     train: bool = False,
     receptive_fields: bool = True,
     max_memory: int | None = None,
+    optimizer: str | None = None,
 ) -> Report:
     """Params, MACs, shapes, receptive fields and activation memory of ``model``.
 
@@ -142,7 +143,11 @@ def analyze(
     real tensors, saying so in ``notes``, when the model cannot run on meta; the fallback
     is refused above ``max_memory`` bytes (default :data:`convzoo.limits.MEMORY_BUDGET`),
     estimated before it starts and watched while it runs. Counts are for eval mode unless
-    ``train=True``. ``receptive_fields=False`` skips the field propagation. The model is
+    ``train=True``. ``receptive_fields=False`` skips the field propagation.
+    ``optimizer`` ("sgd", "sgd-momentum", "adam", "adamw") adds the memory of one training
+    step (``report.training`` and each row's ``saved_bytes``, from a second forward in train
+    mode, see :mod:`convzoo.analysis.memory`); ``totals["peak_activation_bytes"]`` is the
+    inference peak of live activations by tensor liveness. The model is
     never changed: the forward runs on a private copy, and the global random generator is
     left as it was.
     """
@@ -152,6 +157,7 @@ def analyze(
         max_memory,
         {"meta": meta, "train": train, "receptive_fields": receptive_fields},
     )
+    memory.check_optimizer(optimizer)
     if isinstance(model, nn.Module):  # never str(model): a module's repr is its whole tree
         target = getattr(model, "config_name", None) or type(model).__name__
     else:
@@ -179,7 +185,16 @@ def analyze(
         max_memory=max_memory,
         real_model=real_model,
     )
-    return _report(run, target)
+    report = _report(run, target)
+    if optimizer is not None:
+        try:
+            training.attach(report, run.model, run.args, optimizer, run.tracer.budget)
+        except ConvZooError:
+            raise
+        except Exception as exc:  # e.g. batch norm over one value per channel
+            failure = _failure(exc, run.args)
+            raise AnalysisError(f"in train mode (for the training step): {failure}") from None
+    return report
 
 
 @dataclass
@@ -236,9 +251,10 @@ def trace(
         model = real_model()
     clone = isolation.private_copy(model, dtype, meta=False)
     args = make(_device(model), dtype)
-    fixed = isolation.tensor_bytes(clone) + inputs.nbytes(args)
-    limits.check_memory(fixed, budget, "the real-tensor forward")
-    tracer = Tracer(fast=False, fields=receptive_fields, budget=budget - fixed)
+    weights = isolation.tensor_bytes(clone)
+    limits.check_memory(weights + inputs.nbytes(args), budget, "the real-tensor forward")
+    # the tracer's live activations (the inputs among them) are checked against the rest
+    tracer = Tracer(fast=False, fields=receptive_fields, budget=budget - weights)
     try:
         _trace(clone, args, tracer, train)
     except Exception as exc:
@@ -296,6 +312,7 @@ def _report(run: Traced, target: str) -> Report:
         "elementwise_ops": root.elementwise,
         "activation_bytes": sum(tracer.stats[n].activation_bytes for n in leaves.values()),
         "param_bytes": sum(p.numel() * p.element_size() for p in params),
+        "peak_activation_bytes": tracer.memory.peak,
     }
     uncounted = [
         UncountedOp(op, module or "(model)", calls)

@@ -9,7 +9,6 @@ propagates receptive fields tensor by tensor (:mod:`convzoo.analysis.receptive`)
 from __future__ import annotations
 
 import sys
-import weakref
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from torch.utils._pytree import tree_flatten
 
 from convzoo import limits
 from convzoo.analysis import ops, receptive
+from convzoo.analysis.memory import LiveBytes, TensorMap
 
 aten = torch.ops.aten
 
@@ -134,38 +134,42 @@ class OpTally:
 
 
 class Tracer(TorchDispatchMode):
-    """Counts every op and attributes it to the modules on the call stack."""
+    """Counts every op and attributes it to the modules on the call stack.
+
+    ``memory`` follows the bytes of live activations (the inputs of :meth:`run` and the
+    storages ops allocate, see :mod:`convzoo.analysis.memory`); with a ``budget`` the forward
+    stops with a one-line error once they pass it. The tracer holds no tensor: fields are
+    kept in weak storage, so tensors die when the forward drops them.
+    """
 
     def __init__(self, fast: bool = True, fields: bool = True, budget: int | None = None) -> None:
         super().__init__()
         self.fast = fast
-        self.budget = budget  # bytes of live real op outputs allowed (None: no guard)
-        self.live = 0  # bytes of real op outputs still referenced
-        self.owned: set[int] = set()
+        self.budget = budget  # bytes of live activations allowed (None: no guard)
+        self.memory = LiveBytes(lambda: self.stack[-1] if self.stack else "")
         self.with_fields = fields
         self.stack: list[str] = []
         self.stats: dict[str, ModuleStats] = {}
         self.uncounted: Counter[tuple[str, str]] = Counter()  # (op, module) -> calls
         self.by_op: Counter[tuple[str, str]] = Counter()  # (kind, op) -> cost (or calls)
         self.per_op: dict[tuple[str, str], OpTally] = {}  # (innermost module, op) -> tally
-        self.fields: dict[int, tuple[torch.Tensor, Any]] = {}
+        self.fields = TensorMap()  # tensor -> receptive field, kept weakly
         self.notes: list[str] = []
         self.failed_in = ""  # innermost module an exception passed through
 
     # -- receptive fields ----------------------------------------------------------------
     def field_of(self, t: Any) -> Any:
-        hit = self.fields.get(id(t)) if isinstance(t, torch.Tensor) else None
-        return hit[1] if hit is not None and hit[0] is t else None
+        return self.fields.get(t) if isinstance(t, torch.Tensor) else None
 
     def set_field(self, t: Any, value: Any) -> None:
         if isinstance(t, torch.Tensor):
-            self.fields[id(t)] = (t, value)
+            self.fields[t] = value
 
     def _traced(self, values: Any) -> bool:
         """Whether any tensor among ``values`` (or in a list among them) has a field entry."""
         for v in values:
             if isinstance(v, torch.Tensor):
-                if id(v) in self.fields:
+                if v in self.fields:
                     return True
             elif isinstance(v, (list, tuple)) and self._traced(v):
                 return True
@@ -193,8 +197,9 @@ class Tracer(TorchDispatchMode):
         out = self._fast(func, args) if self.fast else None
         if out is None:
             out = func(*args, **kwargs)
-        if self.budget is not None:
-            self._guard(out, self.budget)
+        self.memory.op(func, out)
+        if self.budget is not None and self.memory.live > self.budget:
+            limits.check_memory(self.memory.live, self.budget, "the real-tensor forward")
         kind = ops.classify(func)
         name = str(func.overloadpacket.__name__)
         key = (self.stack[-1] if self.stack else "", name)
@@ -233,25 +238,6 @@ class Tracer(TorchDispatchMode):
         top = self.stats[self.stack[-1]]
         setattr(top, "self_" + attr, getattr(top, "self_" + attr) + amount)
 
-    def _guard(self, out: Any, budget: int) -> None:
-        """Real tensors only: track the bytes of op outputs still alive and stop the forward
-        with a one-line error when they pass the memory budget."""
-        for t in tree_flatten(out)[0]:
-            if not isinstance(t, torch.Tensor) or t.is_nested or t._base is not None:
-                continue
-            if id(t) in self.owned:
-                continue
-            size = t.numel() * t.element_size()
-            self.owned.add(id(t))
-            self.live += size
-            weakref.finalize(t, self._release, id(t), size)
-        if self.live > budget:
-            limits.check_memory(self.live, budget, "the real-tensor forward")
-
-    def _release(self, key: int, size: int) -> None:
-        self.owned.discard(key)
-        self.live -= size
-
     @staticmethod
     def _fast(func: Any, args: tuple) -> Any:
         """Answer shape-preserving ops on meta tensors without their meta kernels."""
@@ -286,6 +272,7 @@ class Tracer(TorchDispatchMode):
         row ('') is recorded here, so a TorchScript model gets its totals too."""
         kwargs = kwargs or {}
         self.stats.setdefault("", ModuleStats())
+        self.memory.add([args, kwargs])  # the inputs are live activations
         with self.hooks(model), self:
             self.stack.append("")
             self.stats[""].calls += 1
