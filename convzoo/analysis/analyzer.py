@@ -20,10 +20,17 @@ from torch import nn
 from torch.utils._pytree import tree_flatten
 
 from convzoo import limits
-from convzoo.analysis import adapters, formulas, inputs, isolation
+from convzoo.analysis import adapters, inputs, isolation
 from convzoo.analysis.counting import ModuleStats, Tracer
 from convzoo.analysis.receptive import Field
-from convzoo.analysis.report import LayerStats, Report, UncountedOp
+from convzoo.analysis.report import (
+    LayerStats,
+    OperatorStats,
+    ReceptiveField,
+    Report,
+    Totals,
+    UncountedOp,
+)
 from convzoo.errors import ConvZooError, first_line
 
 
@@ -269,12 +276,23 @@ def _rows(model: nn.Module, tracer: Tracer, input_hw: Any) -> list[LayerStats]:
                 macs=stats.macs,
                 self_macs=stats.self_macs,
                 elementwise_ops=stats.elementwise,
-                receptive_field=stats.rf.to_dict(input_hw) if stats.rf is not None else None,
+                receptive_field=None if stats.rf is None else ReceptiveField.of(stats.rf, input_hw),
                 activation_bytes=stats.activation_bytes,
                 calls=stats.calls,
             )
         )
     return rows
+
+
+def _operators(tracer: Tracer, order: list[str]) -> list[OperatorStats]:
+    """``tracer.per_op`` as rows, in module order (``named_modules``), then by op name."""
+    rank = {name: i for i, name in reversed(list(enumerate(order)))}
+    return [
+        OperatorStats(module, op, t.kind, t.calls, t.macs, t.elementwise)
+        for (module, op), t in sorted(
+            tracer.per_op.items(), key=lambda item: (rank.get(item[0][0], len(rank)), item[0])
+        )
+    ]
 
 
 def _report(run: Traced, target: str) -> Report:
@@ -288,15 +306,14 @@ def _report(run: Traced, target: str) -> Report:
     }
     params = _unique(model.parameters()).values()
     root = tracer.stats.get("", ModuleStats())
-    totals = {
-        "params": sum(p.numel() for p in params),
-        "trainable_params": sum(p.numel() for p in params if p.requires_grad),
-        "macs": root.macs,
-        "flops": formulas.flops(root.macs),
-        "elementwise_ops": root.elementwise,
-        "activation_bytes": sum(tracer.stats[n].activation_bytes for n in leaves.values()),
-        "param_bytes": sum(p.numel() * p.element_size() for p in params),
-    }
+    totals = Totals(
+        params=sum(p.numel() for p in params),
+        trainable_params=sum(p.numel() for p in params if p.requires_grad),
+        macs=root.macs,
+        elementwise_ops=root.elementwise,
+        activation_bytes=sum(tracer.stats[n].activation_bytes for n in leaves.values()),
+        param_bytes=sum(p.numel() * p.element_size() for p in params),
+    )
     uncounted = [
         UncountedOp(op, module or "(model)", calls)
         for (op, module), calls in sorted(tracer.uncounted.items())
@@ -308,7 +325,7 @@ def _report(run: Traced, target: str) -> Report:
         output_shape=root.output_shape,
         receptive_field=rows[0].receptive_field if rows else None,
         layers=rows,
+        operators=_operators(tracer, [row.name for row in rows]),
         uncounted_ops=uncounted,
-        complete=not uncounted,
         notes=notes + list(dict.fromkeys(tracer.notes)),
     )
