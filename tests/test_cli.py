@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from convzoo.analysis.report import SCHEMA_VERSION, Report
 from convzoo.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,17 +52,21 @@ def test_report_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     data = json.loads(out)
     assert list(data) == [
+        "schema_version",  # first, so a reader can check it before anything else
         "target",
         "input_shape",
         "totals",
         "output_shape",
         "receptive_field",
         "layers",
+        "operators",
         "uncounted_ops",
         "complete",
         "notes",
+        "training",
     ]
-    assert set(data["totals"]) == {
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert list(data["totals"]) == [
         "params",
         "trainable_params",
         "macs",
@@ -69,7 +74,16 @@ def test_report_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
         "elementwise_ops",
         "activation_bytes",
         "param_bytes",
+        "peak_activation_bytes",
+    ]
+    assert data["receptive_field"] == {
+        "size": [5, 5],
+        "stride": [1, 1],
+        "start": [2, 2],
+        "period": [1, 1],
+        "global": False,
     }
+    assert Report.from_json(out).to_dict() == data
     assert data["target"] == "seed_64x64_5x5"
     assert data["input_shape"] == [[2, 3, 64, 64]]
     assert data["totals"]["macs"] == 2 * SEED_MACS
