@@ -246,7 +246,7 @@ def test_memory_lines_and_saved_column_only_when_analysed() -> None:
         "4.14 KiB (4,240) = params 1.17 KiB + gradients 1.17 KiB + optimizer state "
         "(sgd-momentum) 1.17 KiB + saved tensors 640 B"
     )
-    assert re.search(r"<th[^>]*>saved\s*</th>", report._repr_html_())
+    assert re.search(r"<th[^>]*>\s*saved</th>", report._repr_html_())
     missing = replace(report, layers=[replace(rows[0], saved_bytes=None)])
     assert render.layer_rows(missing)[0][-1] == "-"  # a row without the figure
 
