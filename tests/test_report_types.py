@@ -231,7 +231,8 @@ def test_memory_lines_and_saved_column_only_when_analysed() -> None:
     text = plain.to_table()
     assert "inference peak" not in text and "training step" not in text
     assert "saved" not in text.splitlines()[0]
-    rows = [replace(r, saved_bytes=s) for r, s in zip(plain.layers, [640, 384, 256, 0, 256])]
+    saved = [640, 384, 256, 0, 256]
+    rows = [replace(r, saved_bytes=s) for r, s in zip(plain.layers, saved, strict=True)]
     peak = replace(plain.totals, peak_activation_bytes=3 * 1024**2)
     training = TrainingMemory("sgd-momentum", 1200, 1200, 1200, 640)
     report = replace(plain, layers=rows, totals=peak, training=training)
