@@ -134,6 +134,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from convzoo.analysis.analyzer import analyze
     from convzoo.targets import parse_kwargs, resolve
 
+    layer_flags = [f for f, v in (("--sort", args.sort), ("--top", args.top)) if v is not None]
+    layer_flags += ["--depth"] if args.depth is not None else []
+    if args.by_op and layer_flags:
+        raise ConvZooError(f"--by-op lists operators, not layers: drop {', '.join(layer_flags)}")
     sizes = tuple(parse_size(text) for text in args.input or ())
     target = resolve(args.target, sizes, parse_kwargs(args.kwargs))
     model, sizes = target.model, target.input_size

@@ -14,7 +14,7 @@ from tabulate import tabulate
 
 from convzoo import errors
 from convzoo.analysis import render
-from convzoo.analysis.report import OperatorStats, Totals
+from convzoo.analysis.report import OperatorStats, Totals, in_subtree
 from convzoo.errors import ConvZooError
 from convzoo.registry import close_matches
 
@@ -65,13 +65,9 @@ def subtree(report: Report, model: nn.Module, name: str) -> Report:
         output_shape=root.output_shape,
         receptive_field=root.receptive_field,
         layers=rows,
-        operators=[o for o in report.operators if _within(o.module, name)],
-        uncounted_ops=[u for u in report.uncounted_ops if _within(u.module, name)],
+        operators=[o for o in report.operators if in_subtree(o.module, name)],
+        uncounted_ops=[u for u in report.uncounted_ops if in_subtree(u.module, name)],
     )
-
-
-def _within(module: str, name: str) -> bool:
-    return module == name or module.startswith(name + ".")
 
 
 def top_table(report: Report, key: str, top: int | None, fmt: str, depth: int | None) -> str:

@@ -342,6 +342,8 @@ def test_report_by_op_in_every_format(capsys: pytest.CaptureFixture[str]) -> Non
     assert rows[0]["op"] == "convolution" and int(rows[0]["macs"]) == SEED_MACS
     code, out, _ = run(capsys, "report", SEED, "--by-op", "--format", "markdown")
     assert out.startswith("| op") and "- **operators of**: seed_64x64_5x5" in out
+    code, _, err = run(capsys, "report", SEED, "--by-op", "--top", "3", "--depth", "1")
+    assert code == 2 and "drop --top, --depth" in err and len(err.splitlines()) == 1
 
 
 def test_report_by_op_of_one_subtree(capsys: pytest.CaptureFixture[str]) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "Totals",
     "TrainingMemory",
     "UncountedOp",
+    "in_subtree",
 ]
 
 SCHEMA_VERSION: Final = 1
@@ -144,7 +145,7 @@ class UncountedOp:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def _inside(name: str, module: str) -> bool:
+def in_subtree(name: str, module: str) -> bool:
     """Whether module ``name`` is ``module`` or lies in its subtree ('' is the whole model)."""
     return not module or name == module or name.startswith(module + ".")
 
@@ -200,7 +201,7 @@ class Report:
             self.layer(module)  # KeyError with suggestions for an unknown name
         merged: dict[str, OperatorStats] = {}
         for o in self.operators:
-            if not _inside(o.module, module or ""):
+            if not in_subtree(o.module, module or ""):
                 continue
             got = merged.setdefault(o.op, OperatorStats(module or "", o.op, o.kind, 0))
             got.calls += o.calls
