@@ -134,6 +134,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from convzoo.analysis.analyzer import analyze
     from convzoo.targets import parse_kwargs, resolve
 
+    layer_flags = [f for f, v in (("--sort", args.sort), ("--top", args.top)) if v is not None]
+    layer_flags += ["--depth"] if args.depth is not None else []
+    if args.by_op and layer_flags:
+        raise ConvZooError(f"--by-op lists operators, not layers: drop {', '.join(layer_flags)}")
     sizes = tuple(parse_size(text) for text in args.input or ())
     target = resolve(args.target, sizes, parse_kwargs(args.kwargs))
     model, sizes = target.model, target.input_size
@@ -158,11 +162,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         if len(sizes) != 1:
             raise ConvZooError("--check-fvcore takes one --input")
         totals = report.totals  # fvcore runs a real forward at batch 1: estimate it first
-        needed = totals["param_bytes"] + totals["activation_bytes"] // args.batch
+        needed = totals.param_bytes + totals.activation_bytes // args.batch
         check_memory(needed + 4 * math.prod(sizes[0]), args.max_memory, "--check-fvcore")
         model = real(model, args.target, sizes[0], args.kwargs)
         check = compare_fvcore(model, sizes[0]).to_text()
-    if args.format == "json":
+    if args.by_op:
+        text = views.operators_text(report, args.format)
+    elif args.format == "json":
         text = report.to_json()
     elif args.format == "csv":
         text = views.csv_with_totals(report)
@@ -269,13 +275,14 @@ def cmd_rf(args: argparse.Namespace) -> int:
             + (f"; did you mean {', '.join(map(repr, hints))}?" if hints else "")
         )
     row, remark = pick_layer(report, args.layer)
-    rf = row.receptive_field or {}
+    rf = row.receptive_field
     if remark:
         print(f"{name}: {remark}")
+    axes = rf.to_dict() if rf is not None else {}  # per-axis lists, as printed before
     print(
         f"{name} / {row.name or '(output)'}: output {row.output_shape}, receptive field "
-        f"{field_text(rf)}; size {rf.get('size')}, stride {rf.get('stride')}, start "
-        f"{rf.get('start')}, period {rf.get('period')} (input pixels, per axis)"
+        f"{field_text(rf)}; size {axes.get('size')}, stride {axes.get('stride')}, start "
+        f"{axes.get('start')}, period {axes.get('period')} (input pixels, per axis)"
     )
     if unit is not None:
         print(unit_text(row, unit))

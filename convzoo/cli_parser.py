@@ -75,6 +75,12 @@ def add_report(sub: Any) -> None:
         help="table rows down to this module depth (0: the model only); table/markdown only",
     )
     p.add_argument("--sort", choices=["macs", "params"], help="rows by cost, largest first")
+    p.add_argument(
+        "--by-op",
+        action="store_true",
+        help="per-operator totals (op, kind, calls, MACs, share, element-wise ops) instead of "
+        "layers; with --layer, that subtree's",
+    )
     p.add_argument("--top", type=lambda t: count(t, 1), metavar="N", help="the N largest rows")
     p.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
     p.add_argument("--output", metavar="FILE", help="write the report to FILE, not stdout")

@@ -126,9 +126,9 @@ class Row:
 
 def _field_size(report: Any) -> int | None:
     rf = report.receptive_field
-    if not rf or rf.get("global") or not rf.get("size"):
+    if rf is None or not rf.spatial or rf.size is None:
         return None
-    return int(max(rf["size"]))
+    return int(max(v for v in rf.size if v is not None))
 
 
 def measure_ms(module: nn.Module, x: torch.Tensor, train: bool, min_run_time: float) -> float:
@@ -214,8 +214,8 @@ def bench_bytes(
     weights (and gradients when ``train``), the input, and twice (three times when
     ``train``) the largest design's activations for the buffers its kernels use."""
     elements = batch * math.prod(input_size)
-    params = sum(r.totals["param_bytes"] for r in reports.values())
-    activations = max(r.totals["activation_bytes"] for r in reports.values())
+    params = sum(r.totals.param_bytes for r in reports.values())
+    activations = max(r.totals.activation_bytes for r in reports.values())
     factor = 2 if train else 1
     return 4 * elements * factor + params * factor + activations * (factor + 1)
 
@@ -296,11 +296,11 @@ def measure(
     rows = [
         Row(
             n,
-            r.totals["params"],
-            r.totals["macs"],
+            r.totals.params,
+            r.totals.macs,
             _field_size(r),
-            r.totals["params"] / max(base["params"], 1),
-            r.totals["macs"] / max(base["macs"], 1),
+            r.totals.params / max(base.params, 1),
+            r.totals.macs / max(base.macs, 1),
         )
         for n, r in reports.items()
     ]

@@ -161,7 +161,7 @@ def effective_field_bytes(model: nn.Module, input_size: tuple[int, ...]) -> int:
     from convzoo.analysis.analyzer import analyze
 
     totals = analyze(model, input_size, receptive_fields=False).totals
-    return 3 * totals["param_bytes"] + 4 * totals["activation_bytes"] + 16 * math.prod(input_size)
+    return 3 * totals.param_bytes + 4 * totals.activation_bytes + 16 * math.prod(input_size)
 
 
 def progress(items: Sequence[Any], desc: str, unit: str) -> Any:
@@ -200,8 +200,8 @@ def plot_receptive_field(
     plt = _pyplot()
     report = analyze(model, input_size)
     row = report.layer(layer)
-    rf: Any = row.receptive_field
-    if gridded(row):
+    rf = row.receptive_field
+    if gridded(row) and rf is not None:
         unit = centre_unit(row) if unit is None else unit
         rf.unit(*unit)  # a clear error for a unit out of range
     erf, shown = effective_field(
@@ -217,7 +217,7 @@ def plot_receptive_field(
             label=f"input {height}x{width}",
         )
     )  # fmt: skip
-    if gridded(row):
+    if gridded(row) and rf is not None:
         (rows, cols) = rf.unit(*shown)
         if rows is not None and cols is not None:
             label = f"exact field: rows {rows[0]}..{rows[1]}, cols {cols[0]}..{cols[1]}"
@@ -229,7 +229,7 @@ def plot_receptive_field(
         field = f"box: the unit's exact field; all units of the layer: {field_text(rf)}"
         ax.legend(loc="upper right", fontsize=8)
     else:
-        field = "field: global" if rf and rf.get("global") else "no field"
+        field = "field: global" if rf is not None and rf.is_global else "no field"
     ax.set_xlim(-1.5, width + 0.5)
     ax.set_ylim(height + 0.5, -1.5)
     ax.set_xlabel("input column (pixels)")

@@ -1,17 +1,20 @@
 """Views of a :class:`~convzoo.analysis.report.Report` for ``convzoo report``: one subtree
-(``--layer``), the heaviest rows (``--sort macs --top 5``) and CSV with a totals row."""
+(``--layer``), the heaviest rows (``--sort macs --top 5``), CSV with a totals row and the
+per-operator totals (``--by-op``)."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
 import io
+import json
 from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
 from convzoo import errors
-from convzoo.analysis import formulas, render
+from convzoo.analysis import render
+from convzoo.analysis.report import OperatorStats, Totals, in_subtree
 from convzoo.errors import ConvZooError
 from convzoo.registry import close_matches
 
@@ -47,15 +50,14 @@ def subtree(report: Report, model: nn.Module, name: str) -> Report:
     ]
     leaves = _leaf_names(report)
     params = {id(p): p for p in model.get_submodule(name).parameters()}.values()
-    totals = {
-        "params": root.params,
-        "trainable_params": sum(p.numel() for p in params if p.requires_grad),
-        "macs": root.macs,
-        "flops": formulas.flops(root.macs),
-        "elementwise_ops": root.elementwise_ops,
-        "activation_bytes": sum(r.activation_bytes for r in rows if r.name in leaves),
-        "param_bytes": sum(p.numel() * p.element_size() for p in params),
-    }
+    totals = Totals(
+        params=root.params,
+        trainable_params=sum(p.numel() for p in params if p.requires_grad),
+        macs=root.macs,
+        elementwise_ops=root.elementwise_ops,
+        activation_bytes=sum(r.activation_bytes for r in rows if r.name in leaves),
+        param_bytes=sum(p.numel() * p.element_size() for p in params),
+    )
     return dataclasses.replace(
         report,
         target=f"{report.target} / {name}",
@@ -63,6 +65,8 @@ def subtree(report: Report, model: nn.Module, name: str) -> Report:
         output_shape=root.output_shape,
         receptive_field=root.receptive_field,
         layers=rows,
+        operators=[o for o in report.operators if in_subtree(o.module, name)],
+        uncounted_ops=[u for u in report.uncounted_ops if in_subtree(u.module, name)],
     )
 
 
@@ -81,11 +85,12 @@ def top_table(report: Report, key: str, top: int | None, fmt: str, depth: int | 
     for cell, row in zip(cells, rows, strict=True):
         cell[0] = row.name
     cells.append(render.total_row(report))
+    headers, align = render.columns(report)
     table = tabulate(
         cells,
-        headers=render.HEADERS,
+        headers=headers,
         tablefmt=render.FORMATS[fmt],
-        colalign=render.ALIGN,
+        colalign=align,
         disable_numparse=True,
     )
     shown = f"top {len(rows)} of {len(report.layers) - 1} layers by {key}"
@@ -103,10 +108,29 @@ def csv_with_totals(report: Report) -> str:
             "name": "(total)",
             "type": "total",
             "output_shape": render.shape_text(report.output_shape) if report.output_shape else "",
-            "params": t["params"],
-            "macs": t["macs"],
-            "elementwise_ops": t["elementwise_ops"],
-            "activation_bytes": t["activation_bytes"],
+            "params": t.params,
+            "macs": t.macs,
+            "elementwise_ops": t.elementwise_ops,
+            "activation_bytes": t.activation_bytes,
         }
     )
+    return out.getvalue()
+
+
+def operators_text(report: Report, fmt: str) -> str:
+    """``convzoo report --by-op``: :meth:`Report.by_operator` over the report's layers (the
+    ``--layer`` subtree when one was picked) as a table, markdown, JSON or CSV (one record
+    per op: ``op``, ``kind``, ``calls``, ``macs``, ``elementwise_ops``)."""
+    if fmt in render.FORMATS:
+        return render.operator_table(report, fmt)
+    keys = [f.name for f in dataclasses.fields(OperatorStats) if f.name != "module"]
+    records = [{k: getattr(o, k) for k in keys} for o in report.by_operator()]
+    if fmt == "json":
+        module = report.layers[0].name if report.layers else ""
+        head = {"schema_version": report.schema_version, "target": report.target}
+        return json.dumps({**head, "module": module, "operators": records}, indent=2)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
     return out.getvalue()

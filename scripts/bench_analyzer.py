@@ -52,7 +52,7 @@ def _convzoo() -> Runner:
     def run(model: nn.Module, x: torch.Tensor) -> dict[str, Any]:
         report = convzoo.analyze(model, tuple(x.shape[1:]))
         rf = report.receptive_field is not None
-        return {"macs": report.totals["macs"], "params": report.totals["params"], "rf": rf}
+        return {"macs": report.totals.macs, "params": report.totals.params, "rf": rf}
 
     return run
 

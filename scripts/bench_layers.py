@@ -77,8 +77,8 @@ def zoo_table(channels: int, size: int, batch: int, min_run_time: float) -> str:
         extra, shared = VARIANTS[name]
         layer = build(name, extra, shared, channels, size)
         base = build("conv", {}, shared, channels, size)
-        macs = convzoo.analyze(layer, (channels, size, size), batch_size=batch).totals["macs"]
-        base_macs = convzoo.analyze(base, (channels, size, size), batch_size=batch).totals["macs"]
+        macs = convzoo.analyze(layer, (channels, size, size), batch_size=batch).totals.macs
+        base_macs = convzoo.analyze(base, (channels, size, size), batch_size=batch).totals.macs
         t, t0 = median_ms(layer, x, min_run_time), median_ms(base, x, min_run_time)
         k = shared.get("kernel_size", 1)
         rows.append(

@@ -72,7 +72,7 @@ def _row(name: str, batch: int, measure_batch: int, optimizer: str, math: bool) 
         f"  convzoo  params {human(train.param_bytes)}, grads {human(train.gradient_bytes)}, "
         f"optimizer {human(train.optimizer_bytes)}, saved {human(train.saved_bytes)}, "
         f"training step {human(train.total_bytes)}; "
-        f"inference peak {human(report.totals['peak_activation_bytes'])}"
+        f"inference peak {human(report.totals.peak_activation_bytes)}"
     )
     if info is None:
         print("  torchinfo not installed")

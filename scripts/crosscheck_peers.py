@@ -181,7 +181,7 @@ def unique_params(model: nn.Module) -> int:
 
 def meta_comparisons(spec: Spec, model: nn.Module, report: Any) -> list[Comparison]:
     """Params against the model and the documentation; MACs against the documented GFLOPS."""
-    params, macs = report.totals["params"], report.totals["macs"]
+    params, macs = report.totals.params, report.totals.macs
     doc = Comparison("torchvision num_params", "params", params, spec.doc_params)
     parts = DROPPED_BY_WEIGHTS.get(spec.name, ())
     dropped = sum(unique_params(m) for n, m in model.named_children() if n in parts)
@@ -399,7 +399,7 @@ def check(spec: Spec, mode: str = REAL) -> Result:
     try:
         meta_model = build(spec, meta=True)
         report = convzoo.analyze(meta_model, spec.input_size)
-        result.params, result.macs = report.totals["params"], report.totals["macs"]
+        result.params, result.macs = report.totals.params, report.totals.macs
         result.comparisons = meta_comparisons(spec, meta_model, report)
         if mode == REAL:
             model = build(spec, meta=False)

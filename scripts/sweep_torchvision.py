@@ -80,14 +80,14 @@ def main() -> int:
             before = fingerprint(model)
             report = convzoo.analyze(model, example, receptive_fields=False)
             same = fingerprint(model) == before
-            macs = report.totals["macs"]
+            macs = report.totals.macs
             line = f"{name:40s} {macs:>16,} complete={report.complete} unchanged={same}"
             ok = same and report.complete
             if args.fcm:
                 with FlopCounterMode(display=False) as counter, torch.no_grad():
                     model(*example)
                 fcm = counter.get_total_flops() // 2
-                line += f" fcm_diff={report.totals['macs'] - fcm:,}"
+                line += f" fcm_diff={report.totals.macs - fcm:,}"
             fallback = any("real tensors" in n for n in report.notes)
             line += " (real fallback)" if fallback else ""
             if not report.complete:

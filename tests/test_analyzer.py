@@ -17,10 +17,10 @@ from convzoo.analysis.formulas import conv_macs_by_hand
 def test_seed_example_macs_and_shape() -> None:
     report = convzoo.analyze("configs/seed_64x64_5x5.yaml")
     assert report.output_shape == [1, 2, 60, 60]
-    assert report.totals["macs"] == 60 * 60 * 2 * 3 * 5 * 5
-    assert report.totals["flops"] == 2 * report.totals["macs"]
-    assert report.totals["params"] == 2 * 3 * 25 + 2
-    assert report.layer("conv").macs == report.totals["macs"]
+    assert report.totals.macs == 60 * 60 * 2 * 3 * 5 * 5
+    assert report.totals.flops == 2 * report.totals.macs
+    assert report.totals.params == 2 * 3 * 25 + 2
+    assert report.layer("conv").macs == report.totals.macs
 
 
 class Functional(nn.Module):
@@ -46,7 +46,7 @@ def test_functional_calls_are_counted() -> None:
     sdpa = b * 64 * 64 * (4 + 4)
     einsum = b * 64 * 64 * 4
     matmul = (b * 64 * 64 // 256) * 16 * 16 * 8
-    assert report.totals["macs"] == conv + sdpa + einsum + matmul
+    assert report.totals.macs == conv + sdpa + einsum + matmul
     assert report.complete
 
 
@@ -54,7 +54,7 @@ def test_transposed_conv_is_counted_over_input_positions() -> None:
     layer = convzoo.create("transposed", in_channels=6, out_channels=4, kernel_size=3, stride=2)
     report = convzoo.analyze(layer, (6, 5, 7))
     assert report.output_shape == [1, 4, 11, 15]
-    assert report.totals["macs"] == 5 * 7 * 6 * 4 * 3 * 3  # each input value meets C_out*k*k
+    assert report.totals.macs == 5 * 7 * 6 * 4 * 3 * 3  # each input value meets C_out*k*k
 
 
 class Twice(nn.Module):
@@ -72,15 +72,15 @@ def test_module_called_twice_counts_macs_twice_params_once() -> None:
     report = convzoo.analyze(Twice(), (4, 6, 6))
     one = conv_macs_by_hand(6, 6, 4, 4, 3, 3)
     assert report.layer("conv").macs == 2 * one and report.layer("conv").calls == 2
-    assert report.totals["macs"] == 3 * one
-    assert report.totals["params"] == 4 * 4 * 9 + 4 + 4  # shared weight once, two biases
+    assert report.totals.macs == 3 * one
+    assert report.totals.params == 4 * 4 * 9 + 4 + 4  # shared weight once, two biases
     assert report.layer("tied").params == 4 * 4 * 9 + 4
 
 
 def test_elementwise_is_separate_from_macs() -> None:
     model = nn.Sequential(nn.ReLU(), nn.BatchNorm2d(3), nn.MaxPool2d(2))
     report = convzoo.analyze(model, (3, 8, 8))
-    assert report.totals["macs"] == 0
+    assert report.totals.macs == 0
     assert report.layer("0").elementwise_ops == 3 * 8 * 8
     assert report.layer("2").elementwise_ops == 3 * 4 * 4 * 4  # 2x2 reads per output
 
@@ -137,7 +137,7 @@ def test_huge_input_stays_on_meta_and_dtype_sets_bytes() -> None:
     assert not big.notes and big.output_shape == [1, 1000]
     half = convzoo.analyze(model, (3, 224, 224), dtype=torch.float16)
     full = convzoo.analyze(model, (3, 224, 224))
-    assert half.totals["activation_bytes"] * 2 == full.totals["activation_bytes"]
+    assert half.totals.activation_bytes * 2 == full.totals.activation_bytes
     assert full.layer("stem").activation_bytes == 64 * 112 * 112 * 4
 
 
@@ -166,7 +166,7 @@ def test_zoo_layers_agree_with_flop_counter_mode(name: str, kwargs: dict) -> Non
     report = convzoo.analyze(layer, (4, 12, 12), batch_size=2)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         layer(torch.randn(2, 4, 12, 12))
-    assert report.totals["macs"] == counter.get_total_flops() // 2 > 0
+    assert report.totals.macs == counter.get_total_flops() // 2 > 0
     assert report.complete
 
 
@@ -176,4 +176,4 @@ def test_receptive_fields_can_be_skipped_without_changing_counts() -> None:
     fast = convzoo.analyze(model, (3, 64, 64), receptive_fields=False)
     assert fast.totals == full.totals and fast.receptive_field is None
     assert all(row.receptive_field is None for row in fast.layers)
-    assert full.layer("layer4").receptive_field["size"] == [435, 435]  # ResNet-18's field
+    assert full.layer("layer4").receptive_field.size == (435, 435)  # ResNet-18's field

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from convzoo.analysis.report import SCHEMA_VERSION, Report
 from convzoo.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,18 +52,21 @@ def test_report_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     data = json.loads(out)
     assert list(data) == [
+        "schema_version",  # first, so a reader can check it before anything else
         "target",
         "input_shape",
         "totals",
         "output_shape",
         "receptive_field",
         "layers",
+        "operators",
         "uncounted_ops",
         "complete",
         "notes",
         "training",
     ]
-    assert set(data["totals"]) == {
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert list(data["totals"]) == [
         "params",
         "trainable_params",
         "macs",
@@ -71,7 +75,15 @@ def test_report_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
         "activation_bytes",
         "param_bytes",
         "peak_activation_bytes",
+    ]
+    assert data["receptive_field"] == {
+        "size": [5, 5],
+        "stride": [1, 1],
+        "start": [2, 2],
+        "period": [1, 1],
+        "global": False,
     }
+    assert Report.from_json(out).to_dict() == data
     assert data["target"] == "seed_64x64_5x5"
     assert data["input_shape"] == [[2, 3, 64, 64]]
     assert data["totals"]["macs"] == 2 * SEED_MACS
@@ -312,6 +324,46 @@ def test_report_layer_is_one_subtree(capsys: pytest.CaptureFixture[str]) -> None
     assert part["layers"][0]["depth"] == 0 and part["target"] == "resnet18 / layer1"
     code, out, err = run(capsys, "report", "resnet18", "--layer", "layer9")
     assert code == 2 and "no layer named 'layer9'" in err and len(err.splitlines()) == 1
+
+
+def test_report_by_op_in_every_format(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "report", SEED, "--by-op")
+    assert code == 0
+    assert out.splitlines()[0].split() == [
+        *["op", "kind", "calls", "MACs", "share", "element-wise", "ops"]
+    ]
+    assert re.search(r"^convolution\s+macs\s+1\s+\S+\s+100\.0%", out, re.M)
+    code, out, _ = run(capsys, "report", SEED, "--by-op", "--format", "json", "--batch", "2")
+    data = json.loads(out)
+    assert list(data)[0] == "schema_version" and data["schema_version"] == SCHEMA_VERSION
+    assert sum(op["macs"] for op in data["operators"]) == 2 * SEED_MACS
+    code, out, _ = run(capsys, "report", SEED, "--by-op", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows[0]["op"] == "convolution" and int(rows[0]["macs"]) == SEED_MACS
+    code, out, _ = run(capsys, "report", SEED, "--by-op", "--format", "markdown")
+    assert out.startswith("| op") and "- **operators of**: seed_64x64_5x5" in out
+    code, _, err = run(capsys, "report", SEED, "--by-op", "--top", "3", "--depth", "1")
+    assert code == 2 and "drop --top, --depth" in err and len(err.splitlines()) == 1
+
+
+def test_report_by_op_of_one_subtree(capsys: pytest.CaptureFixture[str]) -> None:
+    whole = report_json(capsys, "resnet18", "--no-fields")
+    layer2 = next(row for row in whole["layers"] if row["name"] == "layer2")
+    code, out, _ = run(
+        capsys,
+        "report",
+        "resnet18",
+        "--no-fields",
+        "--by-op",
+        "--layer",
+        "layer2",
+        "--format",
+        "json",
+    )
+    data = json.loads(out)
+    assert code == 0 and data["module"] == "layer2"
+    assert sum(op["macs"] for op in data["operators"]) == layer2["macs"]
+    assert sum(op["elementwise_ops"] for op in data["operators"]) == layer2["elementwise_ops"]
 
 
 def test_report_sort_top(capsys: pytest.CaptureFixture[str]) -> None:

@@ -81,10 +81,10 @@ def test_params_and_documented_macs(spec: Any) -> None:
     model, report = meta(spec.name)
     found = {c.peer: c for c in cc.meta_comparisons(spec, model, report)}
     unique = {id(p): p.numel() for p in model.parameters()}
-    assert report.totals["params"] == sum(unique.values()) > 0
+    assert report.totals.params == sum(unique.values()) > 0
     assert found["sum of unique parameters"].diff == 0
     gflops = found["torchvision GFLOPS"]
-    assert abs(report.totals["macs"] - spec.doc_gflops * 1e9) <= 500_000 and gflops.agrees
+    assert abs(report.totals.macs - spec.doc_gflops * 1e9) <= 500_000 and gflops.agrees
     doc = found["torchvision num_params"]
     assert doc.unexplained == 0
     if spec.name == "googlenet":  # detected and explained, not skipped
@@ -93,7 +93,7 @@ def test_params_and_documented_macs(spec: Any) -> None:
             warnings.simplefilter("ignore")
             plain = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False)
         assert sum(p.numel() for p in plain.parameters()) == spec.doc_params
-        assert doc.reasons[0].amount == report.totals["params"] - spec.doc_params
+        assert doc.reasons[0].amount == report.totals.params - spec.doc_params
     else:
         assert doc.diff == 0 and not doc.reasons
 
@@ -237,7 +237,7 @@ def test_fast_path_drop_is_explained_exactly() -> None:
     model, x = SelfAttention().eval(), torch.randn(1, 5, 8)
     fwd = cc.real_forward(model, x)
     assert fwd.ops.calls[cc.FAST_MHA] == 1 and len(fwd.mha) == 1  # the fast path ran
-    macs = convzoo.analyze(model, (5, 8)).totals["macs"]
+    macs = convzoo.analyze(model, (5, 8)).totals.macs
     comparison = cc.flop_counter_comparison(macs, fwd)
     assert comparison.diff == 4 * 5 * 8 * 8 + 2 * 5 * 5 * 8 and comparison.unexplained == 0
     fvcore = cc.fvcore_comparisons(macs, peers.compare_fvcore(model, (5, 8)), fwd)
@@ -261,7 +261,7 @@ class Norms(nn.Module):
 def test_fvcore_extra_counts_are_explained_exactly() -> None:
     model, x = Norms().eval(), torch.randn(1, 3, 8, 8)
     fwd = cc.real_forward(model, x)
-    macs = convzoo.analyze(model, (3, 8, 8)).totals["macs"]
+    macs = convzoo.analyze(model, (3, 8, 8)).totals.macs
     *_, total = cc.fvcore_comparisons(macs, peers.compare_fvcore(model, (3, 8, 8)), fwd)
     n = 4 * 6 * 6  # elements after the convolution
     by_hand = 2 * n + n + 5 * n + 4 * n + n + n + 4 * 2 * 2  # bn, bn, gn, ln, F.bn, 2 pools

@@ -50,7 +50,7 @@ def test_nothing_changes_on_either_path(cls: type[nn.Module], train: bool) -> No
     model.conv.register_forward_hook(lambda m, i, o: None)
     before = fingerprint(model)
     report = convzoo.analyze(model, (3, 8, 8), train=train)
-    assert report.totals["macs"] == 4 * 3 * 9 * 36
+    assert report.totals.macs == 4 * 3 * 9 * 36
     assert any("real tensors" in n for n in report.notes) == (cls is DataDependent)
     assert fingerprint(model) == before
 
@@ -80,7 +80,7 @@ def test_nothing_changes_when_the_forward_raises(exc, meta_only, expected) -> No
     model = Interrupts(exc, meta_only)
     before = fingerprint(model)
     if expected is None:
-        assert convzoo.analyze(model, (3, 4, 4)).totals["macs"] == 9 * 16
+        assert convzoo.analyze(model, (3, 4, 4)).totals.macs == 9 * 16
     else:
         with pytest.raises(expected):
             convzoo.analyze(model, (3, 4, 4))
@@ -91,8 +91,8 @@ def test_lazy_modules_stay_lazy_and_are_sized_by_the_input() -> None:
     model = nn.Sequential(nn.LazyConv2d(4, 3), nn.LazyBatchNorm2d(), nn.Flatten(), nn.LazyLinear(5))
     before = fingerprint(model)
     report = convzoo.analyze(model, (3, 8, 8))
-    assert report.totals["params"] == (4 * 27 + 4) + 2 * 4 + (4 * 36 * 5 + 5)
-    assert report.totals["macs"] == 4 * 27 * 36 + 4 * 36 * 5
+    assert report.totals.params == (4 * 27 + 4) + 2 * 4 + (4 * 36 * 5 + 5)
+    assert report.totals.macs == 4 * 27 * 36 + 4 * 36 * 5
     assert fingerprint(model) == before
     assert isinstance(model[0].weight, nn.UninitializedParameter)
 
@@ -114,7 +114,7 @@ def test_a_module_under_two_names_runs_on_meta_and_has_both_rows() -> None:
     report = convzoo.analyze(model, (3, 512, 512))
     one = 3 * 27 * 512 * 512
     assert not report.notes  # no fallback to real tensors
-    assert report.totals["macs"] == 2 * one and report.totals["params"] == 84
+    assert report.totals.macs == 2 * one and report.totals.params == 84
     assert report.layer("a.0").macs == report.layer("b.0").macs == 2 * one
     assert report.layer("a").macs == report.layer("b").macs == one
     assert report.layer("b.0").calls == 2

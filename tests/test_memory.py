@@ -115,8 +115,8 @@ def test_peak_matches_the_allocator_slow(case: str) -> None:
 def _check_peak(model: nn.Module, size: tuple[int, ...]) -> None:
     model.eval()
     x = torch.randn(2, *size)
-    meta = analyze(model, size, batch_size=2).totals["peak_activation_bytes"]
-    real = analyze(model, size, batch_size=2, meta=False).totals["peak_activation_bytes"]
+    meta = analyze(model, size, batch_size=2).totals.peak_activation_bytes
+    real = analyze(model, size, batch_size=2, meta=False).totals.peak_activation_bytes
     assert meta == real == profiler_peak(model, x)
 
 
@@ -126,7 +126,7 @@ def test_peak_sees_pool_indices_inside_max_pool2d() -> None:
     model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2))
     model.eval()
     x = torch.randn(2, 3, 32, 32)
-    peak = analyze(model, (3, 32, 32), batch_size=2).totals["peak_activation_bytes"]
+    peak = analyze(model, (3, 32, 32), batch_size=2).totals.peak_activation_bytes
     indices = nbytes(2, 16, 16, 16, size=8)
     assert peak == nbytes(2, 3, 32, 32) + nbytes(2, 16, 32, 32) + nbytes(2, 16, 16, 16) + indices
     assert peak - profiler_peak(model, x) == indices
@@ -141,9 +141,9 @@ def test_peak_by_hand_skip_views_and_in_place() -> None:
             return torch.cat([y, y])  # new; y alive
 
     shape = (2, 3, 8, 8)
-    got = analyze(Views(), shape[1:], batch_size=2).totals["peak_activation_bytes"]
+    got = analyze(Views(), shape[1:], batch_size=2).totals.peak_activation_bytes
     assert got == nbytes(*shape) * 4  # input + y + cat(y, y)
-    got = analyze(Skip(), (3, 16, 16), batch_size=2).totals["peak_activation_bytes"]
+    got = analyze(Skip(), (3, 16, 16), batch_size=2).totals.peak_activation_bytes
     act = nbytes(2, 8, 16, 16)
     # inside b: x, y, relu(y), z; relu(y) dies when b returns, before y + z (x, y, z, sum)
     assert got == nbytes(2, 3, 16, 16) + 3 * act
@@ -312,9 +312,9 @@ def test_real_fallback_counts_the_same_and_keeps_the_budget() -> None:
     meta = analyze(model, (3, 16, 16), batch_size=2, optimizer="sgd")
     real = analyze(model, (3, 16, 16), batch_size=2, optimizer="sgd", meta=False)
     assert meta.training == real.training
-    assert meta.totals["peak_activation_bytes"] == real.totals["peak_activation_bytes"]
+    assert meta.totals.peak_activation_bytes == real.totals.peak_activation_bytes
     fixed = isolation.tensor_bytes(model)  # parameters and buffers; the peak has the inputs
-    peak = meta.totals["peak_activation_bytes"]
+    peak = meta.totals.peak_activation_bytes
     analyze(model, (3, 16, 16), batch_size=2, meta=False, max_memory=fixed + peak)
     with pytest.raises(ConvZooError, match="memory budget"):
         analyze(model, (3, 16, 16), batch_size=2, meta=False, max_memory=fixed + peak - 1)

@@ -55,7 +55,7 @@ def test_detection_models_take_lists_of_images_and_count_exactly(build) -> None:
     assert fingerprint(model) == before
     assert any("real tensors" in n for n in report.notes)
     assert report.complete, report.uncounted_ops
-    assert report.totals["macs"] == fcm_macs(model, images) > 0
+    assert report.totals.macs == fcm_macs(model, images) > 0
     model(images)  # the user's model still works
 
 
@@ -83,7 +83,7 @@ def test_segmentation_models_run_on_meta_and_count_exactly(build) -> None:
     report = convzoo.analyze(model, (3, 64, 64))
     assert not report.notes or all("real tensors" not in n for n in report.notes)
     assert report.complete
-    assert report.totals["macs"] == fcm_macs(model, torch.rand(1, 3, 64, 64))
+    assert report.totals.macs == fcm_macs(model, torch.rand(1, 3, 64, 64))
     assert report.output_shape == [1, 21, 64, 64]
 
 
@@ -92,7 +92,7 @@ def test_size_lists_make_unbatched_image_lists() -> None:
     by_size = convzoo.analyze(model, [[(3, 80, 96)]], receptive_fields=False)
     by_tensor = convzoo.analyze(model, ([torch.zeros(3, 80, 96)],), receptive_fields=False)
     assert by_size.input_shape == [[3, 80, 96]]
-    assert by_size.totals["macs"] == by_tensor.totals["macs"] > 0
+    assert by_size.totals.macs == by_tensor.totals.macs > 0
 
 
 class Encoder(nn.Module):
@@ -115,7 +115,7 @@ def test_transformer_encoder_with_padding_mask_counts_dense() -> None:
     per_layer = tokens * (3 * d * d + d * d + 2 * d * ff) + 2 * heads * 5 * 5 * 2 * (d // heads)
     for meta in (True, False):
         report = convzoo.analyze(model, [x, mask], meta=meta)
-        assert report.totals["macs"] == 2 * per_layer
+        assert report.totals.macs == 2 * per_layer
         assert any("counted dense" in n for n in report.notes)
     assert fingerprint(model) == before
     assert model.enc.use_nested_tensor  # the user's flag is untouched
@@ -142,9 +142,9 @@ def test_torchscript_modules_are_counted(how: str) -> None:
     before = fingerprint(scripted)
     report = convzoo.analyze(scripted, (3, 16, 16))
     assert fingerprint(scripted) == before
-    assert report.totals["macs"] == convzoo.analyze(eager, (3, 16, 16)).totals["macs"]
-    assert report.totals["macs"] == fcm_macs(scripted, x)
-    assert report.totals["params"] == sum(p.numel() for p in eager.parameters())
+    assert report.totals.macs == convzoo.analyze(eager, (3, 16, 16)).totals.macs
+    assert report.totals.macs == fcm_macs(scripted, x)
+    assert report.totals.params == sum(p.numel() for p in eager.parameters())
     assert any("TorchScript" in n for n in report.notes)
     assert report.output_shape == [1, 4]
 
@@ -155,7 +155,7 @@ def test_models_in_any_dtype_run_on_meta(dtype: torch.dtype) -> None:
     report = convzoo.analyze(model, (3, 16, 16))
     assert not report.notes  # no spurious fallback
     size = torch.empty((), dtype=dtype).element_size()
-    assert report.totals["param_bytes"] == report.totals["params"] * size
+    assert report.totals.param_bytes == report.totals.params * size
     assert report.layer("0").activation_bytes == 8 * 16 * 16 * size
 
 
@@ -164,7 +164,7 @@ def test_dtype_casts_model_and_example_tensors_alike() -> None:
     x = torch.randn(1, 3, 16, 16)
     for meta in (True, False):
         report = convzoo.analyze(model, [x], dtype=torch.float64, meta=meta)
-        assert report.totals["param_bytes"] == report.totals["params"] * 8
+        assert report.totals.param_bytes == report.totals.params * 8
     assert next(model.parameters()).dtype == torch.float32
 
 
@@ -211,7 +211,7 @@ def test_real_fallback_is_refused_above_the_memory_budget() -> None:
     with pytest.raises(convzoo.ConvZooError, match="memory budget"):
         convzoo.analyze(model, (3, 256, 256), max_memory=2**20)  # 1 MiB: estimated from meta
     ok = convzoo.analyze(model, (3, 256, 256), max_memory=2**26)
-    assert ok.totals["macs"] == 16 * 27 * 256 * 256
+    assert ok.totals.macs == 16 * 27 * 256 * 256
 
 
 class BranchesFirst(BranchesOnValues):
@@ -228,7 +228,7 @@ def test_real_fallback_is_stopped_while_running_above_the_budget() -> None:
     with pytest.raises(convzoo.AnalysisError, match=r"in layer 'conv': .*memory budget"):
         convzoo.analyze(model, (3, 256, 256), max_memory=3 * 2**20)  # input 0.75 MiB, conv 4
     assert fingerprint(model) == before
-    assert convzoo.analyze(model, (3, 256, 256), max_memory=2**24).totals["macs"] > 0
+    assert convzoo.analyze(model, (3, 256, 256), max_memory=2**24).totals.macs > 0
 
 
 @pytest.mark.slow
@@ -240,7 +240,7 @@ def test_timm_module_under_several_names_runs_on_meta() -> None:
     assert not any("real tensors" in n for n in report.notes)
     names = ["cpe1", "serial_blocks1.0.cpe", "serial_blocks1.1.cpe"]
     assert len({report.layer(n).macs for n in names}) == 1 and report.layer(names[1]).calls == 2
-    assert report.totals["macs"] == fcm_macs(model, torch.randn(1, 3, 224, 224))
+    assert report.totals.macs == fcm_macs(model, torch.randn(1, 3, 224, 224))
 
 
 @pytest.mark.parametrize(
@@ -262,7 +262,7 @@ def test_quantized_models_count_what_their_float_twins_count(name: str) -> None:
     q = convzoo.analyze(quant, (3, 64, 64), receptive_fields=False)
     assert fingerprint(quant) == before
     assert q.complete, q.uncounted_ops
-    assert q.totals["macs"] == convzoo.analyze(float_, (3, 64, 64)).totals["macs"] > 0
+    assert q.totals.macs == convzoo.analyze(float_, (3, 64, 64)).totals.macs > 0
 
 
 def test_window_attention_field_is_unknown_with_its_reason_in_the_table() -> None:
@@ -271,4 +271,4 @@ def test_window_attention_field_is_unknown_with_its_reason_in_the_table() -> Non
     table = report.to_table(depth=2)  # no crash rendering a field it cannot trace
     assert "unknown" in table
     assert any("field unknown" in n or "unknown" in n for n in report.notes)
-    assert report.totals["macs"] == fcm_macs(model, torch.randn(1, 3, 64, 64))
+    assert report.totals.macs == fcm_macs(model, torch.randn(1, 3, 64, 64))

@@ -115,7 +115,7 @@ def test_repvgg_equals_timm_and_fuses_into_one_conv(cin, cout, stride, groups) -
     torch.testing.assert_close(F.relu(fused(x)), ours(x), **TOL)
     block = convzoo.analyze(ours.float(), (cin, 12, 12)).totals
     single = convzoo.analyze(fused.float(), (cin, 12, 12)).totals
-    assert single["macs"] < block["macs"] and single["params"] < block["params"]
+    assert single.macs < block.macs and single.params < block.params
 
 
 def test_convnext_block_equals_torchvision() -> None:
@@ -180,7 +180,7 @@ def test_octave_conv_by_its_four_paths() -> None:
         convzoo.create("conv", in_channels=8, out_channels=6, kernel_size=3, padding="same"),
         (8, 12, 12),
     )
-    assert convzoo.analyze(layer.float(), (8, 12, 12)).totals["macs"] < conv_macs.totals["macs"]
+    assert convzoo.analyze(layer.float(), (8, 12, 12)).totals.macs < conv_macs.totals.macs
 
 
 def test_sub_pixel_icnr_is_conv_then_nearest_upsampling() -> None:
@@ -262,9 +262,9 @@ def test_analyzer_macs_equal_flop_counter(name, kwargs, global_field) -> None:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         layer(torch.randn(1, 8, 12, 12))
     assert report.complete, report.uncounted_ops
-    assert report.totals["macs"] == counter.get_total_flops() // 2 > 0
+    assert report.totals.macs == counter.get_total_flops() // 2 > 0
     # global pooling inside (squeeze, routing, attention): every output sees every input
-    assert report.receptive_field["global"] is global_field
+    assert report.receptive_field.is_global is global_field
 
 
 def test_compare_upsample_designs_by_hand_formula() -> None:

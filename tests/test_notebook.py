@@ -52,5 +52,5 @@ def test_html_table_has_every_row_escaped() -> None:
     assert header[:5] == ["name", "type", "output shape", "params", "MACs"]
     assert len(rows) == len(report.layers) + 1 and rows[-1][0] == "total"
     assert [r[3] for r in rows[:-1]] == [str(layer.params) for layer in report.layers]
-    assert any(item.startswith("MACs: ") and f"{report.totals['macs']:,}" in item
+    assert any(item.startswith("MACs: ") and f"{report.totals.macs:,}" in item
                for item in cells.items)  # fmt: skip

@@ -46,7 +46,7 @@ def test_recurrent_layers_count_the_same_on_both_paths(rnn: nn.Module, gates: in
     for layer in range(rnn.num_layers):
         width = 8 if layer == 0 else hidden * directions
         expected += directions * steps * batch * gates * hidden * (width + hidden)
-    assert meta.totals["macs"] == real.totals["macs"] == expected
+    assert meta.totals.macs == real.totals.macs == expected
     assert meta.complete and real.complete
 
 
@@ -62,23 +62,23 @@ class Pair(nn.Module):
 def test_bilinear_cdist_vdot_hand_formulas() -> None:
     bil = nn.Bilinear(4, 5, 6)
     for report in both_paths(bil, ((4,), (5,)), batch_size=3):
-        assert report.totals["macs"] == 3 * 6 * 4 * 5 and report.complete
+        assert report.totals.macs == 3 * 6 * 4 * 5 and report.complete
     cdist = Pair(torch.cdist)
     for report in both_paths(cdist, ((7, 3), (9, 3)), batch_size=2):
-        assert report.totals["macs"] == 2 * 7 * 9 * 3 and report.complete
+        assert report.totals.macs == 2 * 7 * 9 * 3 and report.complete
     vdot = Pair(lambda a, b: torch.vdot(a[0], b[0]))
     for report in both_paths(vdot, ((7,), (7,))):
-        assert report.totals["macs"] == 7 and report.complete
+        assert report.totals.macs == 7 and report.complete
 
 
 def test_complex_multiply_adds_are_three_real_macs_for_conv_and_matmul() -> None:
     conv = nn.Conv2d(2, 3, 3, bias=False)
-    real = convzoo.analyze(conv, (2, 6, 6)).totals["macs"]
+    real = convzoo.analyze(conv, (2, 6, 6)).totals.macs
     cconv = nn.Conv2d(2, 3, 3, bias=False).to(torch.complex64)
-    assert convzoo.analyze(cconv, (2, 6, 6)).totals["macs"] == formulas.COMPLEX_MAC * real
+    assert convzoo.analyze(cconv, (2, 6, 6)).totals.macs == formulas.COMPLEX_MAC * real
     mm = Pair(torch.matmul)
-    real_mm = convzoo.analyze(mm, ((4, 5), (5, 6))).totals["macs"]
-    complex_mm = convzoo.analyze(mm, ((4, 5), (5, 6)), dtype=torch.complex64).totals["macs"]
+    real_mm = convzoo.analyze(mm, ((4, 5), (5, 6))).totals.macs
+    complex_mm = convzoo.analyze(mm, ((4, 5), (5, 6)), dtype=torch.complex64).totals.macs
     assert real_mm == 4 * 5 * 6 and complex_mm == formulas.COMPLEX_MAC * real_mm == 3 * real_mm
 
 
@@ -131,7 +131,7 @@ def test_upsampling_in_every_rank_is_one_op_per_output(fn, size) -> None:
     out = 1
     for v in report.output_shape:
         out *= v
-    assert report.totals["elementwise_ops"] == out
+    assert report.totals.elementwise_ops == out
 
 
 POOLS = [
@@ -148,19 +148,19 @@ def test_pooling_in_every_rank_reads_its_window(pool: nn.Module, size, window: i
         out = 1
         for v in report.output_shape:
             out *= v
-        assert report.complete and report.totals["elementwise_ops"] == out * window
+        assert report.complete and report.totals.elementwise_ops == out * window
 
 
 def test_adaptive_3d_pooling_reads_every_value() -> None:
     report = convzoo.analyze(nn.AdaptiveAvgPool3d(1), (2, 4, 6, 8))
-    assert report.complete and report.totals["elementwise_ops"] == 2 * 4 * 6 * 8
+    assert report.complete and report.totals.elementwise_ops == 2 * 4 * 6 * 8
 
 
 def test_self_macs_add_up_to_the_total() -> None:
     torchvision = pytest.importorskip("torchvision")
     model = torchvision.models.vit_b_16()
     report = convzoo.analyze(model, (3, 224, 224), receptive_fields=False)
-    assert sum(r.self_macs for r in report.layers) == report.totals["macs"]
+    assert sum(r.self_macs for r in report.layers) == report.totals.macs
     attention = report.layer("encoder.layers.encoder_layer_0.self_attention")
     assert attention.self_macs > 0  # attention products run in the non-leaf module itself
     assert (
@@ -199,8 +199,8 @@ def test_fused_kernels_on_real_tensors_count_what_meta_counts(model, size, kwarg
     """CPU runs fused kernels (flash attention, mkldnn LSTM layers) where meta tensors run
     their decompositions: both MACs and element-wise ops agree."""
     meta, real = both_paths(model, size, **kwargs)
-    assert meta.totals["macs"] == real.totals["macs"] > 0
-    assert meta.totals["elementwise_ops"] == real.totals["elementwise_ops"] > 0
+    assert meta.totals.macs == real.totals.macs > 0
+    assert meta.totals.elementwise_ops == real.totals.elementwise_ops > 0
 
 
 class SelfAttention(nn.Module):
@@ -221,5 +221,5 @@ def test_fused_multi_head_attention_counts_what_meta_counts(need_weights, masked
     mask[1, 3:] = True
     inputs = [torch.randn(2, 5, 16), mask] if masked else [torch.randn(2, 5, 16)]
     meta, real = both_paths(model, inputs)
-    assert meta.totals["macs"] == real.totals["macs"] > 0
-    assert meta.totals["elementwise_ops"] == real.totals["elementwise_ops"] > 0
+    assert meta.totals.macs == real.totals.macs > 0
+    assert meta.totals.elementwise_ops == real.totals.elementwise_ops > 0

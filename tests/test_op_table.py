@@ -71,7 +71,7 @@ def test_a_users_rule_counts_a_custom_op_and_completes_the_report(unregister: li
     model = Projection(8, 6)
     before = convzoo.analyze(model, (4, 8))
     assert not before.complete and [u.op for u in before.uncounted_ops] == ["project"]
-    assert before.totals["macs"] == 0
+    assert before.totals.macs == 0
     unregister.append("convzoo_test::project")
     convzoo.register_op("convzoo_test::project", macs=project_macs)
     for meta in (True, False):
@@ -80,7 +80,7 @@ def test_a_users_rule_counts_a_custom_op_and_completes_the_report(unregister: li
         reference = Projection(8, 6, custom=False)
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             reference(torch.randn(1, 4, 8))
-        assert after.totals["macs"] == counter.get_total_flops() // 2 == 4 * 8 * 6
+        assert after.totals.macs == counter.get_total_flops() // 2 == 4 * 8 * 6
 
 
 def test_a_users_field_rule_is_used(unregister: list) -> None:
@@ -92,7 +92,7 @@ def test_a_users_field_rule_is_used(unregister: list) -> None:
     unregister.append("convzoo_test::project")
     convzoo.register_op("convzoo_test::project", macs=project_macs)
     before = convzoo.analyze(model(True), (3, 9, 9))
-    assert before.receptive_field is not None and before.receptive_field["size"] is None
+    assert before.receptive_field is not None and before.receptive_field.size is None
     assert "2: no receptive-field rule for convzoo_test.project.default" in before.notes
 
     def over_last_dim(call: Any) -> tuple[Any, list[str]]:
@@ -263,5 +263,5 @@ def test_torchvision_ops_registered_by_name_are_costed() -> None:
     x, offset, mask = torch.randn(2, 4, 7, 5), torch.randn(2, 18, 7, 5), torch.rand(2, 9, 7, 5)
     report = convzoo.analyze(Deform(), (x, offset, mask), meta=False)
     conv = 2 * 7 * 5 * 6 * 4 * 9
-    assert report.complete and report.totals["macs"] == conv + 2 * 4 * 9 * 7 * 5 * 5
+    assert report.complete and report.totals.macs == conv + 2 * 4 * 9 * 7 * 5 * 5
     assert ops.TABLE.get("torchvision::deform_conv2d").cost is not None

@@ -119,9 +119,9 @@ def attention_core_macs(module: nn.MultiheadAttention, shape: torch.Size) -> int
 # -- params ------------------------------------------------------------------------------
 def test_params_are_the_unique_parameters(case: Case) -> None:
     unique = {id(p): p for _, p in case.model.named_parameters(remove_duplicate=False)}
-    assert case.report.totals["params"] == sum(p.numel() for p in unique.values())
-    assert case.report.totals["trainable_params"] == case.report.totals["params"]
-    assert case.report.layer("").params == case.report.totals["params"]
+    assert case.report.totals.params == sum(p.numel() for p in unique.values())
+    assert case.report.totals.trainable_params == case.report.totals.params
+    assert case.report.layer("").params == case.report.totals.params
 
 
 def test_tied_and_frozen_parameters_are_counted_once() -> None:
@@ -130,9 +130,9 @@ def test_tied_and_frozen_parameters_are_counted_once() -> None:
     a.weight.requires_grad_(False)
     model = nn.Sequential(a, nn.ReLU(), b, c, c)  # c runs twice: its weight counts once
     report = convzoo.analyze(model, (8,))
-    assert report.totals["params"] == 64 + 8 + 64
-    assert report.totals["trainable_params"] == 8 + 64
-    assert report.totals["macs"] == 4 * 8 * 8  # four 8x8 matmuls on one row
+    assert report.totals.params == 64 + 8 + 64
+    assert report.totals.trainable_params == 8 + 64
+    assert report.totals.macs == 4 * 8 * 8  # four 8x8 matmuls on one row
 
 
 # -- FlopCounterMode -----------------------------------------------------------------------
@@ -158,7 +158,7 @@ def test_macs_match_flop_counter_mode(case: Case) -> None:
     fast = case.mha_queries if log.calls[FAST_MHA] else []
     assert log.calls[FAST_MHA] == len(fast)  # every MHA call took the fast path, or none
     missed = sum(projection_macs(m, s) + attention_core_macs(m, s) for m, s in fast)
-    assert case.report.totals["macs"] - flops // 2 == missed
+    assert case.report.totals.macs - flops // 2 == missed
     if case.name == "vit_b_16":  # the difference is real here: detect it, don't skip it
         assert len(fast) == len(case.model.encoder.layers) == 12
         assert missed == 12 * (4 * 197 * 768**2 + 2 * 197**2 * 768)
@@ -173,7 +173,7 @@ def test_macs_match_flop_counter_mode(case: Case) -> None:
         assert grad_log.calls[cpu_sdpa.__name__] == 12
         core = sum(attention_core_macs(m, s) for m, s in fast)
         missed = 0 if cpu_sdpa in flop_registry else core
-        assert case.report.totals["macs"] - grad_counter.get_total_flops() // 2 == missed
+        assert case.report.totals.macs - grad_counter.get_total_flops() // 2 == missed
     assert case.report.complete, case.report.uncounted_ops
 
 

@@ -154,7 +154,7 @@ def test_analysis_agrees_with_a_real_run(plan: Plan, float64: bool, train: bool)
     # (1) params: each tensor once, per row and in total
     modules = dict(model.named_modules())
     unique = {id(p): p.numel() for p in model.parameters()}
-    assert report.totals["params"] == sum(unique.values())
+    assert report.totals.params == sum(unique.values())
     for row in report.layers:
         assert row.params == sum(p.numel() for p in modules[row.name].parameters()), row.name
 
@@ -173,7 +173,7 @@ def test_analysis_agrees_with_a_real_run(plan: Plan, float64: bool, train: bool)
         if not any(isinstance(m, opaque) for m in modules[row.name].modules()):
             assert 2 * row.macs == flops.get(row.name, 0), (row.name, row.macs, flops)
     if not any(isinstance(m, opaque) for m in model.modules()):
-        assert 2 * report.totals["macs"] == total
+        assert 2 * report.totals.macs == total
         missing = {op.op for op in report.uncounted_ops} - KNOWN_UNCOUNTED
         assert not missing, report.uncounted_ops
 
@@ -188,7 +188,7 @@ def test_receptive_field_matches_gradient_support(plan: Plan) -> None:
     model = build(plan.config)
     report = convzoo.analyze(model, plan.input)
     field = report.receptive_field
-    assert field is not None and not field["global"], field  # no global op was generated
+    assert field is not None and not field.is_global, field  # no global op was generated
     positive_(model)
     h, w = report.output_shape[-2:]
     rng = random.Random(plan.seed)
@@ -212,4 +212,4 @@ def check_unit(
     else:
         assert got == want, (unit, got, want, field)
     for a, g in enumerate(got):
-        assert g is None or g[1] - g[0] + 1 <= field["size"][a], (unit, got, field)
+        assert g is None or g[1] - g[0] + 1 <= field.size[a], (unit, got, field)

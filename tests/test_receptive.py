@@ -27,6 +27,7 @@ from convzoo.analysis.receptive import (
 from convzoo.analysis.receptive.intervals import window
 from convzoo.analysis.receptive.resample import resample_taps
 from convzoo.analysis.receptive.spatial import adaptive_taps, conv_span, transposed_taps
+from convzoo.analysis.report import ReceptiveField
 from convzoo.errors import ConvZooError
 
 ID = Field.identity((12, 10))
@@ -146,8 +147,10 @@ def test_to_dict_and_unit_query() -> None:
 # -- published values (Araujo, Norris & Sim 2019, and their receptive_field table) --------
 
 
-def rf(model: nn.Module, layer: str, size: int = 224) -> dict:
-    return convzoo.analyze(model, (3, size, size)).layer(layer).receptive_field
+def rf(model: nn.Module, layer: str, size: int = 224) -> ReceptiveField:
+    got = convzoo.analyze(model, (3, size, size)).layer(layer).receptive_field
+    assert got is not None
+    return got
 
 
 def meta_model(name: str) -> nn.Module:
@@ -159,16 +162,16 @@ def test_alexnet_and_vgg16_published_fields() -> None:
     # alexnet_v2 conv5 163 / 16 and pool5 195 / 32: torchvision's AlexNet has the same
     # kernels and strides (its paddings differ, which moves start only).
     alex = meta_model("alexnet")
-    assert rf(alex, "features.10")["size"] == [163, 163]
-    assert rf(alex, "features.10")["stride"] == [16, 16]
-    assert rf(alex, "features.12")["size"] == [195, 195]
+    assert rf(alex, "features.10").size == (163, 163)
+    assert rf(alex, "features.10").stride == (16, 16)
+    assert rf(alex, "features.12").size == (195, 195)
     vgg = meta_model("vgg16")
     # VGG-16: conv5_2 164 / 16 / effective padding 74; pool5 212 / 32 / padding 90;
     # start = (size - 1) / 2 - padding.
     for layer, size, stride, pad in (("features.26", 164, 16, 74), ("features.30", 212, 32, 90)):
         got = rf(vgg, layer)
-        assert got["size"] == [size, size] and got["stride"] == [stride, stride]
-        assert got["start"] == [(size - 1) / 2 - pad] * 2
+        assert got.size == (size, size) and got.stride == (stride, stride)
+        assert got.start == ((size - 1) / 2 - pad,) * 2
 
 
 def test_resnet50_published_field() -> None:
@@ -184,12 +187,12 @@ def test_resnet50_published_field() -> None:
         last = getattr(net, name)[-1]
         last.conv2.stride, last.downsample = (2, 2), nn.MaxPool2d(1, 2)
     got = rf(net, "layer4")
-    assert got["size"] == [483, 483] and got["stride"] == [32, 32]
-    assert got["start"] == [(483 - 1) / 2 - 239] * 2
+    assert got.size == (483, 483) and got.stride == (32, 32)
+    assert got.start == ((483 - 1) / 2 - 239,) * 2
     # torchvision's own layout (stride on the first unit): 11 after the stem, then
     # 3 + 4 + 6 + 3 3x3 convs at jumps 4; 4 then 8 x3; 8 then 16 x5; 16 then 32 x2.
     expected = 11 + 2 * (3 * 4 + 4 + 3 * 8 + 8 + 5 * 16 + 16 + 2 * 32)
-    assert rf(meta_model("resnet50"), "layer4")["size"] == [expected, expected]
+    assert rf(meta_model("resnet50"), "layer4").size == (expected, expected)
 
 
 # -- op rules through a tiny recorder -----------------------------------------------------
@@ -374,7 +377,7 @@ def check_exact(model: nn.Module, shape: tuple[int, int, int], extra: int = 2) -
     unit and ``extra`` random units of the output: equal, exactly (clipped to the input)."""
     report = convzoo.analyze(model, shape)
     summary_ = report.receptive_field
-    assert summary_ is not None and not summary_["global"], summary_
+    assert summary_ is not None and not summary_.is_global, summary_
     field = summary_.field
     out = report.output_shape[-2:]
     positive_(model)
@@ -441,6 +444,7 @@ def test_fractional_strides_match_gradients(name: str, kw: dict, phases: int) ->
         )
     shape = (2, 9, 8)
     summary_ = convzoo.analyze(model, shape).receptive_field
+    assert summary_ is not None
     field = summary_.field
     positive_(model)
     widest = [0, 0]
@@ -451,7 +455,7 @@ def test_fractional_strides_match_gradients(name: str, kw: dict, phases: int) ->
         for a in (0, 1):
             if got[a] is not None:
                 widest[a] = max(widest[a], got[a][1] - got[a][0] + 1)
-    assert widest == summary_["size"] and summary_["period"] == [phases, phases]
+    assert tuple(widest) == summary_.size and summary_.period == (phases, phases)
 
 
 def conv_spec(

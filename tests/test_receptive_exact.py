@@ -206,7 +206,7 @@ def check_every_unit(net: Net, sizes: list[int]) -> None:
     net = net.double()
     report = convzoo.analyze(net, (C, *sizes), dtype=torch.float64)
     summary = report.receptive_field
-    assert summary is not None and not summary["global"], (summary, report.notes)
+    assert summary is not None and not summary.is_global, (summary, report.notes)
     field: Field = summary.field
     seen = jacobian_support(net, sizes)
     out = seen.shape[1:]
@@ -236,7 +236,7 @@ def check_summary(field: Field, summary: dict[str, Any]) -> None:
     for a, span in enumerate(field.axes):
         assert span is not None
         widths = (span.hi - span.lo + 1).clip(min=0)
-        assert int(widths.max(initial=0)) <= summary["size"][a]
+        assert int(widths.max(initial=0)) <= summary.size[a]
 
 
 @settings(max_examples=EXAMPLES, deadline=None)

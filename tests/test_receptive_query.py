@@ -30,7 +30,7 @@ def test_plot_box_encloses_the_gradient_support(path: Path) -> None:
     size = tuple(model.input_size)
     report = convzoo.analyze(model, size)
     row, _ = pick_layer(report, "")
-    if not row.receptive_field or row.receptive_field["global"]:
+    if row.receptive_field is None or row.receptive_field.is_global:
         pytest.skip(f"{path.stem}: no spatial layer")
     unit = centre_unit(row)
     erf, shown = effective_field(model, size, row.name, samples=1, unit=unit)
@@ -48,7 +48,7 @@ def test_unit_query_in_python() -> None:
     report = convzoo.analyze(model, (1, 9, 9))
     rf = report.layer("1").receptive_field
     assert rf.unit(0, 5) == [(0, 2), (4, 6)] and rf.unit(1, 1) == [(0, 2), (0, 2)]
-    assert rf["size"] == [3, 3] and rf["stride"] == [1, 1] and rf["period"] == [2, 2]
+    assert rf.size == (3, 3) and rf.stride == (1, 1) and rf.period == (2, 2)
     assert convzoo.analyze(nn.Conv1d(1, 1, 5, dilation=2), (1, 20)).receptive_field.unit(3) == [
         (3, 11)
     ]
@@ -80,7 +80,7 @@ class Windows(nn.Module):
 def test_unfollowable_views_are_unknown_with_a_reason_and_flips_are_exact() -> None:
     report = convzoo.analyze(nn.Sequential(nn.Conv2d(1, 1, 3), Windows()), (1, 10, 10))
     rf = report.receptive_field
-    assert rf["size"] is None and not rf["global"] and "split across dims" in rf.field.reason
+    assert rf.size is None and not rf.is_global and "split across dims" in rf.field.reason
     assert any("split across dims" in n for n in report.notes)
     flipped = convzoo.analyze(nn.Sequential(nn.Conv2d(1, 1, 3), Flip()), (1, 10, 10))
     assert flipped.receptive_field.unit(0, 2) == [(7, 9), (2, 4)]
@@ -93,7 +93,7 @@ class Flip(nn.Module):
 
 def test_one_and_three_axis_fields_render() -> None:
     sequence = convzoo.analyze(nn.Conv1d(1, 1, 3, stride=2), (1, 20))
-    assert sequence.receptive_field["size"] == [3] and "3 /2" in sequence.to_table()
+    assert sequence.receptive_field.size == (3,) and "3 /2" in sequence.to_table()
     assert "3,,2,,1," in sequence.to_csv()  # size, stride, start of the one axis (as h)
     video = convzoo.analyze(nn.Conv3d(1, 1, (1, 3, 3)), (1, 4, 8, 8))
-    assert video.receptive_field["size"] == [1, 3, 3] and "1x3x3 /1" in video.to_table()
+    assert video.receptive_field.size == (1, 3, 3) and "1x3x3 /1" in video.to_table()

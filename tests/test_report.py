@@ -16,7 +16,7 @@ from convzoo import analyze
 from convzoo.analysis import render
 from convzoo.analysis.peers import compare, compare_fvcore
 from convzoo.analysis.render import field_text, human, human_bytes, shape_text
-from convzoo.analysis.report import LayerStats, Report, UncountedOp
+from convzoo.analysis.report import LayerStats, ReceptiveField, Report, Totals, UncountedOp
 from convzoo.errors import ConvZooError
 
 # -- units -------------------------------------------------------------------------------
@@ -73,18 +73,20 @@ def test_human_rejects_non_ints(bad: object) -> None:
 def test_shape_and_field_text() -> None:
     assert shape_text([1, 64, 56, 56]) == "1x64x56x56"
     assert shape_text(None) == "-"
-    rf = {"size": [7, 7], "stride": [2, 2], "start": [-3, -3], "global": False}
-    assert field_text(rf) == "7x7 /2"
-    assert field_text({**rf, "size": [7, 3], "stride": [2, 1]}) == "7x3 /2x1"
-    assert field_text({**rf, "global": True}) == "global"
+    rf = ReceptiveField(size=(7, 7), stride=(2, 2), start=(-3, -3), period=(1, 1))
+    assert field_text(rf) == "7x7 /2" == str(rf)
+    assert field_text(ReceptiveField((7, 3), (2, 1), (-3, -1))) == "7x3 /2x1"
+    assert field_text(ReceptiveField((7, 7), (2, 2), (0, 0), (2, 1))) == "7x7 /2 (period 2x1)"
+    assert field_text(ReceptiveField((8, 8), None, None, is_global=True)) == "global"
     assert field_text(None) == "-"
-    unknown = {"size": None, "stride": None, "start": None, "global": False}
+    unknown = ReceptiveField(None, None, None)
     assert field_text(unknown) == "unknown"  # not followed (Swin's windows): notes say why
+    assert field_text(rf.to_dict()) == "7x7 /2"  # the JSON form reads the same
 
 
 # -- a hand-made report ------------------------------------------------------------------
 
-RF = {"size": [5, 3], "stride": [2, 1], "start": [-2, -1], "global": False}
+RF = ReceptiveField(size=(5, 3), stride=(2, 1), start=(-2, -1), period=(1, 1))
 
 
 def hand_report() -> Report:
@@ -97,15 +99,14 @@ def hand_report() -> Report:
         LayerStats("body.act", "ReLU", 2, [1, 8, 4, 4], 0, 0, 50, None, 1024, calls=2),
         LayerStats("unused", "Linear", 1, None, 0, 0, 0, None, 0, calls=0),
     ]
-    totals = {
-        "params": 1234,
-        "trainable_params": 1000,
-        "macs": 2_000_000,
-        "flops": 4_000_000,
-        "elementwise_ops": 50,
-        "activation_bytes": 3 * 1024**2,
-        "param_bytes": 4936,
-    }
+    totals = Totals(
+        params=1234,
+        trainable_params=1000,
+        macs=2_000_000,
+        elementwise_ops=50,
+        activation_bytes=3 * 1024**2,
+        param_bytes=4936,
+    )
     return Report(
         target="hand",
         input_shape=[[1, 3, 8, 8]],
@@ -114,7 +115,6 @@ def hand_report() -> Report:
         receptive_field=RF,
         layers=rows,
         uncounted_ops=[UncountedOp("weird_op", "body.conv", 3)],
-        complete=False,
         notes=["a note"],
     )
 
@@ -194,7 +194,11 @@ def test_csv_round_trips() -> None:
 
 def test_json_round_trips() -> None:
     report = hand_report()
-    assert json.loads(report.to_json()) == report.to_dict()
+    data = json.loads(report.to_json())
+    assert data == report.to_dict() and list(data)[0] == "schema_version"
+    assert data["complete"] is False and data["totals"]["flops"] == 4_000_000
+    assert data["layers"][0]["receptive_field"]["size"] == [5, 3]
+    assert Report.from_json(report.to_json()) == report
 
 
 # -- on a real analysis ------------------------------------------------------------------
@@ -292,6 +296,6 @@ def test_compare_fvcore_matches_the_analyzer_on_resnet18() -> None:
     check = compare_fvcore(model, (3, 64, 64))
     report = analyze(model, (3, 64, 64))
     fvcore_macs = check.row("conv").fvcore + check.row("linear/matmul").fvcore
-    assert fvcore_macs == report.totals["macs"] == check.convzoo_macs
-    assert check.convzoo_elementwise == report.totals["elementwise_ops"]
+    assert fvcore_macs == report.totals.macs == check.convzoo_macs
+    assert check.convzoo_elementwise == report.totals.elementwise_ops
     assert check.row("batch_norm").fvcore == 2 * check.row("batch_norm").convzoo

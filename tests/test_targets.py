@@ -91,8 +91,8 @@ def test_python_objects(
     monkeypatch.chdir(ROOT)
     target = targets.resolve(text, ((3, 20, 24),), kwargs)
     report = analyze(target.model, target.input_size[0])
-    assert report.totals["macs"] == net_macs(20, 24, classes)
-    assert report.totals["params"] == net_params(classes)
+    assert report.totals.macs == net_macs(20, 24, classes)
+    assert report.totals.params == net_params(classes)
 
 
 def test_factory_input_size_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,7 +156,7 @@ def test_torchvision_default_input_matches_the_documented_cost(
 ) -> None:
     target = targets.resolve(f"torchvision:{name}", (), kwargs)
     assert target.input_size == size
-    macs = analyze(target.model, size[0], receptive_fields=False).totals["macs"]
+    macs = analyze(target.model, size[0], receptive_fields=False).totals.macs
     documented = torchvision_models.default_weights(name).meta["_ops"]
     assert macs / 1e9 == pytest.approx(documented, abs=0.0015)
 
@@ -197,7 +197,7 @@ def test_a_detector_takes_a_batch_as_its_list_of_images() -> None:
     images = torch.rand(3, 3, 8, 10)
     assert torch.equal(torch.stack(adapted(images)), torch.stack(plain(list(images))))
     report = analyze(adapted, (3, 8, 10), batch_size=3)
-    assert report.totals["macs"] == 3 * 6 * 8 * 2 * 27  # three images, each 6x8 outputs
+    assert report.totals.macs == 3 * 6 * 8 * 2 * 27  # three images, each 6x8 outputs
     assert [row.name for row in report.layers] == ["", "conv"]
 
 
@@ -208,7 +208,7 @@ def test_a_detector_default_input_matches_the_documented_cost(offline: None) -> 
     target = targets.resolve(f"torchvision:{name}")
     report = analyze(target.model, target.input_size[0], receptive_fields=False)
     documented = torchvision_models.default_weights(name).meta["_ops"]
-    assert report.totals["macs"] / 1e9 == pytest.approx(documented, abs=0.0015)
+    assert report.totals.macs / 1e9 == pytest.approx(documented, abs=0.0015)
 
 
 @pytest.mark.slow

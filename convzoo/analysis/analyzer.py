@@ -20,10 +20,17 @@ from torch import nn
 from torch.utils._pytree import tree_flatten
 
 from convzoo import limits
-from convzoo.analysis import adapters, formulas, inputs, isolation, memory, training
+from convzoo.analysis import adapters, inputs, isolation, memory, training
 from convzoo.analysis.counting import ModuleStats, Tracer
 from convzoo.analysis.receptive import Field
-from convzoo.analysis.report import LayerStats, Report, UncountedOp
+from convzoo.analysis.report import (
+    LayerStats,
+    OperatorStats,
+    ReceptiveField,
+    Report,
+    Totals,
+    UncountedOp,
+)
 from convzoo.errors import ConvZooError, first_line
 
 
@@ -146,7 +153,7 @@ def analyze(
     ``train=True``. ``receptive_fields=False`` skips the field propagation.
     ``optimizer`` ("sgd", "sgd-momentum", "adam", "adamw") adds the memory of one training
     step (``report.training`` and each row's ``saved_bytes``, from a second forward in train
-    mode, see :mod:`convzoo.analysis.memory`); ``totals["peak_activation_bytes"]`` is the
+    mode, see :mod:`convzoo.analysis.memory`); ``totals.peak_activation_bytes`` is the
     inference peak of live activations by tensor liveness. The model is
     never changed: the forward runs on a private copy, and the global random generator is
     left as it was.
@@ -285,12 +292,23 @@ def _rows(model: nn.Module, tracer: Tracer, input_hw: Any) -> list[LayerStats]:
                 macs=stats.macs,
                 self_macs=stats.self_macs,
                 elementwise_ops=stats.elementwise,
-                receptive_field=stats.rf.to_dict(input_hw) if stats.rf is not None else None,
+                receptive_field=None if stats.rf is None else ReceptiveField.of(stats.rf, input_hw),
                 activation_bytes=stats.activation_bytes,
                 calls=stats.calls,
             )
         )
     return rows
+
+
+def _operators(tracer: Tracer, order: list[str]) -> list[OperatorStats]:
+    """``tracer.per_op`` as rows, in module order (``named_modules``), then by op name."""
+    rank = {name: i for i, name in reversed(list(enumerate(order)))}
+    return [
+        OperatorStats(module, op, t.kind, t.calls, t.macs, t.elementwise)
+        for (module, op), t in sorted(
+            tracer.per_op.items(), key=lambda item: (rank.get(item[0][0], len(rank)), item[0])
+        )
+    ]
 
 
 def _report(run: Traced, target: str) -> Report:
@@ -304,16 +322,15 @@ def _report(run: Traced, target: str) -> Report:
     }
     params = _unique(model.parameters()).values()
     root = tracer.stats.get("", ModuleStats())
-    totals = {
-        "params": sum(p.numel() for p in params),
-        "trainable_params": sum(p.numel() for p in params if p.requires_grad),
-        "macs": root.macs,
-        "flops": formulas.flops(root.macs),
-        "elementwise_ops": root.elementwise,
-        "activation_bytes": sum(tracer.stats[n].activation_bytes for n in leaves.values()),
-        "param_bytes": sum(p.numel() * p.element_size() for p in params),
-        "peak_activation_bytes": tracer.memory.peak,
-    }
+    totals = Totals(
+        params=sum(p.numel() for p in params),
+        trainable_params=sum(p.numel() for p in params if p.requires_grad),
+        macs=root.macs,
+        elementwise_ops=root.elementwise,
+        activation_bytes=sum(tracer.stats[n].activation_bytes for n in leaves.values()),
+        param_bytes=sum(p.numel() * p.element_size() for p in params),
+        peak_activation_bytes=tracer.memory.peak,
+    )
     uncounted = [
         UncountedOp(op, module or "(model)", calls)
         for (op, module), calls in sorted(tracer.uncounted.items())
@@ -325,7 +342,7 @@ def _report(run: Traced, target: str) -> Report:
         output_shape=root.output_shape,
         receptive_field=rows[0].receptive_field if rows else None,
         layers=rows,
+        operators=_operators(tracer, [row.name for row in rows]),
         uncounted_ops=uncounted,
-        complete=not uncounted,
         notes=notes + list(dict.fromkeys(tracer.notes)),
     )

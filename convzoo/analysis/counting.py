@@ -151,7 +151,6 @@ class Tracer(TorchDispatchMode):
         self.stack: list[str] = []
         self.stats: dict[str, ModuleStats] = {}
         self.uncounted: Counter[tuple[str, str]] = Counter()  # (op, module) -> calls
-        self.by_op: Counter[tuple[str, str]] = Counter()  # (kind, op) -> cost (or calls)
         self.per_op: dict[tuple[str, str], OpTally] = {}  # (innermost module, op) -> tally
         self.fields = TensorMap()  # tensor -> receptive field, kept weakly
         self.notes: list[str] = []
@@ -209,10 +208,8 @@ class Tracer(TorchDispatchMode):
         tally.calls += 1
         if kind == "uncounted":
             self.uncounted[key[::-1]] += 1
-            self.by_op[(kind, name)] += 1
         elif kind != "free":
             amount = ops.cost(func, kind, args, kwargs, out)
-            self.by_op[(kind, name)] += amount
             self._add(amount, kind == "macs")
             if kind == "macs":
                 tally.macs += amount
@@ -221,7 +218,6 @@ class Tracer(TorchDispatchMode):
             fused = ops.FUSED_RULES.get(func.overloadpacket)
             if fused is not None:
                 extra = fused(func, args, kwargs, out)
-                self.by_op[("elementwise", name)] += extra
                 self._add(extra, False)
                 tally.elementwise += extra
         self._propagate(func, args, kwargs, out)

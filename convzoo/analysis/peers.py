@@ -21,9 +21,10 @@ from tabulate import tabulate
 from torch import nn
 
 from convzoo.analysis import formulas
-from convzoo.analysis.analyzer import trace
+from convzoo.analysis.analyzer import analyze
 from convzoo.analysis.isolation import private_copy
 from convzoo.analysis.render import human
+from convzoo.analysis.report import Report
 from convzoo.errors import ConvZooError, first_line
 
 MACS, ELEMENTWISE = "MACs", "element-wise ops"
@@ -227,17 +228,29 @@ class FvcoreCheck:
         return "\n".join(lines)
 
 
-def convzoo_by_op(
-    model: nn.Module, input_size: Sequence[int]
-) -> tuple[Counter[tuple[str, str]], list[str]]:
-    """``{(kind, op name): count}`` of one eval-mode forward at batch 1, and notes: the
-    analyzer's own trace (:func:`~convzoo.analysis.analyzer.trace`), on meta tensors like
-    :func:`~convzoo.analysis.analyzer.analyze` (so fused eval-only fast paths such as
-    ``_native_multi_head_attention`` are not taken either), with its real-tensor fallback.
-    Kind "uncounted" counts calls of ops without a formula.
-    """
-    run = trace(model, tuple(input_size), receptive_fields=False)
-    return run.tracer.by_op, run.notes
+def op_counts(report: Report) -> Counter[tuple[str, str]]:
+    """``{(kind, op name): count}`` from a report's per-operator totals
+    (:meth:`~convzoo.analysis.report.Report.by_operator`): MACs of "macs" ops, element-wise
+    ops of "elementwise" ops and the element-wise work fused into a MAC kernel (as
+    ``("elementwise", op)``), calls of "uncounted" ops; free ops are left out."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for o in report.by_operator():
+        if o.kind == "uncounted":
+            counts[(o.kind, o.op)] += o.calls
+        elif o.kind == "macs":
+            counts[(o.kind, o.op)] += o.macs
+            if o.elementwise_ops:
+                counts[("elementwise", o.op)] += o.elementwise_ops
+        elif o.kind == "elementwise":
+            counts[(o.kind, o.op)] += o.elementwise_ops
+    return counts
+
+
+def convzoo_report(model: nn.Module, input_size: Sequence[int]) -> Report:
+    """:func:`~convzoo.analysis.analyzer.analyze` of one eval-mode forward at batch 1
+    without receptive fields: on meta tensors (so fused eval-only fast paths such as
+    ``_native_multi_head_attention`` are not taken either), with its real-tensor fallback."""
+    return analyze(model, tuple(input_size), receptive_fields=False)
 
 
 def fvcore_by_op(
@@ -341,7 +354,7 @@ def compare_fvcore(model: nn.Module, input_size: Sequence[int]) -> FvcoreCheck:
     ``analyze``); the model's mode flags are restored.
     """
     try:
-        ours, notes = convzoo_by_op(model, input_size)
+        report = convzoo_report(model, input_size)
     except Exception as exc:
         raise ConvZooError(
             f"the model fails for input {tuple(input_size)}: {first_line(exc)}"
@@ -351,13 +364,14 @@ def compare_fvcore(model: nn.Module, input_size: Sequence[int]) -> FvcoreCheck:
         theirs, unsupported, ignored = fvcore_by_op(model, inputs)
     except Exception as exc:
         raise ConvZooError(f"fvcore cannot analyse the model: {first_line(exc)}") from None
+    ours = op_counts(report)
     return FvcoreCheck(
         input_shape=list(inputs[0].shape),
-        convzoo_macs=sum(v for (kind, _), v in ours.items() if kind == "macs"),
-        convzoo_elementwise=sum(v for (kind, _), v in ours.items() if kind == "elementwise"),
+        convzoo_macs=report.totals.macs,
+        convzoo_elementwise=report.totals.elementwise_ops,
         fvcore_total=sum(theirs.values()),
         rows=compare(ours, theirs, unsupported, ignored),
         unsupported=dict(unsupported),
         convzoo_uncounted={op: n for (kind, op), n in ours.items() if kind == "uncounted"},
-        notes=notes,
+        notes=report.notes,
     )

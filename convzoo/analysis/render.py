@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
 
 from tabulate import tabulate
 
+from convzoo.analysis.report import LayerStats, ReceptiveField, Report
 from convzoo.errors import ConvZooError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from convzoo.analysis.report import LayerStats, Report
 
 DECIMAL_UNITS = ("", "K", "M", "G", "T", "P", "E")
 BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
@@ -32,6 +31,7 @@ HEADERS = [
     "activations",
 ]
 ALIGN = ("left", "left", "left", "right", "right", "right", "left", "right")
+SAVED = "saved"  # the extra column of a training-step analysis: tensors saved for backward
 CSV_FIELDS = [
     "name",
     "type",
@@ -95,20 +95,22 @@ def shape_text(shape: Sequence[int] | None) -> str:
     return "x".join(str(v) for v in shape) if shape else "-"
 
 
-def field_text(field: dict[str, Any] | None) -> str:
-    """``{"size": [7, 7], "stride": [2, 2], ...} -> '7x7 /2'`` (one size per axis, the
-    stride once when equal on every axis); units that repeat only every ``period`` units
-    add ``' (period 2)'``; global -> ``'global'``; a field the tracer could not follow ->
-    ``'unknown'`` (``notes`` say why); no field (no spatial input behind it) -> ``'-'``."""
-    if not field:
+def field_text(field: ReceptiveField | Mapping[str, Any] | None) -> str:
+    """``ReceptiveField(size=(7, 7), stride=(2, 2), ...) -> '7x7 /2'`` (one size per axis,
+    the stride once when equal on every axis); units that repeat only every ``period``
+    units add ``' (period 2)'``; global -> ``'global'``; a field the tracer could not
+    follow -> ``'unknown'`` (``notes`` say why); no field (no spatial input behind it) ->
+    ``'-'``. A plain dict in the JSON form (``{"size": [7, 7], ...}``) works too."""
+    if field is not None and not isinstance(field, ReceptiveField):
+        field = ReceptiveField.from_dict(dict(field)) if field else None
+    if field is None:
         return "-"
-    if not field.get("global") and field.get("size") is None:
-        return "unknown"
-    if field.get("global"):
+    if field.is_global:
         return "global"
-    sizes = "x".join(str(v) for v in field["size"])
-    text = f"{sizes} /{_axes_text(field['stride'])}"
-    periods = field.get("period") or [1]
+    if field.size is None or field.stride is None:
+        return "unknown"
+    text = f"{'x'.join(str(v) for v in field.size)} /{_axes_text(field.stride)}"
+    periods = field.period or (1,)
     if any(p != 1 for p in periods):
         text += f" (period {_axes_text(periods)})"
     return text
@@ -131,10 +133,23 @@ def _name_text(row: LayerStats, target: str, indent: str) -> str:
     return indent * row.depth + row.name.rsplit(".", 1)[-1]
 
 
+def columns(report: Report) -> tuple[list[str], tuple[str, ...]]:
+    """The table's headers and alignments: :data:`HEADERS`, plus a "saved" column (tensors
+    saved for backward) when the report has a training-step analysis."""
+    if report.training is None:
+        return HEADERS, ALIGN
+    return [*HEADERS, SAVED], (*ALIGN, "right")
+
+
+def _saved_text(n: int | None) -> str:
+    return "-" if n is None else human_bytes(n)
+
+
 def layer_rows(report: Report, depth: int | None = None, indent: str = "  ") -> list[list[str]]:
     """One table row per layer with ``depth <= depth`` (all rows when ``depth`` is None)."""
     if depth is not None and (not isinstance(depth, int) or depth < 0):
         raise ConvZooError(f"depth must be a non-negative int, got {depth!r}")
+    training = report.training is not None
     return [
         [
             _name_text(row, report.target, indent),
@@ -145,6 +160,7 @@ def layer_rows(report: Report, depth: int | None = None, indent: str = "  ") -> 
             human(row.self_macs),
             field_text(row.receptive_field),
             human_bytes(row.activation_bytes),
+            *([_saved_text(row.saved_bytes)] if training else []),
         ]
         for row in report.layers
         if depth is None or row.depth <= depth
@@ -154,16 +170,36 @@ def layer_rows(report: Report, depth: int | None = None, indent: str = "  ") -> 
 def total_row(report: Report) -> list[str]:
     """The totals row: params, MACs and the activation memory of all leaf outputs."""
     t = report.totals
-    return [
+    cells = [
         "total",
         "",
         "",
-        human(t["params"]),
-        human(t["macs"]),
+        human(t.params),
+        human(t.macs),
         "",
         "",
-        human_bytes(t["activation_bytes"]),
+        human_bytes(t.activation_bytes),
     ]
+    if report.training is not None:
+        cells.append(human_bytes(report.training.saved_bytes))
+    return cells
+
+
+def _bytes(n: int) -> str:
+    return f"{human_bytes(n)} ({n:,})"
+
+
+def training_text(report: Report) -> str:
+    """``'178.4 MiB = params 44.59 MiB + gradients 44.59 MiB + optimizer state (adam)
+    89.18 MiB + saved tensors 2.00 MiB'``: one training step's memory."""
+    m = report.training
+    if m is None:
+        raise ConvZooError("the report has no training-step analysis")
+    return (
+        f"{_bytes(m.total_bytes)} = params {human_bytes(m.param_bytes)} + gradients "
+        f"{human_bytes(m.gradient_bytes)} + optimizer state ({m.optimizer}) "
+        f"{human_bytes(m.optimizer_bytes)} + saved tensors {human_bytes(m.saved_bytes)}"
+    )
 
 
 def summary_lines(report: Report) -> list[tuple[str, str]]:
@@ -174,13 +210,17 @@ def summary_lines(report: Report) -> list[tuple[str, str]]:
         ("input shape", inputs or "-"),
         ("output shape", shape_text(report.output_shape)),
         ("receptive field", field_text(report.receptive_field)),
-        ("params", f"{human(t['params'])} ({t['params']:,}; trainable {t['trainable_params']:,})"),
-        ("MACs", f"{human(t['macs'])} ({t['macs']:,})"),
-        ("FLOPs", f"{human(t['flops'])} ({t['flops']:,}; 2 FLOPs per MAC)"),
-        ("elementwise ops", f"{human(t['elementwise_ops'])} ({t['elementwise_ops']:,})"),
-        ("param bytes", f"{human_bytes(t['param_bytes'])} ({t['param_bytes']:,})"),
-        ("activation bytes", f"{human_bytes(t['activation_bytes'])} ({t['activation_bytes']:,})"),
+        ("params", f"{human(t.params)} ({t.params:,}; trainable {t.trainable_params:,})"),
+        ("MACs", f"{human(t.macs)} ({t.macs:,})"),
+        ("FLOPs", f"{human(t.flops)} ({t.flops:,}; 2 FLOPs per MAC)"),
+        ("elementwise ops", f"{human(t.elementwise_ops)} ({t.elementwise_ops:,})"),
+        ("param bytes", _bytes(t.param_bytes)),
+        ("activation bytes", _bytes(t.activation_bytes)),
     ]
+    if t.peak_activation_bytes is not None:
+        lines.append(("inference peak", f"{_bytes(t.peak_activation_bytes)}, by tensor liveness"))
+    if report.training is not None:
+        lines.append(("training step", training_text(report)))
     if report.complete:
         lines.append(("counts complete", "yes"))
     else:
@@ -191,33 +231,101 @@ def summary_lines(report: Report) -> list[tuple[str, str]]:
     return lines
 
 
-def to_table(report: Report, fmt: str = "table", depth: int | None = None) -> str:
-    """The per-layer table, a totals row and the summary lines, as text or markdown."""
+def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise ConvZooError(f"table format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+
+
+def _summary_text(summary: list[tuple[str, str]], markdown: bool) -> list[str]:
+    if markdown:
+        return [f"- **{label}**: {value}" for label, value in summary]
+    width = max(len(label) for label, _ in summary) + 1
+    return [f"{label + ':':<{width}} {value}" for label, value in summary]
+
+
+def to_table(report: Report, fmt: str = "table", depth: int | None = None) -> str:
+    """The per-layer table, a totals row and the summary lines, as text or markdown."""
+    _check_format(fmt)
     markdown = fmt == "markdown"
     rows = layer_rows(report, depth, indent="\u00a0\u00a0" if markdown else "  ")
     rows.append(total_row(report))
+    headers, align = columns(report)
     table = tabulate(
         rows,
-        headers=HEADERS,
+        headers=headers,
         tablefmt=FORMATS[fmt],
-        colalign=ALIGN,
+        colalign=align,
         disable_numparse=True,
         preserve_whitespace=True,
     )
-    summary = summary_lines(report)
-    if markdown:
-        text = [f"- **{label}**: {value}" for label, value in summary]
-    else:
-        width = max(len(label) for label, _ in summary) + 1
-        text = [f"{label + ':':<{width}} {value}" for label, value in summary]
-    return "\n".join([table, "", *text])
+    return "\n".join([table, "", *_summary_text(summary_lines(report), markdown)])
+
+
+def to_html(report: Report) -> str:
+    """The per-layer table and the summary lines as HTML (every text escaped)."""
+    rows = [*layer_rows(report, indent="\u00a0\u00a0"), total_row(report)]
+    headers, align = columns(report)
+    table = tabulate(
+        rows,
+        headers=headers,
+        tablefmt="html",
+        colalign=align,
+        disable_numparse=True,
+        preserve_whitespace=True,
+    )
+    items = "".join(
+        f"<li><b>{escape(label)}</b>: {escape(text)}</li>" for label, text in summary_lines(report)
+    )
+    return f"<div>{table}<ul>{items}</ul></div>"
+
+
+OP_HEADERS = ["op", "kind", "calls", "MACs", "share", "element-wise ops"]
+OP_ALIGN = ("left", "left", "right", "right", "right", "right")
+
+
+def operator_table(report: Report, fmt: str = "table", module: str | None = None) -> str:
+    """``report.by_operator(module)`` as a table, heaviest first: op, kind, calls, MACs,
+    share of the MACs shown, element-wise ops; ops without arithmetic (views, copies) are
+    listed on one line under it, by calls."""
+    _check_format(fmt)
+    stats = report.by_operator(module)
+    total = sum(o.macs for o in stats)
+    rows = [
+        [
+            o.op,
+            o.kind,
+            f"{o.calls:,}",
+            human(o.macs),
+            f"{100 * o.macs / total:.1f}%" if o.macs else "-",
+            human(o.elementwise_ops),
+        ]
+        for o in stats
+        if o.kind != "free"
+    ]
+    rows.append(
+        [
+            "total",
+            "",
+            f"{sum(o.calls for o in stats if o.kind != 'free'):,}",
+            human(total),
+            "100.0%" if total else "-",
+            human(sum(o.elementwise_ops for o in stats)),
+        ]
+    )
+    table = tabulate(
+        rows, headers=OP_HEADERS, tablefmt=FORMATS[fmt], colalign=OP_ALIGN, disable_numparse=True
+    )
+    where = f"{report.target or 'the model'}" + (f" / {module}" if module else "")
+    free = sorted((o for o in stats if o.kind == "free"), key=lambda o: (-o.calls, o.op))
+    lines = [("operators of", where)]
+    if free:
+        lines.append(("free ops", ", ".join(f"{o.op} x{o.calls}" for o in free)))
+    return "\n".join([table, "", *_summary_text(lines, fmt == "markdown")])
 
 
 def csv_row(row: LayerStats) -> dict[str, Any]:
     """A layer flattened to :data:`CSV_FIELDS` (receptive field per axis; None -> '')."""
-    field = row.receptive_field or {}
+    rf = row.receptive_field
     flat: dict[str, Any] = {
         "name": row.name,
         "type": row.type,
@@ -231,9 +339,9 @@ def csv_row(row: LayerStats) -> dict[str, Any]:
         "calls": row.calls,
     }
     for key in ("size", "stride", "start"):
-        values = list(field.get(key) or [])[-2:]  # 3-D: h and w; 1-D: its axis as h
+        values = list(getattr(rf, key, None) or [])[-2:]  # 3-D: h and w; 1-D: its axis as h
         flat[f"rf_{key}_h"], flat[f"rf_{key}_w"] = (values + ["", ""])[:2]
-    flat["rf_global"] = "" if not field else str(bool(field.get("global"))).lower()
+    flat["rf_global"] = "" if rf is None else str(rf.is_global).lower()
     return flat
 
 

@@ -5,7 +5,7 @@ command and its plot use these)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from convzoo.errors import ConvZooError
 
@@ -17,15 +17,15 @@ AXIS_NAMES = {1: ("l",), 2: ("h", "w"), 3: ("d", "h", "w")}
 
 def spatial(row: LayerStats) -> bool:
     """Whether ``row``'s output has a known, non-global field (some units see part of the input)."""
-    rf = row.receptive_field
-    return bool(rf) and not rf.get("global") and rf.get("size") is not None  # type: ignore[union-attr]
+    return row.receptive_field is not None and row.receptive_field.spatial
 
 
 def gridded(row: LayerStats) -> bool:
     """Spatial, with its axes alone in the last dims (a feature map, not e.g. capsules)."""
-    rf: Any = row.receptive_field
-    field = getattr(rf, "field", None)
-    n = len(rf["size"]) if spatial(row) else 0
+    rf = row.receptive_field
+    if rf is None or not rf.spatial or rf.size is None:
+        return False
+    n, field = len(rf.size), rf.field
     return (
         n > 0
         and field is not None
@@ -68,21 +68,23 @@ def parse_unit(text: str) -> tuple[int, ...]:
 
 def centre_unit(row: LayerStats) -> tuple[int, ...]:
     """The middle unit of ``row``'s output, one index per axis of its field."""
-    rf: Any = row.receptive_field
-    n = len(rf["size"])
+    rf = row.receptive_field
+    if rf is None or rf.size is None:
+        raise ConvZooError(f"layer '{row.name}' has no spatial field")
+    n = len(rf.size)
     shape = row.output_shape or []
     return tuple(s // 2 for s in shape[-n:])
 
 
 def unit_text(row: LayerStats, unit: Sequence[int]) -> str:
     """``unit (3, 4): input h 25..42, w 23..40`` (the exact pixels it depends on)."""
-    rf: Any = row.receptive_field
-    if not spatial(row):
+    rf = row.receptive_field
+    if rf is None or not rf.spatial:
         raise ConvZooError(f"layer '{row.name}' has no spatial field to query a unit of")
     got = rf.unit(*unit)
     names = AXIS_NAMES.get(len(got), tuple(f"axis{k}" for k in range(len(got))))
     where = ", ".join(f"{n} {a[0]}..{a[1]}" for n, a in zip(names, got, strict=True) if a)
-    exact = "an upper bound: see notes" if rf.field is not None and rf.field.bound else "exact"
+    exact = "an upper bound: see notes" if rf.bound else "exact"
     return (
         f"unit {tuple(unit)}: input {where} ({exact})"
         if where
