@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import torch
@@ -37,16 +37,27 @@ class Call:
         return value if isinstance(value, torch.Tensor) else next(iter(self.args.values()))
 
 
+@cache
+def _parameters(func: Any) -> tuple[tuple[str, bool, Any], ...]:
+    """``(name, kwarg_only, default)`` of every argument of ``func``'s schema (reading
+    ``func._schema`` builds Python objects each time, so once per op)."""
+    return tuple(
+        (a.name, a.kwarg_only, a.default_value if a.has_default_value() else None)
+        for a in func._schema.arguments
+    )
+
+
 def bind(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
     """``{argument name: value}`` for every argument of ``func``'s schema, defaults filled in."""
     bound: dict[str, Any] = {}
-    for i, arg in enumerate(func._schema.arguments):
-        if i < len(args) and not arg.kwarg_only:
-            bound[arg.name] = args[i]
-        elif arg.name in kwargs:
-            bound[arg.name] = kwargs[arg.name]
+    n = len(args)
+    for i, (name, kwarg_only, default) in enumerate(_parameters(func)):
+        if i < n and not kwarg_only:
+            bound[name] = args[i]
+        elif name in kwargs:
+            bound[name] = kwargs[name]
         else:
-            bound[arg.name] = arg.default_value if arg.has_default_value() else None
+            bound[name] = list(default) if type(default) is list else default  # a fresh list
     return bound
 
 
