@@ -10,8 +10,8 @@ None otherwise, so the real kernel runs (and raises its own error on bad argumen
 ``tests/test_meta_kernels.py`` checks every rule against the real kernel on many shapes,
 strides (contiguous, channels-last, permuted, expanded) and dtypes.
 
-The element-wise rules port the stride logic of ``torch._prims_common``
-(``compute_elementwise_output_logical_to_physical_perm``) to plain ints.
+The element-wise rules take their stride order from :mod:`convzoo.analysis.meta_strides`
+(torch's own logic on plain ints).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+
+from convzoo.analysis import meta_strides as strides
 
 aten = torch.ops.aten
 Rule = Callable[[tuple, dict], Any]
@@ -44,143 +46,6 @@ def shape_rule(*ops: Any) -> Callable[[Rule], Rule]:
 def _float_meta(t: Any) -> bool:
     """Whether ``t`` is a floating meta tensor (the only kind the rules answer for)."""
     return isinstance(t, torch.Tensor) and t.device == META and t.dtype in _FLOATS
-
-
-# -- strides (ported from torch._prims_common, eager ints) -------------------------------
-def _contiguous(shape: Sequence[int], strides: Sequence[int]) -> bool:
-    """``is_contiguous``: fewer than two elements, or nested strides (size-1 dims skipped)."""
-    numel = 1
-    for n in shape:
-        numel *= n
-    if numel < 2:
-        return True
-    expected = expected_max = 1
-    for n, s in zip(reversed(shape), reversed(strides), strict=True):
-        if n == 1:
-            continue
-        if s != expected and s != expected_max:
-            return False
-        expected_max *= max(n, 1)
-        expected *= n
-    return True
-
-
-def _channels_last(shape: Sequence[int], strides: Sequence[int]) -> bool:
-    """``is_contiguous(memory_format=torch.channels_last)`` (4-d only, as torch checks it)."""
-    if len(shape) != 4:
-        return False
-    expected = 1
-    for i in (1, 3, 2, 0):
-        if shape[i] == 1:
-            continue
-        if strides[i] != expected:
-            return False
-        expected *= shape[i]
-    return True
-
-
-def _ge(a: int, b: int) -> bool:
-    return b == 0 or (a != 0 and (a >= b or a % b == 0))
-
-
-def _perm(shape: Sequence[int], all_strides: list[Sequence[int]]) -> list[int]:
-    """The logical-to-physical permutation of an element-wise output whose (broadcast)
-    operands have strides ``all_strides``, all of shape ``shape``."""
-    ndim = len(shape)
-    if ndim < 2:
-        return list(range(ndim))
-    contiguous = all(_contiguous(shape, s) for s in all_strides)
-    channels_last = all(_channels_last(shape, s) for s in all_strides)
-    if contiguous and not channels_last:
-        return list(range(ndim))
-    if channels_last and not contiguous:
-        return [0, *range(2, ndim), 1]
-
-    def should_swap(a: int, b: int) -> int:
-        for strides in all_strides:
-            sa, sb = strides[a], strides[b]
-            if sa == 0 or sb == 0:
-                continue
-            if sa == sb:
-                if _ge(shape[b], shape[a]):
-                    continue
-                return 1
-            if _ge(sb, sa):
-                return -1
-            if _ge(sa, sb):
-                return 1
-        return 0
-
-    perm = list(reversed(range(ndim)))
-    for i in range(1, ndim):
-        dim1 = i
-        for dim0 in reversed(range(i)):
-            order = should_swap(perm[dim0], perm[dim1])
-            if order > 0:
-                perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
-                dim1 = dim0
-            elif order < 0:
-                break
-    return list(reversed(perm))
-
-
-def _broadcast(shapes: list[Sequence[int]]) -> list[int] | None:
-    """The broadcast shape of ``shapes`` (None when they do not broadcast)."""
-    ndim = max(len(s) for s in shapes)
-    out = [1] * ndim
-    for shape in shapes:
-        for i, n in enumerate(shape, ndim - len(shape)):
-            if n != 1:
-                if out[i] == 1:
-                    out[i] = n
-                elif out[i] != n:
-                    return None
-    return out
-
-
-def _expanded(t: torch.Tensor, shape: list[int]) -> list[int]:
-    """``t.expand(shape).stride()`` without making the view."""
-    lead = len(shape) - t.dim()
-    strides = [0] * lead
-    for i, (n, s) in enumerate(zip(t.shape, t.stride(), strict=True)):
-        strides.append(0 if n == 1 and shape[lead + i] != 1 else s)
-    return strides
-
-
-def elementwise_out(tensors: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor | None:
-    """The output of an element-wise op over ``tensors`` (broadcast), as the prims' meta
-    function makes it: dense, in the operands' stride order."""
-    shape = _broadcast([t.shape for t in tensors])
-    if shape is None:
-        return None
-    perm = _perm(shape, [_expanded(t, shape) for t in tensors])
-    out = torch.empty_permuted(shape, perm, dtype=dtype, device=META)
-    first = tensors[0]
-    if all(t.shape == first.shape and t.stride() == first.stride() for t in tensors) and _dense(
-        first.shape, first.stride()
-    ):  # TensorIterator keeps the operands' strides: answer only where both agree
-        return out if out.stride() == first.stride() else None
-    return out
-
-
-def _standard(t: torch.Tensor) -> bool:
-    """Whether ``t`` has exactly the strides ``torch.empty(t.shape)`` gives."""
-    expected = 1
-    for n, s in zip(reversed(t.shape), reversed(t.stride()), strict=True):
-        if s != expected:
-            return False
-        expected *= max(n, 1)
-    return True
-
-
-def _dense(shape: Sequence[int], strides: Sequence[int]) -> bool:
-    """``is_non_overlapping_and_dense``: some permutation of the dims is contiguous."""
-    expected = 1
-    for s, n in sorted((s, n) for n, s in zip(shape, strides, strict=True) if n != 1):
-        if s != expected:
-            return False
-        expected *= n
-    return True
 
 
 def _numbers_ok(values: Sequence[Any]) -> bool:
@@ -246,7 +111,7 @@ def _unary(args: tuple, kwargs: dict) -> Any:
         )
     ):
         return None
-    return elementwise_out([x], x.dtype)
+    return strides.elementwise_out([x], x.dtype)
 
 
 def _operands(args: tuple, kwargs: dict) -> list[torch.Tensor] | None:
@@ -265,7 +130,7 @@ def _operands(args: tuple, kwargs: dict) -> list[torch.Tensor] | None:
 @shape_rule(*BINARY)
 def _binary(args: tuple, kwargs: dict) -> Any:
     tensors = _operands(args, kwargs)
-    return None if tensors is None else elementwise_out(tensors, args[0].dtype)
+    return None if tensors is None else strides.elementwise_out(tensors, args[0].dtype)
 
 
 @shape_rule(*INPLACE)
@@ -273,7 +138,7 @@ def _inplace(args: tuple, kwargs: dict) -> Any:
     x = args[0]
     if len(args) == 2 or kwargs:
         tensors = _operands(args, kwargs)
-        if tensors is None or _broadcast([t.shape for t in tensors]) != list(x.shape):
+        if tensors is None or strides.broadcast([t.shape for t in tensors]) != list(x.shape):
             return None
     elif not _float_meta(x) or not _numbers_ok(args[1:]):
         return None
@@ -304,7 +169,7 @@ def _addmm(args: tuple, kwargs: dict) -> Any:
     if not _same_float(bias, a, b) or a.dim() != 2 or b.dim() != 2 or bias.dim() > 2:
         return None
     shape = [a.shape[0], b.shape[1]]
-    if a.shape[1] != b.shape[0] or _broadcast([bias.shape, shape]) != shape:
+    if a.shape[1] != b.shape[0] or strides.broadcast([bias.shape, shape]) != shape:
         return None
     return torch.empty(shape, dtype=a.dtype, device=META)
 
@@ -331,7 +196,9 @@ def _layer_norm(args: tuple, kwargs: dict) -> Any:
         return None
     if any(list(t.shape) != list(normalized) for t in params):
         return None
-    if not all(_standard(t) for t in params) or (x.is_contiguous() and not _standard(x)):
+    if not all(strides.standard(t) for t in params) or (
+        x.is_contiguous() and not strides.standard(x)
+    ):
         return None  # odd strides of size-1 dims leak into the output's
     stat = [*x.shape[: x.dim() - k], *([1] * k)]
     return (
@@ -346,7 +213,7 @@ def _softmax(args: tuple, kwargs: dict) -> Any:
     x, dim, half_to_float = args
     if kwargs or half_to_float or not _float_meta(x) or not -x.dim() <= dim < max(x.dim(), 1):
         return None
-    return torch.empty(x.shape, dtype=x.dtype, device=META) if _standard(x) else None
+    return torch.empty(x.shape, dtype=x.dtype, device=META) if strides.standard(x) else None
 
 
 @shape_rule(aten._safe_softmax.default)
@@ -365,7 +232,7 @@ def _reduce(args: tuple, kwargs: dict) -> Any:
     dtype = args[3] if len(args) > 3 else kwargs.get("dtype")
     if dtype is not None or any(k not in ("keepdim", "dtype") for k in kwargs):
         return None
-    if not _float_meta(x) or not _dense(x.shape, x.stride()) or x.dim() == 0 or not dims:
+    if not _float_meta(x) or not strides.dense(x.shape, x.stride()) or x.dim() == 0 or not dims:
         return None
     n = x.dim()
     if not all(type(d) is int and -n <= d < n for d in dims):
@@ -385,7 +252,7 @@ def _convolution(args: tuple, kwargs: dict) -> Any:
     if kwargs or len(args) != 9:
         return None
     x, w, bias, stride, padding, dilation, transposed, output_padding, groups = args
-    if not _same_float(x, w) or not _standard(w):
+    if not _same_float(x, w) or not strides.standard(w):
         return None  # a channels-last weight makes a channels-last output
     if bias is not None and not (_same_float(x, bias) and bias.dim() == 1):
         return None
@@ -428,7 +295,7 @@ def _clone(args: tuple, kwargs: dict) -> Any:
 def _batch_norm(x: Any, params: Sequence[Any], training: bool) -> Any:
     """Batch norm on a contiguous input: the output like it, statistics ``(C,)`` (on the
     meta device eval mode returns the running statistics too, unlike on CPU)."""
-    if not _float_meta(x) or x.dim() < 2 or not _standard(x):
+    if not _float_meta(x) or x.dim() < 2 or not strides.standard(x):
         return None
     if x.dtype not in (torch.float32, torch.float64):
         return None
