@@ -21,6 +21,12 @@ smoke run (224 only, 1 call, no warm-up, all tools in this process: its figures 
 isolated per tool).
 
     python scripts/bench_analyzer.py [--quick] [--repeats 5] [--repeats-large 1]
+
+``--interleaved`` runs the in-process benchmark of ``bench_interleaved.py`` instead:
+convzoo against fvcore and FlopCounterMode on resnet50, convnext_tiny, efficientnet_b0 and
+vit_b_16, interleaved round by round (``--rounds``), with the receptive fields' share.
+
+    python scripts/bench_analyzer.py --interleaved [--rounds 7] [--models resnet50 ...]
 """
 
 from __future__ import annotations
@@ -277,7 +283,17 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 2048])
     parser.add_argument("--tools", nargs="+", default=list(TOOLS), choices=list(TOOLS))
     parser.add_argument("--worker", choices=list(TOOLS), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--interleaved", action="store_true", help="four models, in-process, interleaved rounds"
+    )
+    parser.add_argument("--rounds", type=int, default=7, help="--interleaved: timed rounds")
+    parser.add_argument("--models", nargs="+", help="--interleaved: torchvision model names")
     opts = parser.parse_args()
+    if opts.interleaved:
+        import bench_interleaved  # next to this script
+
+        bench_interleaved.main(opts.models or bench_interleaved.MODELS, opts.rounds, 3)
+        return
     if opts.quick:
         opts.sizes, opts.repeats, opts.repeats_large = [224], 1, 1
     if opts.worker:

@@ -3,6 +3,7 @@ safe to call from several threads while other threads run the same model."""
 
 from __future__ import annotations
 
+import gc
 import threading
 
 import pytest
@@ -11,6 +12,7 @@ import torchvision
 from torch import nn
 
 import convzoo
+from convzoo.analysis.isolation import gc_paused
 from tests.sacred import fingerprint
 
 
@@ -195,3 +197,35 @@ def test_the_fast_structural_copy_equals_a_deep_copy(name: str) -> None:
     shared = {id(t) for t in model.parameters()} | {id(m) for m in model.modules()}
     assert not shared & ({id(t) for t in fast.parameters()} | {id(m) for m in fast.modules()})
     assert all(p.device.type == "meta" for p in fast.parameters())
+
+
+def test_gc_paused_restores_the_collector_across_threads() -> None:
+    """The cyclic collector is off while any analysis runs and back on after the last
+    one; one that the user had turned off stays off."""
+    assert gc.isenabled()
+    inside = threading.Barrier(3)
+    leave = threading.Event()
+    seen: list[bool] = []
+
+    def worker() -> None:
+        with gc_paused():
+            inside.wait()
+            seen.append(gc.isenabled())
+            leave.wait()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    inside.wait()
+    assert not gc.isenabled()
+    leave.set()
+    for t in threads:
+        t.join()
+    assert seen == [False, False] and gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -342,4 +342,5 @@ def test_cli_optimizer(capsys: pytest.CaptureFixture[str]) -> None:
         "gradient_bytes": params,
         "optimizer_bytes": 2 * params,
         "saved_bytes": x,  # the convolution keeps its input for the weight gradient
+        "total_bytes": 4 * params + x,
     }

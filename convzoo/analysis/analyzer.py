@@ -181,26 +181,28 @@ def analyze(
         input_size = getattr(model, "input_size", None) or None  # () for a sliced Model
         if input_size is None:
             raise ConvZooError("analyze needs input_size, e.g. (3, 224, 224)")
-    run = trace(
-        model,
-        input_size,
-        batch_size=batch_size,
-        dtype=dtype,
-        meta=meta,
-        train=train,
-        receptive_fields=receptive_fields,
-        max_memory=max_memory,
-        real_model=real_model,
-    )
-    report = _report(run, target)
-    if optimizer is not None:
-        try:
-            training.attach(report, run.model, run.args, optimizer, run.tracer.budget)
-        except ConvZooError:
-            raise
-        except Exception as exc:  # e.g. batch norm over one value per channel
-            failure = _failure(exc, run.args)
-            raise AnalysisError(f"in train mode (for the training step): {failure}") from None
+    with isolation.gc_paused():
+        run = trace(
+            model,
+            input_size,
+            batch_size=batch_size,
+            dtype=dtype,
+            meta=meta,
+            train=train,
+            receptive_fields=receptive_fields,
+            max_memory=max_memory,
+            real_model=real_model,
+        )
+        report = _report(run, target)
+        if optimizer is not None:
+            try:
+                training.attach(report, run.model, run.args, optimizer, run.tracer.budget)
+            except ConvZooError:
+                raise
+            except Exception as exc:  # e.g. batch norm over one value per channel
+                failure = _failure(exc, run.args)
+                raise AnalysisError(f"in train mode (for the training step): {failure}") from None
+        del run  # freed by reference counting before the collector runs again
     return report
 
 
@@ -233,11 +235,13 @@ def trace(
     budget = limits.MEMORY_BUDGET if max_memory is None else max_memory
     notes: list[str] = []
     if meta:
-        clone = isolation.private_copy(model, dtype, meta=True)
-        args = make("meta", dtype)
+        with isolation.gc_paused():  # meta tensors: cycles hold no real memory meanwhile
+            clone = isolation.private_copy(model, dtype, meta=True)
+            args = make("meta", dtype)
         tracer = Tracer(fast=True, fields=receptive_fields)
         try:
-            _trace(clone, args, tracer, train)
+            with isolation.gc_paused():
+                _trace(clone, args, tracer, train)
             return Traced(clone, args, tracer, notes)
         except ConvZooError as exc:
             raise _failure(exc, args) from None
@@ -249,6 +253,21 @@ def trace(
             fixed = isolation.tensor_bytes(model, dtype) + inputs.nbytes(args)
             estimate = fixed + 2 * _largest_output(tracer)
             limits.check_memory(estimate, budget, "the real-tensor fallback")
+    with isolation.gc_resumed():  # real tensors: let cycles holding them be collected
+        return _real_trace(model, make, dtype, train, receptive_fields, budget, notes, real_model)
+
+
+def _real_trace(
+    model: nn.Module,
+    make: Callable[..., tuple],
+    dtype: torch.dtype | None,
+    train: bool,
+    receptive_fields: bool,
+    budget: int,
+    notes: list[str],
+    real_model: Callable[[], nn.Module] | None,
+) -> Traced:
+    """The real-tensor forward of :func:`trace`, within the memory budget."""
     if any(t.device.type == "meta" for t in [*model.parameters(), *model.buffers()]):
         if real_model is None:
             raise ConvZooError(

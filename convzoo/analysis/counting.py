@@ -21,35 +21,30 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from convzoo import limits
-from convzoo.analysis import ops, receptive
+from convzoo.analysis import meta_kernels, ops, receptive
 from convzoo.analysis.memory import LiveBytes, TensorMap
 
 aten = torch.ops.aten
 
-# Shape-preserving ops answered without running their (slow, Python) meta kernels.
-SAME_SHAPE = {
-    aten.relu.default,
-    aten.hardtanh.default,
-    aten.silu.default,
-    aten.gelu.default,
-    aten.sigmoid.default,
-    aten.tanh.default,
-    aten.hardswish.default,
-}
-INPLACE = {
-    aten.relu_.default,
-    aten.hardtanh_.default,
-    aten.silu_.default,
-    aten.add_.Tensor,
-    aten.mul_.Tensor,
-    aten.sigmoid_.default,
-    aten.hardswish_.default,
-}
-BATCH_NORMS = {
-    aten.native_batch_norm.default,
-    aten._native_batch_norm_legit_no_training.default,
-    aten._native_batch_norm_legit.default,
-}
+
+@dataclass(frozen=True)
+class OpFacts:
+    """What the tracer needs to know of one op overload, looked up once per analysis:
+    its class (:func:`ops.classify`), packet name, fast shape rule and fused rule."""
+
+    kind: str
+    name: str
+    shape_rule: Any
+    fused: Any
+
+    @classmethod
+    def of(cls, func: Any) -> OpFacts:
+        return cls(
+            ops.classify(func),
+            str(func.overloadpacket.__name__),
+            meta_kernels.RULES.get(func),
+            ops.fused(func),
+        )
 
 
 _RULED: dict[type, bool] = {}
@@ -60,41 +55,6 @@ def _has_module_rule(cls: type) -> bool:
     if cls not in _RULED:
         _RULED[cls] = any(c in receptive.MODULE_RULES for c in cls.__mro__)
     return _RULED[cls]
-
-
-def _like(x: torch.Tensor) -> torch.Tensor:
-    """A meta tensor with ``x``'s shape, strides and dtype (faster than ``empty_like``)."""
-    return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
-
-
-def _conv_out(
-    x: torch.Tensor,
-    w: torch.Tensor,
-    bias: Any,
-    stride: list[int],
-    padding: list[int],
-    dilation: list[int],
-    transposed: bool,
-    output_padding: list[int],
-    groups: int,
-) -> torch.Tensor | None:
-    """The output of ``aten.convolution`` on meta tensors from the size formulas (None when
-    the arguments do not fit: the real kernel then raises its own error)."""
-    expected = w.shape[0] if transposed else w.shape[1] * groups
-    if x.dim() != w.dim() or x.shape[1] != expected:
-        return None
-    spatial = []
-    for i, n in enumerate(x.shape[2:]):
-        k_eff = dilation[i] * (w.shape[2 + i] - 1) + 1
-        if transposed:
-            size = (n - 1) * stride[i] - 2 * padding[i] + k_eff + output_padding[i]
-        else:
-            size = (n + 2 * padding[i] - k_eff) // stride[i] + 1
-        if size < 1:
-            return None  # let the real kernel raise its error
-        spatial.append(size)
-    channels = w.shape[1] * groups if transposed else w.shape[0]
-    return torch.empty((x.shape[0], channels, *spatial), dtype=x.dtype, device="meta")
 
 
 def _inside(name: str, outer: str) -> bool:
@@ -155,6 +115,7 @@ class Tracer(TorchDispatchMode):
         self.fields = TensorMap()  # tensor -> receptive field, kept weakly
         self.notes: list[str] = []
         self.failed_in = ""  # innermost module an exception passed through
+        self.facts: dict[Any, OpFacts] = {}  # per op overload, for this analysis
 
     # -- receptive fields ----------------------------------------------------------------
     def field_of(self, t: Any) -> Any:
@@ -193,14 +154,18 @@ class Tracer(TorchDispatchMode):
         self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
     ) -> Any:
         kwargs = kwargs or {}
-        out = self._fast(func, args) if self.fast else None
+        facts = self.facts.get(func)
+        if facts is None:
+            facts = self.facts[func] = OpFacts.of(func)
+        out = None
+        if self.fast and facts.shape_rule is not None:
+            out = facts.shape_rule(args, kwargs)  # meta tensors only (None otherwise)
         if out is None:
             out = func(*args, **kwargs)
         self.memory.op(func, out)
         if self.budget is not None and self.memory.live > self.budget:
             limits.check_memory(self.memory.live, self.budget, "the real-tensor forward")
-        kind = ops.classify(func)
-        name = str(func.overloadpacket.__name__)
+        kind, name = facts.kind, facts.name
         key = (self.stack[-1] if self.stack else "", name)
         tally = self.per_op.get(key)
         if tally is None:
@@ -215,12 +180,12 @@ class Tracer(TorchDispatchMode):
                 tally.macs += amount
             else:
                 tally.elementwise += amount
-            fused = ops.FUSED_RULES.get(func.overloadpacket)
-            if fused is not None:
-                extra = fused(func, args, kwargs, out)
+            if facts.fused is not None:
+                extra = facts.fused(func, args, kwargs, out)
                 self._add(extra, False)
                 tally.elementwise += extra
-        self._propagate(func, args, kwargs, out)
+        if self.with_fields:
+            self._propagate(func, args, kwargs, out)
         return out
 
     def _add(self, amount: int, macs: bool) -> None:
@@ -233,34 +198,6 @@ class Tracer(TorchDispatchMode):
             setattr(stats, attr, getattr(stats, attr) + amount)
         top = self.stats[self.stack[-1]]
         setattr(top, "self_" + attr, getattr(top, "self_" + attr) + amount)
-
-    @staticmethod
-    def _fast(func: Any, args: tuple) -> Any:
-        """Answer shape-preserving ops on meta tensors without their meta kernels."""
-        x = args[0] if args else None
-        if not isinstance(x, torch.Tensor) or x.device.type != "meta" or not x.is_contiguous():
-            return None
-        if func in INPLACE:
-            other = args[1] if len(args) > 1 else None
-            if isinstance(other, torch.Tensor) and other.shape != x.shape:
-                return None  # broadcasting: let the real kernel check it
-            return x
-        if func in SAME_SHAPE:
-            return _like(x)
-        if func is aten.convolution.default:
-            return _conv_out(*args)
-        if func in BATCH_NORMS:
-            c = x.shape[1]
-            training = func is aten._native_batch_norm_legit.default or (
-                func is aten.native_batch_norm.default and bool(args[5])
-            )
-            stat = (c,) if training else (0,)
-            return (
-                _like(x),
-                torch.empty(stat, dtype=x.dtype, device="meta"),
-                torch.empty(stat, dtype=x.dtype, device="meta"),
-            )
-        return None
 
     # -- module hooks --------------------------------------------------------------------
     def run(self, model: nn.Module, args: tuple, kwargs: dict | None = None) -> Any:

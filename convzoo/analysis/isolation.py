@@ -17,6 +17,8 @@ TorchScript modules keep their C++ structure: their tensors are swapped in the c
 from __future__ import annotations
 
 import copy
+import gc
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -195,3 +197,69 @@ def rng_kept() -> Iterator[None]:
         after = torch.random.get_rng_state()
         if not torch.equal(before, after):
             torch.random.set_rng_state(before)
+
+
+_GC_LOCK = threading.Lock()
+_gc_pausers = 0  # threads' pauses in force (each thread counts once per gc_paused level)
+_gc_we_disabled = False  # whether the first pause found the collector on and turned it off
+_gc_depth = threading.local()  # this thread's nesting of gc_paused
+
+
+def _pause() -> None:
+    global _gc_pausers, _gc_we_disabled
+    with _GC_LOCK:
+        if _gc_pausers == 0:
+            _gc_we_disabled = gc.isenabled()
+            if _gc_we_disabled:
+                gc.disable()
+        _gc_pausers += 1
+
+
+def _unpause() -> None:
+    global _gc_pausers, _gc_we_disabled
+    with _GC_LOCK:
+        _gc_pausers -= 1
+        if _gc_pausers == 0 and _gc_we_disabled:
+            _gc_we_disabled = False
+            gc.enable()
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while an analysis runs.
+
+    The private copy and the traced forward allocate tens of thousands of container
+    objects, which trigger collections that walk all of them again and again (a third of
+    an analysis's time). Reference counting still frees everything that is not in a
+    cycle; cycles made meanwhile are collected once the collector runs again. Callers
+    drop the copy before the pause ends, so the collection that follows finds it freed.
+
+    Safe with threads: a module-level lock guards a count of the pauses in force; the
+    first one in turns the collector off only if it was on, the last one out turns it
+    back on only if the first turned it off, so overlapping analyses in several threads
+    never re-enable it early, and a collector the user had disabled stays disabled.
+    Nested use (``analyze`` calling ``trace``) just counts.
+    """
+    _pause()
+    _gc_depth.n = getattr(_gc_depth, "n", 0) + 1
+    try:
+        yield
+    finally:
+        _gc_depth.n -= 1
+        _unpause()
+
+
+@contextmanager
+def gc_resumed() -> Iterator[None]:
+    """Inside :func:`gc_paused`, let the collector run again for a while (the real-tensor
+    fallback, where a cycle could hold real memory); elsewhere nothing."""
+    depth = getattr(_gc_depth, "n", 0)
+    for _ in range(depth):
+        _unpause()
+    _gc_depth.n = 0
+    try:
+        yield
+    finally:
+        for _ in range(depth):
+            _pause()
+        _gc_depth.n = depth

@@ -38,6 +38,31 @@ def argument(
     return default if schema_default is None else schema_default
 
 
+@cache
+def _parameters(func: Any) -> tuple[tuple[str, bool, Any], ...]:
+    """``(name, kwarg_only, default)`` of every argument of ``func``'s schema (reading
+    ``func._schema`` builds Python objects each time, so once per op)."""
+    return tuple(
+        (a.name, a.kwarg_only, a.default_value if a.has_default_value() else None)
+        for a in func._schema.arguments
+    )
+
+
+def bind_arguments(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``{argument name: value}`` for every argument of ``func``'s schema, as
+    :func:`argument` reads each one (schema defaults filled in), in one pass."""
+    bound: dict[str, Any] = {}
+    n = len(args)
+    for i, (name, kwarg_only, default) in enumerate(_parameters(func)):
+        if name in kwargs:
+            bound[name] = kwargs[name]
+        elif i < n and not kwarg_only:
+            bound[name] = args[i]
+        else:
+            bound[name] = list(default) if type(default) is list else default  # a fresh list
+    return bound
+
+
 def first(out: Any) -> Any:
     """The first output of an op (ops returning a tuple: its first element)."""
     return out[0] if isinstance(out, (tuple, list)) else out

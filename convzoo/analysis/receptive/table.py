@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from convzoo.analysis.ops.call import argument, schema_positions
+from convzoo.analysis.ops.call import bind_arguments
 from convzoo.analysis.ops.table import TABLE
 from convzoo.analysis.receptive.field import Field, Place
 
@@ -42,7 +42,7 @@ class Call:
 
 def bind(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
     """``{argument name: value}`` for every argument of ``func``'s schema, defaults filled in."""
-    return {name: argument(func, args, kwargs, name) for name in schema_positions(func)}
+    return bind_arguments(func, args, kwargs)
 
 
 def tensors_in(values: Any) -> list[torch.Tensor]:

@@ -1,0 +1,81 @@
+"""Whole-model analyses are the same with the tracer's fast shape rules on and off: every
+module's MACs, element-wise ops, output shape, activation bytes and receptive field, and
+every per-operator tally (see :mod:`convzoo.analysis.meta_kernels`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from convzoo.analysis import analyzer, inputs, isolation
+from convzoo.analysis.counting import Tracer
+
+tv = pytest.importorskip("torchvision")
+
+
+def traced(model: nn.Module, size: tuple, fast: bool, train: bool) -> Tracer:
+    """One meta-tensor forward of a private copy of ``model`` under a fresh tracer."""
+    clone = isolation.private_copy(model, None, meta=True)
+    args = inputs.spec(size, 2 if train else 1, torch.float32)("meta", None)
+    tracer = Tracer(fast=fast)
+    analyzer._trace(clone, args, tracer, train)
+    return tracer
+
+
+def summary(tracer: Tracer) -> dict[str, Any]:
+    return {
+        "stats": {name: vars(s) for name, s in tracer.stats.items()},
+        "per_op": tracer.per_op,
+        "uncounted": tracer.uncounted,
+        "notes": tracer.notes,
+    }
+
+
+FAST = [("mobilenet_v3_small", False), ("convnext_tiny", False), ("resnet18", True)]
+SLOW = ["efficientnet_b0", "vit_b_16", "swin_t", "regnet_y_400mf", "densenet121", "maxvit_t"]
+
+
+def check(name: str, train: bool) -> None:
+    model = getattr(tv.models, name)(weights=None)
+    size = (3, 224, 224)
+    fast, slow = traced(model, size, True, train), traced(model, size, False, train)
+    answered = sum(t.calls for (_, op), t in fast.per_op.items())
+    assert answered > 0
+    assert summary(fast) == summary(slow)
+
+
+@pytest.mark.parametrize(("name", "train"), FAST)
+def test_fast_rules_change_nothing(name: str, train: bool) -> None:
+    check(name, train)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SLOW)
+@pytest.mark.parametrize("train", [False, True])
+def test_fast_rules_change_nothing_on_more_models(name: str, train: bool) -> None:
+    check(name, train)
+
+
+def test_fast_rules_answer_most_ops() -> None:
+    """The rules do fire: on a ResNet most ops never reach a meta kernel."""
+    model = tv.models.resnet18(weights=None).eval()
+    clone = isolation.private_copy(model, None, meta=True)
+    args = inputs.spec((3, 64, 64), 1, torch.float32)("meta", None)
+    hits: list[bool] = []
+    real = Tracer.__torch_dispatch__
+
+    class Spy(Tracer):
+        def __torch_dispatch__(
+            self, func: Any, types: Any, args: tuple = (), kwargs: Any = None
+        ) -> Any:
+            out = real(self, func, types, args, kwargs)
+            rule = self.facts[func].shape_rule
+            hits.append(rule is not None and rule(args, kwargs or {}) is not None)
+            return out
+
+    spy = Spy(fast=True)
+    analyzer._trace(clone, args, spy, False)
+    assert sum(hits) > 0.6 * len(hits)
