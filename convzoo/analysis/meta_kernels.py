@@ -293,8 +293,11 @@ def _clone(args: tuple, kwargs: dict) -> Any:
 
 
 def _batch_norm(x: Any, params: Sequence[Any], training: bool) -> Any:
-    """Batch norm on a contiguous input: the output like it, statistics ``(C,)`` (on the
-    meta device eval mode returns the running statistics too, unlike on CPU)."""
+    """Batch norm on a contiguous input: the output like it, the saved statistics ``(C,)``
+    in training mode and empty ``(0,)`` in eval mode, as the CPU and CUDA kernels return
+    them (the meta kernel returns ``(C,)`` in eval mode too: the one place this table
+    follows the real kernels rather than the meta ones, so that memory is counted as on a
+    real device)."""
     if not _float_meta(x) or x.dim() < 2 or not strides.standard(x):
         return None
     if x.dtype not in (torch.float32, torch.float64):
@@ -307,7 +310,7 @@ def _batch_norm(x: Any, params: Sequence[Any], training: bool) -> Any:
         return None  # one value per channel: the real kernel raises
     if not training and (params[2] is None or params[3] is None):
         return None  # eval mode needs the running statistics: the real kernel raises
-    stat = (c,)
+    stat = (c,) if training else (0,)
     return (
         torch.empty(x.shape, dtype=x.dtype, device=META),
         torch.empty(stat, dtype=x.dtype, device=META),
