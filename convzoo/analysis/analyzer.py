@@ -299,6 +299,13 @@ def _failure(exc: Exception, args: tuple) -> AnalysisError:
 def _rows(model: nn.Module, tracer: Tracer, input_hw: Any) -> list[LayerStats]:
     owned = subtree_params(model)
     rows = []
+    fields: dict[int, ReceptiveField] = {}  # a field shared by several rows: summarised once
+
+    def summary(field: Any) -> ReceptiveField:
+        if id(field) not in fields:
+            fields[id(field)] = ReceptiveField.of(field, input_hw)  # frozen: safe to share
+        return fields[id(field)]
+
     for name, module in model.named_modules(remove_duplicate=False):
         stats = tracer.stats.get(name, ModuleStats())
         rows.append(
@@ -311,7 +318,7 @@ def _rows(model: nn.Module, tracer: Tracer, input_hw: Any) -> list[LayerStats]:
                 macs=stats.macs,
                 self_macs=stats.self_macs,
                 elementwise_ops=stats.elementwise,
-                receptive_field=None if stats.rf is None else ReceptiveField.of(stats.rf, input_hw),
+                receptive_field=None if stats.rf is None else summary(stats.rf),
                 activation_bytes=stats.activation_bytes,
                 calls=stats.calls,
             )

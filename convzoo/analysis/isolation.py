@@ -100,6 +100,14 @@ def _plain(cls: type) -> bool:
     )
 
 
+def _all_atomic(container: Any) -> bool:
+    """Whether a dict's keys and values, or a set's or list's items, are all immutable
+    atoms (so a shallow copy is a deep one)."""
+    if isinstance(container, dict):
+        return all(type(k) in _ATOMIC and type(v) in _ATOMIC for k, v in container.items())
+    return all(type(v) in _ATOMIC for v in container)
+
+
 def _copy_module(module: nn.Module, memo: dict[int, Any]) -> nn.Module:
     """``copy.deepcopy(module, memo)`` for modules without a copy protocol of their own,
     several times faster: submodule, parameter and buffer dicts are rebuilt directly,
@@ -123,9 +131,9 @@ def _copy_module(module: nn.Module, memo: dict[int, Any]) -> nn.Module:
             state[name] = kind((k, None if t is None else memo[id(t)]) for k, t in value.items())
         elif kind in _ATOMIC or (kind is tuple and all(type(v) in _ATOMIC for v in value)):
             state[name] = value
-        elif not value and kind in (dict, OrderedDict, set, list):
-            if id(value) not in memo:
-                memo[id(value)] = kind()
+        elif kind in (dict, OrderedDict, set, list) and _all_atomic(value):
+            if id(value) not in memo:  # a new container of shared immutable values
+                memo[id(value)] = value.copy()
             state[name] = memo[id(value)]
         else:
             state[name] = copy.deepcopy(value, memo)
