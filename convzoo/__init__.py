@@ -1,16 +1,36 @@
-"""convzoo: every convolution variant as a tested ``nn.Module``, and what each one costs."""
+"""convzoo: every convolution variant as a tested ``nn.Module``, and what each one costs.
 
-from convzoo import blocks as _blocks  # noqa: F401  (registers the blocks)
-from convzoo import layers as _layers  # noqa: F401  (registers the zoo)
-from convzoo.analysis.analyzer import AnalysisError, analyze
-from convzoo.analysis.ops import OpCall, register_op
-from convzoo.analysis.report import LayerStats, Report
-from convzoo.builder import Model, build
-from convzoo.config import ConfigError, load_config
-from convzoo.errors import ConvZooError, LayerArgumentError
-from convzoo.registry import LAYERS, Registry, create, list_layers, register
+The public names are imported on first use (PEP 562), so ``import convzoo`` and the
+``convzoo`` command's ``--help`` and ``list`` do not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - what the lazy names below resolve to
+    from convzoo.analysis.analyzer import AnalysisError, analyze
+    from convzoo.analysis.ops import OpCall, register_op
+    from convzoo.analysis.report import LayerStats, Report
+    from convzoo.builder import Model, build
+    from convzoo.config import ConfigError, load_config
+    from convzoo.errors import ConvZooError, LayerArgumentError
+    from convzoo.registry import LAYERS, Registry, create, list_layers, register
 
 __version__ = "0.1.0"
+
+_HOMES = {
+    "convzoo.analysis.analyzer": ("AnalysisError", "analyze"),
+    "convzoo.analysis.ops": ("OpCall", "register_op"),
+    "convzoo.analysis.report": ("LayerStats", "Report"),
+    "convzoo.builder": ("Model", "build"),
+    "convzoo.config": ("ConfigError", "load_config"),
+    "convzoo.errors": ("ConvZooError", "LayerArgumentError"),
+    "convzoo.registry": ("LAYERS", "Registry", "create", "list_layers", "register"),
+}
+_HOME = {name: module for module, names in _HOMES.items() for name in names}
+"""The module that defines each public name."""
 
 __all__ = [
     "LAYERS",
@@ -32,3 +52,16 @@ __all__ = [
     "register_op",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use (then cached here)."""
+    if name not in _HOME:
+        raise AttributeError(f"module 'convzoo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOME[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -40,7 +40,7 @@ from convzoo.limits import (
 )
 from convzoo.registry import LAYERS, close_matches
 from convzoo.shapes import output_shape
-from convzoo.values import check_keyword, input_shape
+from convzoo.values import input_shape, layer_keywords
 
 Shape = tuple[int, ...]
 KINDS = ("type", "block", "sequential", "residual", "parallel")
@@ -60,16 +60,6 @@ class Model(nn.Sequential):
         super().__init__(children)
         self.config_name = name
         self.input_size = input_size
-
-
-def _inferred(shape: Shape) -> dict[str, Any]:
-    """Keyword values implied by an input of ``shape`` (without batch)."""
-    values: dict[str, Any] = {"in_features": shape[-1]}
-    if 2 <= len(shape) <= 4:  # (C, L), (C, H, W), (C, D, H, W): the rank picks the variant
-        values.update(in_channels=shape[0], input_size=tuple(shape[1:]), dims=len(shape) - 1)
-    if len(shape) == 2:
-        values.update(in_capsules=shape[0], in_dim=shape[1])
-    return values
 
 
 class Builder:
@@ -194,35 +184,8 @@ class Builder:
                 child(where, "type"),
             )
         entry = LAYERS.get(type_name)
-        accepted = entry.keywords()
-        kwargs = {k: v for k, v in spec.items() if k not in ("type", *COMMON)}
-        for key in kwargs:
-            if key not in accepted:
-                hint = close_matches(key, accepted, n=1) if isinstance(key, str) else []
-                raise ConfigError(
-                    f"{type_name} has no keyword {render(key)}"
-                    + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                    + f"; it accepts {', '.join(accepted)}",
-                    child(where, key),
-                )
-        for key, value in kwargs.items():
-            check_keyword(entry.cls, key, value, child(where, key))
-        for key, value in _inferred(shape).items():
-            if key not in accepted:
-                continue
-            if key not in kwargs:
-                kwargs[key] = value
-            elif key in ("in_channels", "in_capsules", "in_dim", "dims") and kwargs[key] != value:
-                raise ConfigError(
-                    f"{type_name} expects {key}={kwargs[key]} but the previous layer's output "
-                    f"has shape {shape}, i.e. {key}={value}",
-                    child(where, key),
-                )
-        missing = [k for k in entry.required_keywords() if k not in kwargs]
-        if missing:
-            raise ConfigError(
-                f"{type_name} needs {', '.join(missing)} (input shape here: {shape})", where
-            )
+        given = {k: v for k, v in spec.items() if k not in ("type", *COMMON)}
+        kwargs = layer_keywords(entry, given, shape, where)
         module = self.counted(self.construct(entry.cls, kwargs, where), type_name, where)
         return module, self.infer(module, shape, where, type_name)
 

@@ -18,13 +18,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tabulate import tabulate
-
 from convzoo.arguments import budget, check_command, parse_size
+from convzoo.catalogue import registry_table
 from convzoo.cli_parser import COMPARE_DEFAULTS, DESIGN_FLAGS, UPSAMPLE_DEFAULTS, parser
 from convzoo.errors import ConvZooError, first_line, render
 from convzoo.limits import check_memory
-from convzoo.registry import LAYERS, close_matches
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -71,38 +69,6 @@ def emit(text: str, output: str | None) -> None:
         Path(output).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise ConvZooError(f"cannot write {render(output)}: {exc.strerror or exc}") from None
-
-
-def registry_table(
-    pattern: str = "*", category: str | None = None, fmt: str = "simple", width: int | None = None
-) -> str:
-    """The registry as a table: name, category, description, parameter formula; ``width``
-    (columns) wraps the description and formula to fit a terminal that wide."""
-    rows = []
-    found = LAYERS.list(pattern, category)
-    if not found:
-        names = [n for n, _ in LAYERS.list("*", category)]
-        hints = close_matches(pattern.strip("*"), names)
-        hint = f"; did you mean {', '.join(hints)}?" if hints else ""
-        where = f" in category {category!r}" if category else ""
-        raise ConvZooError(f"no registered layer matches {pattern!r}{where}{hint}")
-    for name, description in found:
-        entry = LAYERS.get(name)
-        formula = f"`{entry.params_formula}`" if fmt == "github" else entry.params_formula
-        rows.append(
-            (f"`{name}`" if fmt == "github" else name, entry.category, description, formula)
-        )
-    widths: list[int | None] = [None, None, None, None]
-    if width is not None:
-        fixed = max(len(r[0]) for r in rows) + max(len(r[1]) for r in rows) + 2 * 3 + 8
-        free = max(width - fixed, 30)
-        widths = [None, None, free * 3 // 5, free - free * 3 // 5]
-    return tabulate(
-        rows,
-        headers=["name", "category", "what it is", "parameters"],
-        tablefmt=fmt,
-        maxcolwidths=widths,
-    )
 
 
 @command("list")

@@ -136,6 +136,3 @@ def check_size(value: object, what: str, maximum: int = MAX_SIZE, minimum: int =
             f"{what} must be an int from {minimum:,} to {maximum:,}, got {render(value)}"
         )
     return value
-
-
-_human = human  # the name the first version of check_memory used

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from convzoo.errors import ConvZooError, LayerArgumentError, render
 
-T = TypeVar("T", bound=type[nn.Module])
+if TYPE_CHECKING:  # pragma: no cover - torch is imported by the modules that register
+    from torch import nn
+
+T = TypeVar("T", bound="type[nn.Module]")
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,30 @@ def natural_key(text: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
+class Listed(Protocol):
+    """What a listing shows of an entry: a registry :class:`Entry` or a catalogue row."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def category(self) -> str: ...
+
+
+L = TypeVar("L", bound=Listed)
+
+
+def matching(entries: Iterable[L], pattern: str = "*", category: str | None = None) -> list[L]:
+    """The ``entries`` whose name matches the fnmatch ``pattern`` (and ``category`` when
+    given), in natural order of their names."""
+    found = [
+        e
+        for e in entries
+        if fnmatch.fnmatchcase(e.name, pattern) and category in (None, e.category)
+    ]
+    return sorted(found, key=lambda e: natural_key(e.name))
+
+
 def close_matches(word: str, candidates: list[str], n: int = 3) -> list[str]:
     """The registered names closest to ``word`` (substring matches first)."""
     subs = [c for c in candidates if word and (word in c or c in word)]
@@ -80,25 +106,47 @@ class Registry:
     """Named constructors of ``nn.Module`` classes.
 
     ``register`` refuses duplicate names; ``create`` checks the name and the
-    keywords before calling the constructor, so mistakes name the layer.
+    keywords before calling the constructor, so mistakes name the layer. ``modules`` are
+    imported on the registry's first use (registering, looking up or listing), so that
+    importing the registry costs nothing and its entries are there whenever it is read.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, modules: tuple[str, ...] = ()) -> None:
         self.kind = kind
-        self._entries: dict[str, Entry] = {}
+        self._modules = modules
+        self._state = "empty" if modules else "loaded"  # empty -> loading -> loaded
+        self._entries_: dict[str, Entry] = {}
+
+    @property
+    def _entries(self) -> dict[str, Entry]:
+        """Every entry, the ``modules``' included (imported here on first use)."""
+        if self._state == "empty":
+            self._state = "loading"  # their own registrations land while they import
+            try:
+                for module in self._modules:
+                    importlib.import_module(module)
+            except BaseException:
+                self._state = "empty"  # the same error again on the next use
+                raise
+            self._state = "loaded"
+        return self._entries_
 
     def register(self, name: str, category: str = "layer") -> Callable[[T], T]:
         """Class decorator: ``@LAYERS.register("conv")``."""
 
         def decorator(cls: T) -> T:
-            if name in self._entries:
+            own = any(cls.__module__.startswith(m + ".") for m in self._modules)
+            # a class of the registry's own modules registers while they import; any other
+            # loads them first, so that a clash with a built-in name is refused here
+            entries = self._entries_ if own else self._entries
+            if name in entries:
                 raise ConvZooError(
                     f"{self.kind} '{name}' is already registered "
-                    f"(by {self._entries[name].cls.__qualname__})"
+                    f"(by {entries[name].cls.__qualname__})"
                 )
             # a dynamic class attribute nn.Module does not declare; read back with getattr
             cls.registry_name = name  # type: ignore[attr-defined]
-            self._entries[name] = Entry(name, cls, category)
+            entries[name] = Entry(name, cls, category)
             return cls
 
         return decorator
@@ -108,6 +156,10 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self._entries, key=natural_key)
+
+    def entries(self, pattern: str = "*", category: str | None = None) -> list[Entry]:
+        """The entries whose name matches the fnmatch ``pattern``, naturally sorted."""
+        return matching(self._entries.values(), pattern, category)
 
     def get(self, name: str) -> Entry:
         """The entry for ``name``; a ``ValueError`` lists close matches otherwise."""
@@ -166,15 +218,10 @@ class Registry:
 
     def list(self, pattern: str = "*", category: str | None = None) -> list[tuple[str, str]]:
         """``(name, description)`` pairs whose name matches the fnmatch ``pattern``."""
-        return [
-            (name, self._entries[name].description)
-            for name in self.names()
-            if fnmatch.fnmatchcase(name, pattern)
-            and (category is None or self._entries[name].category == category)
-        ]
+        return [(e.name, e.description) for e in self.entries(pattern, category)]
 
 
-LAYERS = Registry("layer")
+LAYERS = Registry("layer", modules=("convzoo.layers", "convzoo.blocks"))
 register = LAYERS.register
 
 

@@ -1,4 +1,5 @@
-"""Type-strict keyword values for layers built from configs, checked before any layer sees
+"""The keywords of a layer built from a config: accepted by its constructor, completed from
+the input shape (:func:`layer_keywords`), and type-strict, checked before any layer sees
 them: booleans are booleans (and only where the keyword is a ``bool``), ints are sizes below
 :data:`~convzoo.limits.MAX_SIZE`, strings are short, lists and mappings are small and
 shallow. So a YAML alias bomb, a huge int or ``bias: "no"`` stops here with one bounded line,
@@ -9,10 +10,15 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from convzoo.config import ConfigError, child, describe
+from convzoo.errors import render
 from convzoo.limits import MAX_INPUT_ELEMENTS, MAX_NAME_CHARS, MAX_SIZE
+from convzoo.registry import close_matches
+
+if TYPE_CHECKING:  # pragma: no cover
+    from convzoo.registry import Entry
 
 Shape = tuple[int, ...]
 
@@ -21,6 +27,56 @@ MAX_ITEMS = 16
 
 MAX_NESTING = 2
 """Lists / mappings inside a keyword value: ``[[1, 2], [0, 1]]`` is two."""
+
+
+MATCH_THE_INPUT = ("in_channels", "in_capsules", "in_dim", "dims")
+"""Inferred keywords that a config may give only with the value the input shape implies."""
+
+
+def inferred(shape: Shape) -> dict[str, Any]:
+    """Keyword values implied by an input of ``shape`` (without batch)."""
+    values: dict[str, Any] = {"in_features": shape[-1]}
+    if 2 <= len(shape) <= 4:  # (C, L), (C, H, W), (C, D, H, W): the rank picks the variant
+        values.update(in_channels=shape[0], input_size=tuple(shape[1:]), dims=len(shape) - 1)
+    if len(shape) == 2:
+        values.update(in_capsules=shape[0], in_dim=shape[1])
+    return values
+
+
+def layer_keywords(entry: Entry, given: dict[Any, Any], shape: Shape, where: str) -> dict[str, Any]:
+    """The keywords for ``entry``'s constructor: those ``given`` by the spec at ``where``
+    (each accepted and type-checked), plus those :func:`inferred` from the input ``shape``
+    that it accepts; a :class:`ConfigError` at the offending key otherwise."""
+    accepted = entry.keywords()
+    for key in given:
+        if key not in accepted:
+            hint = close_matches(key, accepted, n=1) if isinstance(key, str) else []
+            raise ConfigError(
+                f"{entry.name} has no keyword {render(key)}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f"; it accepts {', '.join(accepted)}",
+                child(where, key),
+            )
+    kwargs: dict[str, Any] = dict(given)
+    for key, value in kwargs.items():
+        check_keyword(entry.cls, key, value, child(where, key))
+    for key, value in inferred(shape).items():
+        if key not in accepted:
+            continue
+        if key not in kwargs:
+            kwargs[key] = value
+        elif key in MATCH_THE_INPUT and kwargs[key] != value:
+            raise ConfigError(
+                f"{entry.name} expects {key}={kwargs[key]} but the previous layer's output "
+                f"has shape {shape}, i.e. {key}={value}",
+                child(where, key),
+            )
+    missing = [k for k in entry.required_keywords() if k not in kwargs]
+    if missing:
+        raise ConfigError(
+            f"{entry.name} needs {', '.join(missing)} (input shape here: {shape})", where
+        )
+    return kwargs
 
 
 _BOOLS: dict[type[Any], dict[str, bool]] = {}

@@ -65,9 +65,11 @@ def render_console(block: str) -> str:
 
 
 def render(text: str) -> str:
-    from convzoo.cli import registry_table
+    from convzoo.catalogue import registry_table
+    from convzoo.registry import LAYERS
 
-    text = TABLE.sub(lambda m: m.group(1) + registry_table(fmt="github") + "\n" + m.group(3), text)
+    table = registry_table(fmt="github", listing=LAYERS)  # the live registry
+    text = TABLE.sub(lambda m: m.group(1) + table + "\n" + m.group(3), text)
     return CONSOLE.sub(lambda m: m.group(1) + render_console(m.group(2)) + m.group(3), text)
 
 

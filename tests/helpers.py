@@ -18,7 +18,7 @@ def tol(dtype: torch.dtype) -> dict[str, float]:
 
 
 def reference_padding(mode, n: int, k_eff: int, s: int) -> tuple[int, int]:
-    """Padding written from the definitions, independently of convzoo.layers.padding."""
+    """Padding written from the definitions, independently of convzoo.layers.geometry."""
     if mode == "valid":
         return (0, 0)
     if mode == "full":

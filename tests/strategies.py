@@ -2,7 +2,7 @@
 
 :func:`models` draws a :class:`Plan`: a config ``{"input": [C, H, W], "layers": [...]}``
 and the output shape predicted from the padding definitions, computed here independently
-of ``convzoo.layers.padding``. Each layer generator knows the shape it receives and only
+of ``convzoo.layers.geometry``. Each layer generator knows the shape it receives and only
 draws arguments that fit it (kernel inside the padded input, groups dividing the channels,
 residual bodies and parallel branches that keep the spatial size a merge needs).
 

@@ -170,6 +170,7 @@ def test_blocks_with_other_convs_run_backward(conv: str) -> None:
         assert all(p.grad is not None for p in block.parameters())
 
 
+@pytest.mark.slow  # each block is torch ops; the layers' own gradchecks stay fast
 def test_gradcheck_blocks() -> None:
     torch.manual_seed(0)
     x = torch.randn(1, 2, 5, 5, dtype=torch.float64, requires_grad=True)

@@ -298,9 +298,6 @@ def test_report_train_dtype_and_several_inputs(
     assert double["totals"]["activation_bytes"] == 2 * eval_["totals"]["activation_bytes"]
 
 
-KWARGS = '{"num_classes": 3}'
-
-
 def test_report_file_target_with_kwargs(capsys: pytest.CaptureFixture[str]) -> None:
     data = report_json(
         capsys,

@@ -52,6 +52,9 @@ HAND_COUNTS = {
 TORCHVISION = {"vgg16": "vgg16", "resnet18": "resnet18", "resnet50": "resnet50"}
 
 
+SLOW_CONFIGS = {"vgg16", "resnet50"}  # resnet50 also runs (slow) in the torchvision test below
+
+
 def all_configs() -> list[Path]:
     return sorted(CONFIGS.glob("*.yaml"))
 
@@ -59,7 +62,7 @@ def all_configs() -> list[Path]:
 @pytest.mark.parametrize(
     "path",
     [
-        pytest.param(p, id=p.stem, marks=pytest.mark.slow if p.stem == "vgg16" else ())
+        pytest.param(p, id=p.stem, marks=pytest.mark.slow if p.stem in SLOW_CONFIGS else ())
         for p in all_configs()
     ],
 )
@@ -84,7 +87,10 @@ def test_params_match_torchvision(name: str) -> None:
     assert n_params(convzoo.build(CONFIGS / f"{name}.yaml", meta=True)) == n_params(reference)
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+@pytest.mark.parametrize(
+    "name",  # resnet50's bottlenecks: test_blocks checks each against torchvision's, fast
+    ["resnet18", pytest.param("resnet50", marks=pytest.mark.slow)],
+)
 def test_resnet_configs_compute_torchvision_resnets(name: str) -> None:
     """Copy torchvision's weights in order: the outputs agree, so the graphs are the same."""
     ours = convzoo.build(CONFIGS / f"{name}.yaml", input_size=(3, 64, 64)).eval()

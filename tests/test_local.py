@@ -314,6 +314,7 @@ def test_tiled_is_equivariant_to_shifts_by_t_only(t):
     assert not torch.allclose(layer(x[:, :, 1:, 1:]), y[:, :, 1:, 1:])
 
 
+@pytest.mark.slow  # 11 s; locally_connected's gradcheck (the same unfold path) stays fast
 def test_tiled_gradcheck():
     torch.manual_seed(7)
     layer = Tiled(2, 2, (3, 2), 2, 2, "same").double()

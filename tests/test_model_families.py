@@ -87,6 +87,26 @@ def test_segmentation_models_run_on_meta_and_count_exactly(build) -> None:
     assert report.output_shape == [1, 21, 64, 64]
 
 
+class Lister(nn.Module):
+    """Takes a list of unbatched images, as torchvision's detectors do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, images: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack([self.conv(image).sum() for image in images])
+
+
+def test_size_lists_make_unbatched_image_lists_for_any_model() -> None:
+    by_size = convzoo.analyze(Lister(), [[(3, 8, 10), (3, 6, 6)]], receptive_fields=False)
+    images = [torch.zeros(3, 8, 10), torch.zeros(3, 6, 6)]
+    by_tensor = convzoo.analyze(Lister(), (images,), receptive_fields=False)
+    assert by_size.input_shape == [[3, 8, 10], [3, 6, 6]]
+    assert by_size.totals["macs"] == by_tensor.totals["macs"] == (6 * 8 + 4 * 4) * 4 * 27
+
+
+@pytest.mark.slow  # the same plumbing on a detector (the fast detector test takes tensors)
 def test_size_lists_make_unbatched_image_lists() -> None:
     model = D.fasterrcnn_mobilenet_v3_large_fpn(**SMALL, **FEW).eval()
     by_size = convzoo.analyze(model, [[(3, 80, 96)]], receptive_fields=False)

@@ -32,7 +32,7 @@ from convzoo.layers.deformable import Deformable
 from convzoo.layers.fft import FFTConv
 from tests.conftest import COUNTS
 from tests.strategies import Plan, models
-from tests.test_receptive import positive_, support
+from tests.test_receptive_gradients import positive_, support
 
 BATCH = 2
 # DEFECT 1 (reported to the lead): aten.hardswish has no class in convzoo/analysis/ops.py, so

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+from pathlib import Path
+
 import pytest
 from torch import nn
 
@@ -59,3 +63,35 @@ def test_missing_keyword() -> None:
 def test_every_layer_has_params_formula() -> None:
     for name in convzoo.LAYERS.names():
         assert convzoo.LAYERS.get(name).params_formula, name
+
+
+def test_a_registry_imports_its_modules_on_first_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Importing the registry costs nothing; its modules register when it is first used, and
+    a user's class that takes a built-in name is refused at once, not at a later import."""
+    package = tmp_path / "lazyzoo"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "home.py").write_text(
+        "from convzoo.registry import Registry\n"
+        "ZOO = Registry('layer', modules=('lazyzoo.layers',))\n"
+    )
+    (package / "layers.py").write_text(
+        "from torch import nn\nfrom lazyzoo.home import ZOO\n\n"
+        "@ZOO.register('builtin')\nclass Builtin(nn.Module):\n    '''A built-in.'''\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        zoo = importlib.import_module("lazyzoo.home").ZOO
+        assert "lazyzoo.layers" not in sys.modules
+        with pytest.raises(ValueError, match="'builtin' is already registered .by Builtin"):
+
+            @zoo.register("builtin")
+            class Mine(nn.Module):
+                """Mine."""
+
+        assert "lazyzoo.layers" in sys.modules and zoo.list() == [("builtin", "A built-in.")]
+    finally:
+        for name in ("lazyzoo", "lazyzoo.home", "lazyzoo.layers"):
+            sys.modules.pop(name, None)

@@ -114,17 +114,3 @@ def attention_macs(q_shape: Sequence[int], k_shape: Sequence[int], v_shape: Sequ
     """Scaled dot-product attention ``softmax(Q K^T) V``: ``batch * L * S * (E + E_v)``."""
     batch = prod(q_shape[:-2])
     return batch * q_shape[-2] * k_shape[-2] * (q_shape[-1] + v_shape[-1])
-
-
-def conv_macs_by_hand(
-    out_h: int,
-    out_w: int,
-    c_in: int,
-    c_out: int,
-    k_h: int,
-    k_w: int,
-    groups: int = 1,
-    batch: int = 1,
-) -> int:
-    """The textbook formula ``B * H_out * W_out * C_out * (C_in / g) * k_h * k_w``."""
-    return batch * out_h * out_w * c_out * (c_in // groups) * k_h * k_w

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -183,10 +183,6 @@ class Geometry:
         padding = self.padding
         pad = padding if isinstance(padding, str) else keep(ints(padding, self.dims, "", "", 0), 0)
         return Geometry(keep(self.kernel), keep(self.stride), keep(self.dilation), pad)
-
-    def with_(self, **changes: object) -> Geometry:
-        """A copy with some fields replaced (values already normalised)."""
-        return replace(self, **changes)  # type: ignore[arg-type]
 
     def describe(self) -> str:
         """``kernel_size=(3, 3), stride=(1, 1), padding='same', dilation=(1, 1)``."""

@@ -22,11 +22,6 @@ def layer_name(module: object) -> str:
     return getattr(type(module), "registry_name", type(module).__name__)
 
 
-def check_channels(layer: str, in_channels: int, out_channels: int, groups: int) -> None:
-    """Positive channel counts that ``groups`` divides, or a clear error."""
-    C.channels(layer, in_channels, out_channels, groups)
-
-
 @register("conv", category="conv")
 class Conv(G.Windowed, Ranked, _ConvNd):
     """Standard convolution with valid/same/full or explicit zero padding, 1-D/2-D/3-D.
