@@ -55,8 +55,8 @@ def tools(model: nn.Module, x: torch.Tensor) -> dict[str, Callable[[], Any]]:
         return counter.get_total_flops() // 2
 
     return {
-        "convzoo": lambda: convzoo.analyze(model, size).totals["macs"],
-        "no_fields": lambda: convzoo.analyze(model, size, receptive_fields=False).totals["macs"],
+        "convzoo": lambda: convzoo.analyze(model, size).totals.macs,
+        "no_fields": lambda: convzoo.analyze(model, size, receptive_fields=False).totals.macs,
         "fvcore": fvcore,
         "FlopCounterMode": flop_counter,
     }

@@ -51,7 +51,7 @@ model = convzoo.build({"input": [3, 16, 16], "layers": [
 ]})
 report = convzoo.analyze(model, (3, 16, 16))
 import convzoo.targets, convzoo.compare, convzoo.views, convzoo.plots, convzoo.analysis.peers
-print(json.dumps([plain, report.totals["macs"], sorted({m.split(".")[0] for m in sys.modules})]))
+print(json.dumps([plain, report.totals.macs, sorted({m.split(".")[0] for m in sys.modules})]))
 """
 
 

@@ -103,7 +103,7 @@ def test_size_lists_make_unbatched_image_lists_for_any_model() -> None:
     images = [torch.zeros(3, 8, 10), torch.zeros(3, 6, 6)]
     by_tensor = convzoo.analyze(Lister(), (images,), receptive_fields=False)
     assert by_size.input_shape == [[3, 8, 10], [3, 6, 6]]
-    assert by_size.totals["macs"] == by_tensor.totals["macs"] == (6 * 8 + 4 * 4) * 4 * 27
+    assert by_size.totals.macs == by_tensor.totals.macs == (6 * 8 + 4 * 4) * 4 * 27
 
 
 @pytest.mark.slow  # the same plumbing on a detector (the fast detector test takes tensors)
