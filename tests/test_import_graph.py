@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "convzoo" / "analysis"
 
@@ -104,6 +106,7 @@ def test_imports_come_first_and_none_is_for_side_effects_only() -> None:
         assert "torchvision" not in roots, f"{name} imports torchvision"
 
 
+@pytest.mark.slow  # one fresh interpreter per module
 def test_every_analysis_module_imports_on_its_own() -> None:
     """Each module imported first in a fresh analysis package (the rest stays loaded)."""
     script = (

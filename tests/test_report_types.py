@@ -161,7 +161,10 @@ def test_operators_add_up_to_the_totals(name: str) -> None:
         assert sum(o.macs for o in own) == row.self_macs, row.name
 
 
-@pytest.mark.parametrize(("name", "size"), [("resnet18", 64), ("vit_b_16", 224)])
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [("resnet18", 64), pytest.param("vit_b_16", 224, marks=pytest.mark.slow)],
+)
 def test_by_operator_matches_flop_counter_mode_per_module(name: str, size: int) -> None:
     """FlopCounterMode (2 FLOPs per MAC) on the same meta forward, module by module (its
     counts are inclusive, like ``by_operator(module)``) and op by op."""
