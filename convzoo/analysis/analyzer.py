@@ -9,6 +9,7 @@ and other threads may run or analyse the same model meanwhile.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,14 +63,14 @@ def _check_options(batch_size: Any, dtype: Any, max_memory: Any, flags: dict[str
 def _model_dtype(model: nn.Module) -> torch.dtype:
     """The dtype of the model's first floating (or complex) parameter or buffer (float32 if
     none)."""
-    for t in [*model.parameters(), *model.buffers()]:
+    for t in itertools.chain(model.parameters(), model.buffers()):  # stops at the first
         if (t.is_floating_point() or t.is_complex()) and not isolation.is_lazy(t):
             return t.dtype
     return torch.float32
 
 
 def _device(model: nn.Module) -> torch.device:
-    for t in [*model.parameters(), *model.buffers()]:
+    for t in itertools.chain(model.parameters(), model.buffers()):
         if t.device.type != "meta":
             return t.device
     return torch.device("cpu")

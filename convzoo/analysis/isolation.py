@@ -131,7 +131,7 @@ def _copy_module(module: nn.Module, memo: dict[int, Any]) -> nn.Module:
             state[name] = kind((k, None if t is None else memo[id(t)]) for k, t in value.items())
         elif kind in _ATOMIC or (kind is tuple and all(type(v) in _ATOMIC for v in value)):
             state[name] = value
-        elif kind in (dict, OrderedDict, set, list) and _all_atomic(value):
+        elif kind in (dict, OrderedDict, set, list) and (not value or _all_atomic(value)):
             if id(value) not in memo:  # a new container of shared immutable values
                 memo[id(value)] = value.copy()
             state[name] = memo[id(value)]
