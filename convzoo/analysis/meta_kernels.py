@@ -185,6 +185,16 @@ def _bmm(args: tuple, kwargs: dict) -> Any:
 
 
 # -- normalisation, softmax, reductions ----------------------------------------------------
+def _with_statistics(x: Any, stat: Sequence[int]) -> tuple[Any, Any, Any]:
+    """A normalisation's outputs: a tensor like ``x`` (contiguous) and two statistics of
+    shape ``stat`` (mean and inverse standard deviation)."""
+    return (
+        torch.empty(x.shape, dtype=x.dtype, device=META),
+        torch.empty(stat, dtype=x.dtype, device=META),
+        torch.empty(stat, dtype=x.dtype, device=META),
+    )
+
+
 @shape_rule(aten.native_layer_norm.default)
 def _layer_norm(args: tuple, kwargs: dict) -> Any:
     x, normalized, weight, bias, _eps = args
@@ -200,12 +210,7 @@ def _layer_norm(args: tuple, kwargs: dict) -> Any:
         x.is_contiguous() and not strides.standard(x)
     ):
         return None  # odd strides of size-1 dims leak into the output's
-    stat = [*x.shape[: x.dim() - k], *([1] * k)]
-    return (
-        torch.empty(x.shape, dtype=x.dtype, device=META),
-        torch.empty(stat, dtype=x.dtype, device=META),
-        torch.empty(stat, dtype=x.dtype, device=META),
-    )
+    return _with_statistics(x, [*x.shape[: x.dim() - k], *([1] * k)])
 
 
 @shape_rule(aten._softmax.default, aten._log_softmax.default)
@@ -310,12 +315,7 @@ def _batch_norm(x: Any, params: Sequence[Any], training: bool) -> Any:
         return None  # one value per channel: the real kernel raises
     if not training and (params[2] is None or params[3] is None):
         return None  # eval mode needs the running statistics: the real kernel raises
-    stat = (c,) if training else (0,)
-    return (
-        torch.empty(x.shape, dtype=x.dtype, device=META),
-        torch.empty(stat, dtype=x.dtype, device=META),
-        torch.empty(stat, dtype=x.dtype, device=META),
-    )
+    return _with_statistics(x, (c,) if training else (0,))
 
 
 @shape_rule(aten.native_batch_norm.default, aten._native_batch_norm_legit.default)
