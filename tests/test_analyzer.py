@@ -176,3 +176,29 @@ def test_receptive_fields_can_be_skipped_without_changing_counts() -> None:
     assert fast.totals == full.totals and fast.receptive_field is None
     assert all(row.receptive_field is None for row in fast.layers)
     assert full.layer("layer4").receptive_field.size == (435, 435)  # ResNet-18's field
+
+
+def test_a_modules_own_forward_hook_shapes_its_row() -> None:
+    """Modules are followed by wrapping ``forward`` in the private copy, except those with
+    hooks of their own: their row records what their hooks return."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    model[0].register_forward_hook(lambda m, i, o: o[:, :2])  # keeps 2 of 4 channels
+    report = convzoo.analyze(model, (3, 8, 8))
+    assert report["0"].output_shape == [1, 2, 6, 6]
+    assert report["1"].output_shape == [1, 2, 6, 6]
+    assert report["0"].macs == 4 * 6 * 6 * 27 and report.totals.macs == report["0"].macs
+    assert "forward" not in vars(model[0]) and "forward" not in vars(model[1])
+
+
+def test_direct_forward_calls_count_in_the_called_module() -> None:
+    class Outer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = nn.Conv2d(3, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner.forward(x)  # bypasses nn.Module.__call__
+
+    report = convzoo.analyze(Outer(), (3, 5, 5))
+    assert report["inner"].macs == report.totals.macs == 4 * 25 * 3
+    assert report["inner"].calls == 1

@@ -47,6 +47,30 @@ class OpFacts:
         )
 
 
+_ABSENT = object()  # a module without an instance-level forward
+_HOOK_NAMES = frozenset({"_forward_hooks", "_forward_pre_hooks"})
+_AWARE: dict[type, bool] = {}
+
+
+def _mentions_hooks(code: Any) -> bool:
+    """Whether a code object (or one nested in it) names a module's forward hooks."""
+    if _HOOK_NAMES & set(code.co_names) or _HOOK_NAMES & {
+        c for c in code.co_consts if isinstance(c, str)
+    }:
+        return True
+    return any(_mentions_hooks(c) for c in code.co_consts if hasattr(c, "co_names"))
+
+
+def _hook_aware(module: nn.Module) -> bool:
+    """Whether ``type(module)``'s ``forward`` (a class's own, not nn.Module's) inspects
+    forward hooks (cached per class)."""
+    cls = type(module)
+    if cls not in _AWARE:
+        code = getattr(getattr(cls, "forward", None), "__code__", None)
+        _AWARE[cls] = code is not None and _mentions_hooks(code)
+    return _AWARE[cls]
+
+
 _RULED: dict[type, bool] = {}
 
 
@@ -218,13 +242,21 @@ class Tracer(TorchDispatchMode):
 
     @contextmanager
     def hooks(self, model: nn.Module) -> Iterator[None]:
-        """Attach pre/post hooks to every submodule for the duration; always removed.
+        """Follow every submodule's calls for the duration; always undone.
 
-        A module reachable under several names is hooked once, under its first name; the
-        other names share its statistics. TorchScript modules take no Python hooks: their
-        cost is in the nearest Python ancestor (a note says so).
+        ``model`` is the analysis's private copy, so each submodule's ``forward`` is wrapped
+        in place (an instance attribute, removed afterwards): much cheaper per call than a
+        pair of forward hooks, which force ``nn.Module.__call__`` onto its slow path. A
+        module with hooks of its own is followed by hooks instead, so that its recorded
+        output is the one its hooks return, and so is one whose ``forward`` looks for
+        hooks (``nn.TransformerEncoderLayer`` takes its fused path only without them), so
+        that it runs as it always did under the analysis. A module reachable under several names is
+        followed once, under its first name; the other names share its statistics.
+        TorchScript modules run no Python hooks: their cost is in the nearest Python
+        ancestor (a note says so).
         """
         handles = []
+        wrapped: list[tuple[nn.Module, Any]] = []
         primary: dict[int, str] = {id(model): ""}
         scripted = [""] if isinstance(model, torch.jit.ScriptModule) else []
         try:
@@ -236,11 +268,14 @@ class Tracer(TorchDispatchMode):
                 self.stats.setdefault(name, ModuleStats())
                 if isinstance(module, torch.jit.ScriptModule):
                     scripted.append(name)
-                    continue
-                handles.append(module.register_forward_pre_hook(self._enter(name)))
-                handles.append(
-                    module.register_forward_hook(self._exit(name, module), always_call=True)
-                )
+                elif module._forward_hooks or module._forward_pre_hooks or _hook_aware(module):
+                    handles.append(module.register_forward_pre_hook(self._enter(name)))
+                    handles.append(
+                        module.register_forward_hook(self._exit(name, module), always_call=True)
+                    )
+                else:
+                    wrapped.append((module, module.__dict__.get("forward", _ABSENT)))
+                    module.__dict__["forward"] = self._wrap(name, module, module.forward)
             for name in scripted:
                 if not any(_inside(name, outer) for outer in scripted):
                     self.notes.append(
@@ -251,6 +286,31 @@ class Tracer(TorchDispatchMode):
         finally:
             for handle in handles:
                 handle.remove()
+            for module, before in wrapped:
+                if before is _ABSENT:
+                    module.__dict__.pop("forward", None)
+                else:
+                    module.__dict__["forward"] = before
+
+    def _wrap(self, name: str, module: nn.Module, forward: Any) -> Any:
+        """``forward`` with ``name`` pushed on the module stack while it runs."""
+        stack, stats = self.stack, self.stats[name]
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            stack.append(name)
+            stats.calls += 1
+            try:
+                out = forward(*args, **kwargs)
+            except BaseException:
+                self.failed_in = self.failed_in or name
+                raise
+            finally:
+                if stack and stack[-1] == name:
+                    stack.pop()
+            self._record(name, module, args, out)
+            return out
+
+        return call
 
     def _enter(self, name: str) -> Any:
         def hook(module: nn.Module, inputs: tuple) -> None:
