@@ -10,12 +10,15 @@ import csv
 import io
 from collections.abc import Mapping, Sequence
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
-from convzoo.analysis.report import LayerStats, ReceptiveField, Report
+from convzoo.analysis.report_types import ReceptiveField
 from convzoo.errors import ConvZooError
+
+if TYPE_CHECKING:  # only annotations: report.py imports this module
+    from convzoo.analysis.report import LayerStats, Report
 
 DECIMAL_UNITS = ("", "K", "M", "G", "T", "P", "E")
 BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
@@ -96,29 +99,12 @@ def shape_text(shape: Sequence[int] | None) -> str:
 
 
 def field_text(field: ReceptiveField | Mapping[str, Any] | None) -> str:
-    """``ReceptiveField(size=(7, 7), stride=(2, 2), ...) -> '7x7 /2'`` (one size per axis,
-    the stride once when equal on every axis); units that repeat only every ``period``
-    units add ``' (period 2)'``; global -> ``'global'``; a field the tracer could not
-    follow -> ``'unknown'`` (``notes`` say why); no field (no spatial input behind it) ->
-    ``'-'``. A plain dict in the JSON form (``{"size": [7, 7], ...}``) works too."""
+    """``ReceptiveField(size=(7, 7), stride=(2, 2), ...) -> '7x7 /2'`` (see
+    ``ReceptiveField.__str__``); no field (no spatial input behind it) -> ``'-'``. A plain
+    dict in the JSON form (``{"size": [7, 7], ...}``) works too."""
     if field is not None and not isinstance(field, ReceptiveField):
         field = ReceptiveField.from_dict(dict(field)) if field else None
-    if field is None:
-        return "-"
-    if field.is_global:
-        return "global"
-    if field.size is None or field.stride is None:
-        return "unknown"
-    text = f"{'x'.join(str(v) for v in field.size)} /{_axes_text(field.stride)}"
-    periods = field.period or (1,)
-    if any(p != 1 for p in periods):
-        text += f" (period {_axes_text(periods)})"
-    return text
-
-
-def _axes_text(values: Sequence[Any]) -> str:
-    """One value when equal on every axis, else all joined by 'x'."""
-    return str(values[0]) if len(set(values)) == 1 else "x".join(str(v) for v in values)
+    return "-" if field is None else str(field)
 
 
 def _type_text(row: LayerStats) -> str:

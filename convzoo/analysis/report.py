@@ -27,6 +27,7 @@ from dataclasses import dataclass, fields
 from dataclasses import field as _field
 from typing import Any, ClassVar, Final
 
+from convzoo.analysis import render
 from convzoo.analysis.report_types import Axes, DictAccess, ReceptiveField, Totals
 from convzoo.errors import ConvZooError
 
@@ -268,15 +269,11 @@ class Report:
         field ("7x7 /2" = size and stride), activations. ``depth`` keeps the rows with
         ``depth <= depth`` (0: just the model row); None keeps all.
         """
-        from convzoo.analysis import render
-
         return render.to_table(self, fmt, depth)
 
     def operator_table(self, fmt: str = "table", module: str | None = None) -> str:
         """:meth:`by_operator` as a table: op, kind, calls, MACs, share of MACs, element-wise
         ops (``fmt`` "table" or "markdown"); free ops on one line under it."""
-        from convzoo.analysis import render
-
         return render.operator_table(self, fmt, module)
 
     def __str__(self) -> str:
@@ -285,12 +282,8 @@ class Report:
 
     def _repr_html_(self) -> str:
         """Jupyter's rendering: the per-layer table and the summary lines as HTML (escaped)."""
-        from convzoo.analysis import render
-
         return render.to_html(self)
 
     def to_csv(self) -> str:
         """CSV text, one row per layer with every field flattened (see ``render.CSV_FIELDS``)."""
-        from convzoo.analysis import render
-
         return render.to_csv(self)

@@ -146,10 +146,24 @@ class ReceptiveField(DictAccess):
         return self.field.unit(*index)
 
     def __str__(self) -> str:
-        """``'7x7 /2'``, ``'global'`` or ``'unknown'`` (see ``render.field_text``)."""
-        from convzoo.analysis.render import field_text
+        """The table's text: ``'7x7 /2'`` (one size per axis, the stride once when equal
+        on every axis); units that repeat only every ``period`` units add
+        ``' (period 2)'``; ``'global'``; ``'unknown'`` for a field the tracer could not
+        follow (``notes`` say why)."""
+        if self.is_global:
+            return "global"
+        if self.size is None or self.stride is None:
+            return "unknown"
+        text = f"{'x'.join(str(v) for v in self.size)} /{_axes_text(self.stride)}"
+        periods = self.period or (1,)
+        if any(p != 1 for p in periods):
+            text += f" (period {_axes_text(periods)})"
+        return text
 
-        return field_text(self)
+
+def _axes_text(values: Axes) -> str:
+    """One value when equal on every axis, else all joined by 'x'."""
+    return str(values[0]) if len(set(values)) == 1 else "x".join(str(v) for v in values)
 
 
 def _list(values: Axes | None) -> list[Any] | None:
