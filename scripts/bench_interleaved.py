@@ -8,12 +8,17 @@ times every tool once (``time.perf_counter``), in an order rotated round by roun
 * convzoo: ``convzoo.analyze(model, (3, 224, 224))`` (receptive fields included);
 * convzoo, no fields: the same with ``receptive_fields=False``;
 * fvcore: ``FlopCountAnalysis(model, x).total()`` (warnings off);
-* FlopCounterMode: a real forward under ``torch.no_grad()`` and ``FlopCounterMode``.
+* FlopCounterMode: a real forward under ``torch.no_grad()`` and ``FlopCounterMode``;
+* floor: what any analyzer built like convzoo pays before it counts anything: the private
+  copy of the model, and a meta forward under a dispatch mode that only answers each op's
+  output (convzoo's own shape rules, :mod:`convzoo.analysis.meta_kernels`), with no
+  counting, no module tracking, no fields and no report.
 
 Ratios are the median over rounds of each round's ratio (so a busy moment affects all tools
 of a round alike); the fields' share is ``1 - no_fields / convzoo``. convzoo's time at 224,
 1024 and 8192 px (median of ``size_calls`` calls) shows its cost is flat in the input size
 (vit_b_16 takes 224 only). Targets: >= 10x fvcore, >= 5x FlopCounterMode, fields <= 1/3.
+The floor's ratios (fvcore / floor, FCM / floor) bound what any such analyzer can reach.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from convzoo.analysis import isolation, meta_kernels
 
 MODELS = ["resnet50", "convnext_tiny", "efficientnet_b0", "vit_b_16"]
 FIXED_SIZE = {"vit_b_16"}  # torchvision's ViT checks the input is 224x224
@@ -54,12 +62,32 @@ def tools(model: nn.Module, x: torch.Tensor) -> dict[str, Callable[[], Any]]:
             model(x)
         return counter.get_total_flops() // 2
 
+    def floor() -> int:
+        with isolation.gc_paused():
+            copy = isolation.private_copy(model, None, meta=True)
+            with torch.no_grad(), ShapesOnly():
+                copy(torch.empty(x.shape, device="meta"))
+        return 0
+
     return {
         "convzoo": lambda: convzoo.analyze(model, size).totals.macs,
         "no_fields": lambda: convzoo.analyze(model, size, receptive_fields=False).totals.macs,
         "fvcore": fvcore,
         "FlopCounterMode": flop_counter,
+        "floor": floor,
     }
+
+
+class ShapesOnly(TorchDispatchMode):
+    """Answers every op with its output and nothing else (see ``floor`` above)."""
+
+    def __torch_dispatch__(
+        self, func: Any, types: Any, args: tuple = (), kwargs: Any = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        rule = meta_kernels.RULES.get(func)
+        out = rule(args, kwargs) if rule is not None else None
+        return func(*args, **kwargs) if out is None else out
 
 
 def rounds_of(calls: dict[str, Callable[[], Any]], rounds: int) -> list[dict[str, float]]:
@@ -106,11 +134,13 @@ def bench(name: str, rounds: int, size_calls: int) -> dict[str, Any]:
     measured = rounds_of(calls, rounds)
     median = {tool: statistics.median(r[tool] for r in measured) for tool in calls}
     ratio = {peer: statistics.median(r[peer] / r["convzoo"] for r in measured) for peer in TARGETS}
+    bound = {peer: statistics.median(r[peer] / r["floor"] for r in measured) for peer in TARGETS}
     share = statistics.median(1 - r["no_fields"] / r["convzoo"] for r in measured)
     return {
         "model": name,
         "median_s": median,
         "ratio": ratio,
+        "bound": bound,
         "field_share": share,
         "macs": macs,
         "sizes_s": size_times(model, name, size_calls),
@@ -131,6 +161,9 @@ def table(results: list[dict[str, Any]]) -> str:
         "fvcore / convzoo",
         "FCM / convzoo",
         "fields' share",
+        "floor (ms)",
+        "fvcore / floor",
+        "FCM / floor",
         *(f"convzoo {s} px (ms)" for s in SIZES),
         "MACs convzoo / FCM",
         "targets met",
@@ -145,6 +178,9 @@ def table(results: list[dict[str, Any]]) -> str:
             f"{ratio['fvcore']:.1f}x",
             f"{ratio['FlopCounterMode']:.1f}x",
             f"{share:.2f}",
+            _ms(t["floor"]),
+            f"{r['bound']['fvcore']:.1f}x",
+            f"{r['bound']['FlopCounterMode']:.1f}x",
             *(_ms(s) for s in r["sizes_s"]),
             f"{r['macs']['convzoo']:,} / {r['macs']['FlopCounterMode']:,}",
             "yes" if met else "no",

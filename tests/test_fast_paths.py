@@ -79,3 +79,68 @@ def test_fast_rules_answer_most_ops() -> None:
     spy = Spy(fast=True)
     analyzer._trace(clone, args, spy, False)
     assert sum(hits) > 0.6 * len(hits)
+
+
+# -- the tracer's field shortcuts (Tracer._shortcut) ----------------------------------------
+
+
+def _fields_of(model: nn.Module, size: tuple, shortcuts: bool, calls: list[bool]) -> Tracer:
+    """A traced forward, with the tracer's field shortcuts on or off; ``calls`` records
+    whether each shortcut attempt answered."""
+    real = Tracer._shortcut
+
+    class Switch(Tracer):
+        def _shortcut(self, *args: Any) -> bool:
+            if not shortcuts:
+                return False
+            answered = real(self, *args)
+            calls.append(answered)
+            return answered
+
+    clone = isolation.private_copy(model, None, meta=True)
+    tracer = Switch()
+    analyzer._trace(clone, inputs.spec(size, 1, torch.float32)("meta", None), tracer, False)
+    return tracer
+
+
+def _patch_vit() -> nn.Module:
+    """Patches, a class token and two encoder layers: fields go global at attention and
+    then pass through views, transposes, matrix products and norms."""
+
+    class PatchViT(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Conv2d(3, 32, 8, stride=8)
+            self.token = nn.Parameter(torch.zeros(1, 1, 32))
+            layer = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True)
+            self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+            self.head = nn.Linear(32, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.embed(x).flatten(2).transpose(1, 2)
+            x = torch.cat([self.token.expand(x.shape[0], -1, -1), x], dim=1)
+            return self.head(self.encoder(x)[:, 0])
+
+    return PatchViT()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: tv.models.resnet18(weights=None),
+        lambda: tv.models.convnext_tiny(weights=None),
+        lambda: tv.models.mobilenet_v3_small(weights=None),
+        _patch_vit,
+    ],
+    ids=["resnet18", "convnext_tiny", "mobilenet_v3_small", "patch_vit"],
+)
+def test_field_shortcuts_change_nothing(make: Any) -> None:
+    """Every module's field (spans per unit and theoretical, layout, bound), every note
+    and count is the same with the shortcuts as through the op's field rule; and the
+    shortcuts do answer (each model has more than 20 norms and activations)."""
+    model = make().eval()
+    calls: list[bool] = []
+    fast = _fields_of(model, (3, 64, 64), True, calls)
+    slow = _fields_of(model, (3, 64, 64), False, [])
+    assert summary(fast) == summary(slow)
+    assert sum(calls) > 20

@@ -25,6 +25,7 @@ from convzoo.analysis import isolation
 from convzoo.analysis.analyzer import analyze
 from convzoo.analysis.counting import Tracer
 from convzoo.analysis.memory import OPTIMIZER_STATES, measured_saved_bytes
+from convzoo.analysis.receptive import Field
 from convzoo.builder import build
 from convzoo.cli_parser import OPTIMIZERS
 from convzoo.errors import ConvZooError
@@ -156,7 +157,7 @@ def test_tracer_holds_no_tensor() -> None:
     x = torch.empty(1, 3, 32, 32, device="meta")
     clone = copy.deepcopy(model).to("meta").eval()
     tracer = Tracer()
-    tracer.set_field(x, None)
+    tracer.set_field(x, Field.identity((32, 32)))
     with torch.no_grad():
         out = tracer.run(clone, (x,))
     assert tracer.memory.live == nbytes(1, 3, 32, 32) + nbytes(*out.shape)

@@ -42,6 +42,40 @@ def test_distill_examples() -> None:
     assert units(conv(8, 2, 2, p=1))[0] == (0, 0)  # one tap on padding
 
 
+def test_affine_windows_match_enumeration() -> None:
+    """Chains of convolutions (any kernel, stride, dilation, padding, output length, so
+    with units that see only padding) against a per-unit enumeration of their taps: the
+    hull of the taps inside the input. The monotone shortcut
+    (``Affine.hull_of_monotone``) is taken wherever it applies, and it applied."""
+    import random
+
+    from convzoo.analysis.receptive.intervals import EMPTY, Affine, compute_window, monotone
+
+    rng = random.Random(12)
+    shortcut = 0
+    for _ in range(400):
+        span = Span.identity(rng.randint(1, 30))
+        for _ in range(rng.randint(1, 4)):
+            k, s, d, pad = (
+                rng.randint(1, 5),
+                rng.randint(1, 3),
+                rng.randint(1, 3),
+                rng.randint(0, 6),
+            )
+            n_in = len(span)
+            n_out = max(1, (n_in + 2 * pad - d * (k - 1) - 1) // s + 1 + rng.randint(-1, 2))
+            shortcut += monotone(span)
+            got = compute_window(span, n_out, Affine(s, -pad, k, d), 1, s)
+            for o in range(n_out):
+                seen = [o * s - pad + j * d for j in range(k)]
+                seen = [u for u in seen if 0 <= u < n_in and span.lo[u] <= span.hi[u]]
+                lo = min((int(span.lo[u]) for u in seen), default=int(EMPTY))
+                hi = max((int(span.hi[u]) for u in seen), default=-int(EMPTY))
+                assert (int(got.lo[o]), int(got.hi[o])) == (lo, hi)
+            span = got
+    assert shortcut > 200
+
+
 def test_transposed_by_hand() -> None:
     def transposed(n: int, k: int, s: int, p: int, d: int = 1) -> Span:
         return span_of((n - 1) * s - 2 * p + d * (k - 1) + 1, n, transposed_taps(k, s, p, d), s)

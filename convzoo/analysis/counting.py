@@ -30,20 +30,30 @@ aten = torch.ops.aten
 @dataclass(frozen=True)
 class OpFacts:
     """What the tracer needs to know of one op overload, looked up once per analysis:
-    its class (:func:`ops.classify`), packet name, fast shape rule and fused rule."""
+    its class (:func:`ops.classify`), packet name, fast shape rule, cost rule, fused rule,
+    and two facts of its field rule that let the tracer answer common calls itself:
+    whether it passes a single operand's field on (:func:`receptive.passes_through`) and
+    whether global operands give a global output (:func:`receptive.keeps_global_field`)."""
 
     kind: str
     name: str
     shape_rule: Any
+    cost: Any
     fused: Any
+    passes: bool
+    keeps_global: bool
 
     @classmethod
     def of(cls, func: Any) -> OpFacts:
+        entry = ops.TABLE.resolve(func)
         return cls(
-            ops.classify(func),
+            entry.kind,
             str(func.overloadpacket.__name__),
             meta_kernels.RULES.get(func),
+            entry.cost,
             ops.fused(func),
+            receptive.passes_through(func),
+            receptive.keeps_global_field(func),
         )
 
 
@@ -198,7 +208,7 @@ class Tracer(TorchDispatchMode):
         if kind == "uncounted":
             self.uncounted[key[::-1]] += 1
         elif kind != "free":
-            amount = ops.cost(func, kind, args, kwargs, out)
+            amount = ops.charge(facts.cost, func, args, kwargs, out)
             self._add(amount, kind == "macs")
             if kind == "macs":
                 tally.macs += amount
@@ -208,9 +218,40 @@ class Tracer(TorchDispatchMode):
                 extra = facts.fused(func, args, kwargs, out)
                 self._add(extra, False)
                 tally.elementwise += extra
-        if self.with_fields:
+        if self.with_fields and not self._shortcut(facts, args, kwargs, out):
             self._propagate(func, args, kwargs, out)
         return out
+
+    def _shortcut(self, facts: OpFacts, args: tuple, kwargs: dict, out: Any) -> bool:
+        """The field of the commonest calls, answered without the op's field rule: no
+        traced operand; one operand whose field passes on unchanged to an output of its
+        shape (:attr:`OpFacts.passes`); only global operands of a rule that keeps them
+        global (:attr:`OpFacts.keeps_global`). False: the general path
+        (:meth:`_propagate`), which gives the same field more slowly."""
+        if kwargs or not (facts.passes or facts.keeps_global):
+            return False
+        fields = self.fields
+        traced: list[tuple[torch.Tensor, Any]] = []
+        for a in args:
+            if isinstance(a, torch.Tensor):
+                f = fields.get(a)
+                if f is not None:
+                    traced.append((a, f))
+            elif isinstance(a, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in a):
+                return False
+        if not traced:
+            return True  # no field to propagate (a None field reads as none)
+        first = out[0] if isinstance(out, (tuple, list)) and out else out
+        if not isinstance(first, torch.Tensor):
+            return False
+        passes = facts.passes and len(traced) == 1 and first.shape == traced[0][0].shape
+        stays_global = facts.keeps_global and first is out and all(f.is_global for _, f in traced)
+        if not (passes or stays_global):
+            return False
+        tensor, field = traced[0]
+        if first is not tensor:
+            fields[first] = field
+        return True
 
     def _add(self, amount: int, macs: bool) -> None:
         """Add one op's cost to every module on the stack, and to the innermost as self."""

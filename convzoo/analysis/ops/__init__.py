@@ -10,7 +10,7 @@ rule modules, all imported by :mod:`.builtin`.
 """
 
 from convzoo.analysis.ops.call import OpCall, argument, first
-from convzoo.analysis.ops.query import FUSED_RULES, classify, cost, fused
+from convzoo.analysis.ops.query import FUSED_RULES, charge, classify, cost, fused
 from convzoo.analysis.ops.table import (
     TABLE,
     OpEntry,
@@ -29,6 +29,7 @@ __all__ = [
     "OpTable",
     "Resolved",
     "argument",
+    "charge",
     "classify",
     "cost",
     "first",

@@ -21,7 +21,18 @@ def classify(func: torch._ops.OpOverload) -> str:
 def cost(func: torch._ops.OpOverload, kind: str, args: tuple, kwargs: dict, out: Any) -> int:
     """MACs (``kind == "macs"``) or element-wise ops of one op call; an element-wise op
     without a rule counts one op per output value."""
-    rule = TABLE.resolve(func).cost
+    return charge(TABLE.resolve(func).cost, func, args, kwargs, out)
+
+
+def charge(
+    rule: Callable[[OpCall], int] | None,
+    func: torch._ops.OpOverload,
+    args: tuple,
+    kwargs: dict,
+    out: Any,
+) -> int:
+    """:func:`cost` with ``func``'s cost rule already looked up (the tracer keeps it per
+    overload); without a rule, one op per value of the (first) output."""
     if rule is not None:
         return rule(OpCall(func, args, kwargs, out))
     result = out[0] if isinstance(out, (tuple, list)) else out
@@ -67,4 +78,4 @@ FUSED_RULES = FusedRules()
 of fused attention): counted as ``elementwise_ops`` so that a fused kernel on real tensors
 counts what its decomposition on meta tensors counts."""
 
-__all__ = ["FUSED_RULES", "classify", "cost", "fused", "op_key"]
+__all__ = ["FUSED_RULES", "charge", "classify", "cost", "fused", "op_key"]

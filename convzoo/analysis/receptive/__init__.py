@@ -11,7 +11,12 @@ tracer calls per op; it reads the rules from the op table); :mod:`.modules` hold
 rules for zoo modules whose ops do not show their geometry.
 """
 
-from convzoo.analysis.receptive.dispatch import propagate, propagate_outputs
+from convzoo.analysis.receptive.dispatch import (
+    keeps_global_field,
+    passes_through,
+    propagate,
+    propagate_outputs,
+)
 from convzoo.analysis.receptive.field import Field, FieldSummary, Place, merge_fields
 from convzoo.analysis.receptive.intervals import Span, Summary, summary
 from convzoo.analysis.receptive.modules import MODULE_RULES, module_field
@@ -25,8 +30,10 @@ __all__ = [
     "Place",
     "Span",
     "Summary",
+    "keeps_global_field",
     "merge_fields",
     "module_field",
+    "passes_through",
     "propagate",
     "propagate_outputs",
     "summary",

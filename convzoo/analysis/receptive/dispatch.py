@@ -13,7 +13,15 @@ import torch
 from convzoo.analysis.ops.table import TABLE
 from convzoo.analysis.receptive.field import Field
 from convzoo.analysis.receptive.layout import constant, elementwise, same_as_input, slicing
-from convzoo.analysis.receptive.table import Call, FieldOf, FieldRule, Result, bind, tensors_in
+from convzoo.analysis.receptive.table import (
+    Call,
+    FieldOf,
+    FieldRule,
+    Result,
+    bind,
+    is_keeping_global,
+    tensors_in,
+)
 
 aten = torch.ops.aten
 
@@ -37,6 +45,21 @@ def lookup(func: Any) -> FieldRule | None:
     if found.field_exact:
         return found.field
     return elementwise if is_pointwise(func) else found.field
+
+
+@cache
+def passes_through(func: Any) -> bool:
+    """Whether ``func``'s rule hands a single traced operand's field on unchanged when the
+    output has that operand's shape (element-wise ops, normalisations)."""
+    return lookup(func) in (elementwise, same_as_input)
+
+
+@cache
+def keeps_global_field(func: Any) -> bool:
+    """Whether ``func``'s output field is global whenever every traced operand's is
+    (element-wise ops and the rules marked :func:`~.table.keeps_global`)."""
+    found = lookup(func)
+    return found is elementwise or is_keeping_global(found)
 
 
 def propagate(

@@ -16,15 +16,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from convzoo.analysis.receptive.intervals import Span, summary, union_spans
+from convzoo.analysis.receptive.intervals import Span, empty_units, summary, union_spans
 from convzoo.errors import ConvZooError
 
 
-@dataclass(frozen=True)
-class Place:
-    """Where a spatial axis lives in a tensor.
+class Place(NamedTuple):
+    """Where a spatial axis lives in a tensor (a named tuple: made, hashed and compared
+    on every op).
 
     ``dim``: the (negative) tensor dim holding it, or None when the axis has a single
     position and no dim of its own; ``extent``: its number of positions; ``inner``: the
@@ -43,9 +44,13 @@ ABSENT = Place(None, 1, 1)
 Places = tuple[Place, ...]
 
 
-def standard_places(shape: tuple[int, ...], n: int) -> Places:
+def standard_places(shape: Sequence[int], n: int) -> Places:
     """``n`` axes alone in the last ``n`` dims (absent when of extent 1)."""
+    return _standard_places(tuple(shape), n)
 
+
+@lru_cache(maxsize=4096)  # every op asks it of the few shapes a network has
+def _standard_places(shape: tuple[int, ...], n: int) -> Places:
     def place(dim: int) -> Place:
         if len(shape) < -dim or shape[dim] == 1:
             return ABSENT
@@ -127,8 +132,8 @@ class Field:
     def with_axes(self, axes: Sequence[Span | None], places: Sequence[Place], shape: Any) -> Field:
         """A copy with new ``axes`` and ``places``, normalised for a tensor of ``shape``."""
         kept = tuple(ABSENT if p.extent == 1 and p.inner != 0 else p for p in places)
-        layout = None if kept == standard_places(tuple(shape), len(kept)) else kept
-        return replace(self, axes=tuple(axes), layout=layout)
+        layout = None if kept == standard_places(shape, len(kept)) else kept
+        return Field(tuple(axes), self.is_global, layout, self.reason, self.bound)
 
     def unit(self, *index: int) -> list[tuple[int, int] | None]:
         """The exact input pixels ``(first, last)`` per axis that unit ``index`` (one index
@@ -216,6 +221,7 @@ def merge_fields(fields: list[Field]) -> tuple[Field, list[str]]:
         return Field.unknown(), []
     notes: list[str] = []
     axes: list[Span | None] = []
+    done: dict[tuple[int, ...], tuple[Span, list[str]]] = {}  # axes sharing spans stay shared
     for k in range(len(distinct[0].axes)):
         present = [
             a for a in (f.axes[k] if k < len(f.axes) else None for f in distinct) if a is not None
@@ -225,8 +231,12 @@ def merge_fields(fields: list[Field]) -> tuple[Field, list[str]]:
         if not present:
             axes.append(None)
             continue
-        notes.extend(f"axis {k}: {n}" for n in alignment(present))
-        axes.append(union_spans(present))
+        key = tuple(id(a) for a in present)
+        if key not in done:
+            done[key] = union_spans(present), alignment(present)
+        span, misaligned = done[key]
+        notes.extend(f"axis {k}: {n}" for n in misaligned)
+        axes.append(span)
     bound = any(f.bound for f in distinct) or partly_empty(distinct)
     if bound:
         notes.append(
@@ -239,12 +249,10 @@ def merge_fields(fields: list[Field]) -> tuple[Field, list[str]]:
 def partly_empty(fields: list[Field]) -> bool:
     """Whether a branch's units that see nothing along one axis differ from the others'
     (then the per-axis union overstates the units where that branch contributes nothing)."""
-    masks = [
-        tuple((a.lo > a.hi).tobytes() if a is not None else b"" for a in f.axes) for f in fields
-    ]
-    if len(set(masks)) == 1 or max(len(f.axes) for f in fields) < 2:
+    if max(len(f.axes) for f in fields) < 2:
         return False
-    return any(any(b"\x01" in m for m in ms) for ms in masks)
+    masks = {tuple(b"" if a is None else empty_units(a) for a in f.axes) for f in fields}
+    return len(masks) > 1  # b"": no empty unit, so masks differ only if some unit is empty
 
 
 def alignment(spans: list[Span]) -> list[str]:

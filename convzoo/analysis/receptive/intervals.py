@@ -80,6 +80,29 @@ class Span:
         )
 
 
+def empty_units(span: Span) -> bytes:
+    """Which units see nothing (``lo > hi``) as a byte mask, ``b""`` when none does
+    (computed once per span)."""
+    cached = span.__dict__.get("_empty")
+    if cached is None:
+        mask = span.lo > span.hi
+        cached = span.__dict__["_empty"] = mask.tobytes() if mask.any() else b""
+    return cached
+
+
+def monotone(span: Span) -> bool:
+    """Whether no unit of ``span`` is empty and ``lo`` and ``hi`` never decrease from one
+    unit to the next (true of every span an affine chain of windows makes; computed once
+    per span)."""
+    cached = span.__dict__.get("_monotone")
+    if cached is None:
+        lo, hi = span.lo, span.hi
+        cached = span.__dict__["_monotone"] = bool(
+            (lo <= hi).all() and (lo[1:] >= lo[:-1]).all() and (hi[1:] >= hi[:-1]).all()
+        )
+    return cached
+
+
 def hull(lo: np.ndarray, hi: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the hull of the valid intervals (``[n, k]`` arrays -> ``[n]``); empty rows
     give the empty interval."""
@@ -125,10 +148,17 @@ def window(span: Span, n_out: int, taps: Taps, period: int, advance: int) -> Spa
 def compute_window(span: Span, n_out: int, taps: Taps, period: int, advance: int) -> Span:
     """See :func:`window`."""
     n_in = len(span)
-    units, valid = taps(np.arange(n_out, dtype=np.int64), True)
-    valid = valid & (units >= 0) & (units < n_in)
-    safe = np.clip(units, 0, max(n_in - 1, 0))
-    lo, hi = hull(span.lo[safe], span.hi[safe], valid)
+    if isinstance(taps, Affine) and n_in and monotone(span):
+        lo, hi = taps.hull_of_monotone(span, n_out)
+    else:
+        if isinstance(taps, Affine):  # every tap valid: only the input's ends cut
+            units = taps.units(np.arange(n_out, dtype=np.int64))
+            valid = (units >= 0) & (units < n_in)
+        else:
+            units, valid = taps(np.arange(n_out, dtype=np.int64), True)
+            valid = valid & (units >= 0) & (units < n_in)
+        safe = np.minimum(np.maximum(units, 0), max(n_in - 1, 0))
+        lo, hi = hull(span.lo[safe], span.hi[safe], valid)
     if span.base is None:
         return Span(lo, hi, None, 0)
     p_in = span.base.shape[1]
@@ -159,10 +189,31 @@ class Affine:
     kernel: int
     dilation: int
 
-    def __call__(self, o: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
+    def units(self, o: np.ndarray) -> np.ndarray:
+        """The input units ``[len(o), kernel]`` that outputs ``o`` read."""
         steps = np.arange(self.kernel, dtype=np.int64) * self.dilation
-        units = o[:, None] * self.scale + self.offset + steps[None, :]
+        return o[:, None] * self.scale + (self.offset + steps)[None, :]
+
+    def __call__(self, o: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
+        units = self.units(o)
         return units, np.ones(units.shape, dtype=bool)
+
+    def hull_of_monotone(self, span: Span, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+        """The exact ``lo``, ``hi`` of outputs ``0..n_out-1`` over a :func:`monotone`
+        ``span`` (``scale``, ``dilation`` >= 1): the hull of the taps inside the input is
+        the lowest tap's ``lo`` and the highest tap's ``hi``, so no ``[n_out, kernel]``
+        array is needed. Outputs with no tap inside the input are empty."""
+        n_in, d = len(span), self.dilation
+        start = np.arange(n_out, dtype=np.int64) * self.scale + self.offset  # tap 0
+        first = np.maximum(-(start // d), 0)  # lowest tap index at or after unit 0
+        last = np.minimum((n_in - 1 - start) // d, self.kernel - 1)  # highest before n_in
+        empty = first > last
+        low = np.minimum(start + first * d, n_in - 1)
+        high = np.maximum(start + last * d, 0)
+        lo, hi = span.lo[low], span.hi[high]
+        if empty.any():
+            return np.where(empty, EMPTY, lo), np.where(empty, -EMPTY, hi)
+        return lo, hi
 
 
 affine = Affine
@@ -224,16 +275,15 @@ class Summary:
     ``size``: the largest theoretical (unclipped) field; ``stride``: the average distance
     between the fields of adjacent units (``Q / P``); ``start``: the centre of unit 0's
     theoretical field (None when unit 0 sees nothing); ``period``: the units repeat every
-    ``period`` units (1: evenly spaced, all alike). ``exact_size``: the largest field
-    clipped to the input. Without a theoretical period (``period`` None) the size is the
-    clipped one and stride and start are None.
+    ``period`` units (1: evenly spaced, all alike). Without a theoretical period
+    (``period`` None) the size is that of the largest field clipped to the input, and
+    stride and start are None.
     """
 
     size: int
     stride: Fraction | None
     start: Fraction | None
     period: int | None
-    exact_size: int
 
 
 def summary(span: Span) -> Summary:
@@ -246,14 +296,18 @@ def summary(span: Span) -> Summary:
 
 def compute_summary(span: Span) -> Summary:
     """See :func:`summary`."""
-    sizes = span.hi - span.lo + 1
-    exact = int(sizes.max(initial=0)) if len(sizes) else 0
-    exact = max(exact, 0)
     if span.base is None:
-        return Summary(exact, None, None, None, exact)
+        sizes = span.hi - span.lo + 1
+        exact = max(int(sizes.max(initial=0)), 0) if len(sizes) else 0
+        return Summary(exact, None, None, None)
+    period = span.base.shape[1]
+    if period == 1:  # the common case, without numpy reductions
+        lo, hi = int(span.base[0, 0]), int(span.base[1, 0])
+        seen = lo <= hi
+        size, start = (hi - lo + 1, Fraction(lo + hi, 2)) if seen else (0, None)
+        return Summary(size, Fraction(span.shift), start, 1)
     lo, hi = span.base
     seen = lo <= hi
     size = int((hi - lo + 1)[seen].max(initial=0))
     start = Fraction(int(lo[0] + hi[0]), 2) if seen[0] else None
-    period = span.base.shape[1]
-    return Summary(size, Fraction(span.shift, period), start, period, exact)
+    return Summary(size, Fraction(span.shift, period), start, period)

@@ -11,7 +11,7 @@ import torch
 
 from convzoo.analysis.receptive.field import Field, Place, merge_fields, remap, view_places
 from convzoo.analysis.receptive.intervals import Span, affine, collapse, concat, union_spans, window
-from convzoo.analysis.receptive.table import Call, Places, Result, rule, tensors_in
+from convzoo.analysis.receptive.table import Call, Places, Result, keeps_global, rule, tensors_in
 
 aten = torch.ops.aten
 
@@ -129,6 +129,7 @@ def moved(call: Call, mapping: Callable[[int], int | None]) -> Result:
 
 
 @rule(aten.view, aten._unsafe_view, aten.reshape, aten.view_copy, aten._reshape_alias)
+@keeps_global
 def view(call: Call) -> Result:
     x = call.x()
     f = call.field_of(x)
@@ -141,11 +142,13 @@ def view(call: Call) -> Result:
 
 
 @rule(aten.permute)
+@keeps_global
 def permute(call: Call) -> Result:
     return moved(call, [d % call.x().dim() for d in call.args["dims"]].index)
 
 
 @rule(aten.transpose, aten.t)
+@keeps_global
 def transpose(call: Call) -> Result:
     n = max(call.x().dim(), 1)
     a, b = call.args.get("dim0", 0) % n, call.args.get("dim1", 1) % n
@@ -153,17 +156,20 @@ def transpose(call: Call) -> Result:
 
 
 @rule(aten.unsqueeze)
+@keeps_global
 def unsqueeze(call: Call) -> Result:
     d = call.args["dim"] % call.out.dim()
     return moved(call, lambda p: p + (p >= d))
 
 
 @rule(aten.expand)
+@keeps_global
 def expand(call: Call) -> Result:
     return moved(call, lambda p: p + call.out.dim() - call.x().dim())
 
 
 @rule(aten.squeeze)
+@keeps_global
 def squeeze(call: Call) -> Result:
     x = call.x()
     dims = call.args.get("dim")
@@ -205,6 +211,7 @@ def take(a: Span, p: Place, begin: int, step: int, extent: int) -> tuple[Span, P
 
 
 @rule(aten.slice, aten.narrow, aten.select, aten.split, aten.split_with_sizes, aten.unbind)
+@keeps_global
 def slicing(call: Call) -> Result:
     """Slices, ``select`` (the axis loses its dim) and pieces of splits (``call.offset``)."""
     x = call.x()
@@ -226,6 +233,7 @@ def gather(call: Call) -> Result:
 
 
 @rule(aten.flip)
+@keeps_global
 def flip(call: Call) -> Result:
     """Reversed dims: an axis there keeps every unit's field, in reverse order."""
     field: Result = (call.field_of(call.x()), [])
@@ -247,6 +255,7 @@ def reverse(a: Span) -> Span:
 
 
 @rule(aten.unfold)
+@keeps_global
 def unfold(call: Call) -> Result:
     """``Tensor.unfold(dim, size, step)``: windows along ``dim`` (each sees ``size`` units)."""
     d, size, step = call.args["dimension"] % call.x().dim(), call.args["size"], call.args["step"]

@@ -10,7 +10,7 @@ import torch
 
 from convzoo.analysis.receptive.field import Field, Place, remap
 from convzoo.analysis.receptive.layout import merge
-from convzoo.analysis.receptive.table import Call, Places, Result, rule
+from convzoo.analysis.receptive.table import Call, Places, Result, keeps_global, rule
 
 aten = torch.ops.aten
 
@@ -48,6 +48,7 @@ def mixing(call: Call, x: torch.Tensor, dims: set[int], keep: bool) -> Result:
     aten.logcumsumexp, aten.sort, aten.topk, aten._fft_r2c, aten._fft_c2r, aten._fft_c2c,
     scan=True,
 )  # fmt: skip
+@keeps_global
 def reduction(call: Call, scan: bool = False) -> Result:
     """Reductions over ``dim`` (all dims when absent), and scans/softmax/FFT (shape kept)."""
     x = call.x()
@@ -71,6 +72,7 @@ CONTRACTIONS: dict[Any, tuple[tuple[str, dict[int, int | None]], ...]] = {
 
 
 @rule(*CONTRACTIONS)
+@keeps_global
 def contraction(call: Call) -> Result:
     """Matrix products: a spatial axis in a contracted dim makes the output global (flatten
     then linear); elsewhere it moves to the matching output dim (channels-last linear)."""

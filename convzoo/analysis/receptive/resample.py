@@ -12,7 +12,7 @@ import torch
 from convzoo.analysis.receptive.field import Place
 from convzoo.analysis.receptive.intervals import Span, Taps, window
 from convzoo.analysis.receptive.spatial import claimed, conv_span, spatial
-from convzoo.analysis.receptive.table import Call, Result, per_dim, rule
+from convzoo.analysis.receptive.table import Call, Result, keeps_global, per_dim, rule
 from convzoo.layers import geometry as G
 
 aten = torch.ops.aten
@@ -60,6 +60,7 @@ def resample_taps(ratio: Fraction, taps: int, align: bool, n_in: int) -> Taps:
 @rule(aten.upsample_bilinear2d, n=2, taps=2)
 @rule(aten.upsample_trilinear3d, n=3, taps=2)
 @rule(aten.upsample_bicubic2d, n=2, taps=4)
+@keeps_global
 def resample(call: Call, n: int, taps: int) -> Result:
     """Upsampling and downsampling by interpolation, any ratio (see :func:`resample_taps`)."""
     x, args = call.x(), call.args
@@ -83,6 +84,7 @@ def resample(call: Call, n: int, taps: int) -> Result:
 
 @rule(aten.pixel_shuffle, shuffle=True)
 @rule(aten.pixel_unshuffle, shuffle=False)
+@keeps_global
 def pixel_shuffle(call: Call, shuffle: bool) -> Result:
     """Channels to space (output ``o`` reads unit ``o // r``) and back (an r x r window)."""
     r = call.args.get("upscale_factor") or call.args["downscale_factor"]
@@ -137,6 +139,7 @@ PAD_MODES = {
 
 
 @rule(aten.constant_pad_nd, aten.pad, *PAD_MODES)
+@keeps_global
 def pad(call: Call) -> Result:
     """Padding (negative: cropping); pad pairs run from the last dim."""
     x = call.x()

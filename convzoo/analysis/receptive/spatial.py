@@ -12,7 +12,7 @@ import torch
 from convzoo.analysis.receptive.field import ABSENT, Field, Place
 from convzoo.analysis.receptive.intervals import Span, Taps, affine, window
 from convzoo.analysis.receptive.layout import merge, traced_pairs
-from convzoo.analysis.receptive.table import Call, Result, per_dim, rule
+from convzoo.analysis.receptive.table import Call, Result, keeps_global, per_dim, rule
 
 aten = torch.ops.aten
 DEFORMABLE_NOTE = (
@@ -75,7 +75,8 @@ def spatial(
         if p.inner > 1:  # outer axis, inner repeats (e.g. pixel_shuffle done by views)
             axis = spread(axis, p.inner)
         k = n + p.dim
-        axes[i], places[i] = apply(axis, k, place(k).extent), place(k)
+        places[i] = where = place(k)
+        axes[i] = apply(axis, k, where.extent)
     return f.with_axes(axes, places, call.out.shape), []
 
 
@@ -108,6 +109,7 @@ def transposed_taps(kernel: int, stride: int, pad: int, dilation: int) -> Taps:
 
 
 @rule(aten.convolution, aten._convolution, aten.convolution_overrideable, aten._convolution_mode)
+@keeps_global
 def convolution(call: Call) -> Result:
     """Convolution, transposed or not, any groups and dilation (padding symmetric here;
     ``output_padding`` only adds units at the end)."""
@@ -157,6 +159,7 @@ def deform_conv2d(call: Call) -> Result:
 @rule(aten.max_pool1d, aten.avg_pool1d, n=1)
 @rule(aten.max_pool2d, aten.max_pool2d_with_indices, aten.avg_pool2d, n=2)
 @rule(aten.max_pool3d, aten.max_pool3d_with_indices, aten.avg_pool3d, n=3)
+@keeps_global
 def pool(call: Call, n: int) -> Result:
     """Max and average pooling (``ceil_mode``: the last windows hang over the end)."""
     kernel = per_dim(call.args["kernel_size"], n)
@@ -186,6 +189,7 @@ def adaptive_taps(n: int, m: int) -> tuple[Taps, int, int]:
 @rule(aten.adaptive_max_pool1d, n=1)
 @rule(aten._adaptive_avg_pool2d, aten.adaptive_max_pool2d, aten.adaptive_avg_pool2d, n=2)
 @rule(aten._adaptive_avg_pool3d, aten.adaptive_max_pool3d, n=3)
+@keeps_global
 def adaptive_pool(call: Call, n: int) -> Result:
     """Adaptive pooling of any ratio: global when the output is 1 x 1, else its windows."""
     x, out = call.x(), call.out

@@ -51,9 +51,12 @@ def tensors_in(values: Any) -> list[torch.Tensor]:
     for value in values:
         if isinstance(value, torch.Tensor):
             found.append(value)
-        elif isinstance(value, (list, tuple)):
-            found.extend(tensors_in(value))
+        elif isinstance(value, (list, tuple)) and value and type(value[0]) not in _NUMBERS:
+            found.extend(tensors_in(value))  # int[] and float[] arguments hold no tensor
     return found
+
+
+_NUMBERS = (int, float, bool)
 
 
 def per_dim(value: Any, n: int) -> list[int]:
@@ -75,3 +78,16 @@ def rule(*ops: Any, **options: Any) -> Callable[[Callable[..., Result]], Callabl
         return fn
 
     return decorator
+
+
+def keeps_global(fn: Callable[..., Result]) -> Callable[..., Result]:
+    """Mark a field rule (below its ``@rule``) whose output is global whenever every traced
+    operand is global: the tracer then answers such calls itself, without the rule."""
+    fn.keeps_global = True  # type: ignore[attr-defined]
+    return fn
+
+
+def is_keeping_global(fn: Any) -> bool:
+    """Whether rule ``fn`` (or the function a ``partial`` of it wraps) is marked
+    :func:`keeps_global`."""
+    return bool(getattr(getattr(fn, "func", fn), "keeps_global", False))
