@@ -79,13 +79,16 @@ def tensor_bytes(model: nn.Module, dtype: torch.dtype | None = None) -> int:
 
 def _memo(model: nn.Module, dtype: torch.dtype | None, meta: bool) -> dict[int, Any]:
     memo: dict[int, Any] = {}
-    for t in [*model.parameters(), *model.buffers()]:  # each shared tensor once
-        if id(t) not in memo:
-            memo[id(t)] = _stand_in(t, dtype, meta)
+    for module in model.modules():  # each shared tensor once
+        for tensors in (module._parameters, module._buffers):
+            for t in tensors.values():
+                if t is not None and id(t) not in memo:
+                    memo[id(t)] = _stand_in(t, dtype, meta)
     return memo
 
 
-_ATOMIC = (int, float, bool, str, bytes, type(None), torch.dtype, torch.device)
+_ATOMIC = frozenset({int, float, bool, str, bytes, type(None), torch.dtype, torch.device})
+_CONTAINERS = frozenset({dict, OrderedDict, set, list})
 _TENSOR_DICTS = ("_parameters", "_buffers")
 _PROTOCOL = ("__deepcopy__", "__reduce_ex__", "__reduce__", "__getstate__")
 _MODULE_PROTOCOL = tuple(getattr(nn.Module, name, None) for name in _PROTOCOL)
@@ -123,15 +126,17 @@ def _copy_module(module: nn.Module, memo: dict[int, Any]) -> nn.Module:
     state: dict[str, Any] = {}
     for name, value in module.__dict__.items():
         kind = type(value)
-        if name == "_modules":
+        if kind in _ATOMIC:
+            state[name] = value
+        elif name == "_modules":
             state[name] = kind(
                 (k, None if m is None else _copy_module(m, memo)) for k, m in value.items()
             )
         elif name in _TENSOR_DICTS:
             state[name] = kind((k, None if t is None else memo[id(t)]) for k, t in value.items())
-        elif kind in _ATOMIC or (kind is tuple and all(type(v) in _ATOMIC for v in value)):
+        elif kind is tuple and all(type(v) in _ATOMIC for v in value):
             state[name] = value
-        elif kind in (dict, OrderedDict, set, list) and (not value or _all_atomic(value)):
+        elif kind in _CONTAINERS and (not value or _all_atomic(value)):
             if id(value) not in memo:  # a new container of shared immutable values
                 memo[id(value)] = value.copy()
             state[name] = memo[id(value)]

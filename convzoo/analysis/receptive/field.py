@@ -257,6 +257,11 @@ def partly_empty(fields: list[Field]) -> bool:
 
 def alignment(spans: list[Span]) -> list[str]:
     """Notes when branches' units are spaced or centred differently (merged anyway)."""
+    if all(s.base is not None and s.base.shape[1] == 1 for s in spans):  # no Fractions
+        bases = [(int(s.base[0, 0]), int(s.base[1, 0])) for s in spans if s.base is not None]
+        centres = {lo + hi for lo, hi in bases if lo <= hi}
+        if len({s.shift for s in spans}) == 1 and len(centres) <= 1:
+            return []
     sums = [summary(s) for s in spans]
     strides = sorted({s.stride for s in sums if s.stride is not None})
     notes = []

@@ -23,22 +23,52 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 
 import numpy as np
 
 EMPTY = np.int64(1) << 60  # lo of an empty interval; its hi is -EMPTY
 MAX_PERIOD = 4096  # longer theoretical periods are dropped (summary from the exact field)
 Taps = Callable[[np.ndarray, bool], tuple[np.ndarray, np.ndarray]]
+Exact = Callable[[], tuple[np.ndarray, np.ndarray]]  # makes a lazy span's lo and hi
 
 
-@dataclass(frozen=True, eq=False)
 class Span:
-    """One axis: exact ``lo``/``hi`` per unit and the theoretical periodic ``base``/``shift``."""
+    """One axis: exact ``lo``/``hi`` per unit and the theoretical periodic ``base``/``shift``.
 
-    lo: np.ndarray
-    hi: np.ndarray
-    base: np.ndarray | None
-    shift: int
+    The exact arrays of a span made by :meth:`lazy` are computed on first use: a chain of
+    convolutions, pools and merges whose units all see some input (the common case) never
+    builds them unless a unit is asked for, since its summary needs ``base`` only.
+    """
+
+    def __init__(self, lo: np.ndarray, hi: np.ndarray, base: np.ndarray | None, shift: int) -> None:
+        self._lo, self._hi, self._n, self._make = lo, hi, len(lo), None
+        self.base, self.shift = base, shift
+
+    @classmethod
+    def lazy(cls, n: int, make: Exact, base: np.ndarray | None, shift: int, tidy: bool) -> Span:
+        """A span of ``n`` units whose ``make() -> (lo, hi)`` runs on first use; ``tidy``:
+        known to be :func:`monotone` (so no unit is empty) without computing it."""
+        span = cls.__new__(cls)
+        span._lo = span._hi = None
+        span._n, span._make, span.base, span.shift = n, make, base, shift
+        if tidy:
+            span.__dict__["_monotone"] = True
+        return span
+
+    @property
+    def lo(self) -> np.ndarray:
+        if self._lo is None:
+            self._lo, self._hi = self._make()
+            self._make = None
+        return self._lo
+
+    @property
+    def hi(self) -> np.ndarray:
+        if self._hi is None:
+            self._lo, self._hi = self._make()
+            self._make = None
+        return self._hi
 
     @staticmethod
     def identity(n: int) -> Span:
@@ -47,7 +77,7 @@ class Span:
         return Span(units, units, np.zeros((2, 1), dtype=np.int64), 1)
 
     def __len__(self) -> int:
-        return len(self.lo)
+        return self._n
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Span):
@@ -84,6 +114,8 @@ def empty_units(span: Span) -> bytes:
     """Which units see nothing (``lo > hi``) as a byte mask, ``b""`` when none does
     (computed once per span)."""
     cached = span.__dict__.get("_empty")
+    if cached is None and span.__dict__.get("_monotone"):
+        cached = span.__dict__["_empty"] = b""  # monotone spans have no empty unit
     if cached is None:
         mask = span.lo > span.hi
         cached = span.__dict__["_empty"] = mask.tobytes() if mask.any() else b""
@@ -147,36 +179,41 @@ def window(span: Span, n_out: int, taps: Taps, period: int, advance: int) -> Spa
 
 def compute_window(span: Span, n_out: int, taps: Taps, period: int, advance: int) -> Span:
     """See :func:`window`."""
+    base, shift = theoretical_window(span, taps, period, advance)
+    if isinstance(taps, Affine) and taps.keeps_tidy(span, n_out):
+        return Span.lazy(n_out, partial(taps.hull_of_monotone, span, n_out), base, shift, True)
     n_in = len(span)
-    if isinstance(taps, Affine) and n_in and monotone(span):
-        lo, hi = taps.hull_of_monotone(span, n_out)
+    if isinstance(taps, Affine):  # every tap valid: only the input's ends cut
+        units = taps.units(np.arange(n_out, dtype=np.int64))
+        valid = (units >= 0) & (units < n_in)
     else:
-        if isinstance(taps, Affine):  # every tap valid: only the input's ends cut
-            units = taps.units(np.arange(n_out, dtype=np.int64))
-            valid = (units >= 0) & (units < n_in)
-        else:
-            units, valid = taps(np.arange(n_out, dtype=np.int64), True)
-            valid = valid & (units >= 0) & (units < n_in)
-        safe = np.minimum(np.maximum(units, 0), max(n_in - 1, 0))
-        lo, hi = hull(span.lo[safe], span.hi[safe], valid)
+        units, valid = taps(np.arange(n_out, dtype=np.int64), True)
+        valid = valid & (units >= 0) & (units < n_in)
+    safe = np.minimum(np.maximum(units, 0), max(n_in - 1, 0))
+    lo, hi = hull(span.lo[safe], span.hi[safe], valid)
+    return Span(lo, hi, base, shift)
+
+
+def theoretical_window(
+    span: Span, taps: Taps, period: int, advance: int
+) -> tuple[np.ndarray | None, int]:
+    """The ``base``, ``shift`` of :func:`window`'s output (None, 0: no period)."""
     if span.base is None:
-        return Span(lo, hi, None, 0)
+        return None, 0
     p_in = span.base.shape[1]
     repeat = p_in // math.gcd(advance, p_in) if advance else 1
     p_out = period * repeat
     if p_out > MAX_PERIOD:
-        return Span(lo, hi, None, 0)
+        return None, 0
     if isinstance(taps, Affine) and p_in == 1 and span.base[0, 0] <= span.base[1, 0]:
         q = span.shift  # >= 0: the first tap has the lowest field, the last the highest
         first, last = taps.offset, taps.offset + (taps.kernel - 1) * taps.dilation
         base = np.array([[span.base[0, 0] + first * q], [span.base[1, 0] + last * q]])
-        return Span(lo, hi, base, q * taps.scale)
+        return base, q * taps.scale
     units, valid = taps(np.arange(p_out, dtype=np.int64), False)
     t_lo, t_hi = span.theoretical(units)
     base = np.stack(hull(t_lo, t_hi, valid))
-    shift = (repeat * advance // p_in) * span.shift
-    base, shift = minimal(base, shift)
-    return Span(lo, hi, base, shift)
+    return minimal(base, (repeat * advance // p_in) * span.shift)
 
 
 @dataclass(frozen=True)
@@ -197,6 +234,24 @@ class Affine:
     def __call__(self, o: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
         units = self.units(o)
         return units, np.ones(units.shape, dtype=bool)
+
+    def keeps_tidy(self, span: Span, n_out: int) -> bool:
+        """Whether the window of a :func:`monotone` ``span`` is monotone too: every output
+        has a tap inside the input (outputs 0 and ``n_out - 1`` do, and between them the
+        taps are contiguous), and the lowest and highest such taps never move back (true
+        of contiguous taps; dilated taps qualify only when the input's ends cut none)."""
+        n_in, d, k = len(span), self.dilation, self.kernel
+        last = (n_out - 1) * self.scale + self.offset  # tap 0 of the last output
+        if d != 1 and (self.offset < 0 or last + (k - 1) * d > n_in - 1):
+            return False
+        return (
+            n_out >= 1
+            and self.scale >= 1
+            and d >= 1
+            and self.offset + (k - 1) * d >= 0
+            and last <= n_in - 1
+            and monotone(span)
+        )
 
     def hull_of_monotone(self, span: Span, n_out: int) -> tuple[np.ndarray, np.ndarray]:
         """The exact ``lo``, ``hi`` of outputs ``0..n_out-1`` over a :func:`monotone`
@@ -220,34 +275,41 @@ affine = Affine
 
 
 def union_spans(spans: list[Span]) -> Span:
-    """Unit by unit, the hull of several spans of the same length (a merge)."""
+    """Unit by unit, the hull of several spans of the same length (a merge); its exact
+    arrays are made on first use."""
     first = spans[0]
     if all(s is first for s in spans):
         return first
-    lo = np.minimum.reduce([s.lo for s in spans])
-    hi = np.maximum.reduce([s.hi for s in spans])
-    bases = [s for s in spans if s.base is not None]
+    base, shift = theoretical_union(spans)
+    tidy = all(monotone(s) for s in spans)  # the hull of monotone spans is monotone
+    return Span.lazy(len(first), partial(_exact_union, tuple(spans)), base, shift, tidy)
+
+
+def _exact_union(spans: tuple[Span, ...]) -> tuple[np.ndarray, np.ndarray]:
+    return np.minimum.reduce([s.lo for s in spans]), np.maximum.reduce([s.hi for s in spans])
+
+
+def theoretical_union(spans: list[Span]) -> tuple[np.ndarray | None, int]:
+    """The ``base``, ``shift`` of :func:`union_spans` (None, 0: no common period)."""
+    bases = [s.base for s in spans if s.base is not None]
     if len(bases) < len(spans):
-        return Span(lo, hi, None, 0)
-    if all(s.base is not None and s.base.shape[1] == 1 for s in spans):  # closed form
+        return None, 0
+    if all(b.shape[1] == 1 for b in bases):  # closed form
         shifts = {s.shift for s in spans}
         if len(shifts) > 1:
-            return Span(lo, hi, None, 0)
-        stacked = np.concatenate([s.base for s in spans if s.base is not None], axis=1)
-        base = np.array([[stacked[0].min()], [stacked[1].max()]])
-        return Span(lo, hi, base, shifts.pop())
-    period = math.lcm(*(s.base.shape[1] for s in bases if s.base is not None))
-    strides = {Fraction(s.shift, s.base.shape[1]) for s in bases if s.base is not None}
+            return None, 0
+        stacked = np.concatenate(bases, axis=1)
+        return np.array([[stacked[0].min()], [stacked[1].max()]]), shifts.pop()
+    period = math.lcm(*(b.shape[1] for b in bases))
+    strides = {Fraction(s.shift, s.base.shape[1]) for s in spans if s.base is not None}
     if len(strides) > 1:  # units drift apart: no common period
-        return Span(lo, hi, None, 0)
+        return None, 0
     units = np.arange(period, dtype=np.int64)
     parts = [s.theoretical(units) for s in spans]
     base = np.stack(
         [np.minimum.reduce([p[0] for p in parts]), np.maximum.reduce([p[1] for p in parts])]
     )
-    shift = int(next(iter(strides)) * period)
-    base, shift = minimal(base, shift)
-    return Span(lo, hi, base, shift)
+    return minimal(base, int(next(iter(strides)) * period))
 
 
 def concat(spans: list[Span]) -> Span:
