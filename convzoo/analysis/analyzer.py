@@ -101,22 +101,25 @@ def _largest_output(tracer: Tracer) -> int:
     return max((s.activation_bytes // max(s.calls, 1) for s in tracer.stats.values()), default=0)
 
 
-def _unique(params: Any) -> dict[int, nn.Parameter]:
-    return {id(p): p for p in params}
+Named = list[tuple[str, nn.Module]]  # named_modules(remove_duplicate=False), listed once
 
 
-def subtree_params(model: nn.Module) -> dict[str, int]:
+def subtree_params(model: nn.Module, named: Named | None = None) -> dict[str, int]:
     """Parameters of every module's subtree by qualified name, each tensor once per subtree
-    (a tensor shared by two modules counts in both, and once in their common ancestors)."""
+    (a tensor shared by two modules counts in both, and once in their common ancestors).
+    ``named``: ``model.named_modules(remove_duplicate=False)`` when already listed."""
     seen: dict[str, set[int]] = defaultdict(set)
     counts: dict[str, int] = defaultdict(int)
-    for name, p in model.named_parameters(remove_duplicate=False):
-        parts = name.split(".")[:-1]
-        for i in range(len(parts) + 1):
-            prefix = ".".join(parts[:i])
-            if id(p) not in seen[prefix]:
-                seen[prefix].add(id(p))
-                counts[prefix] += p.numel()
+    for name, module in named if named is not None else model.named_modules(remove_duplicate=False):
+        own = [p for p in module._parameters.values() if p is not None]
+        if not own:
+            continue
+        parts = name.split(".") if name else []
+        for prefix in [".".join(parts[:i]) for i in range(len(parts) + 1)]:
+            for p in own:
+                if id(p) not in seen[prefix]:
+                    seen[prefix].add(id(p))
+                    counts[prefix] += p.numel()
     return counts
 
 
@@ -297,8 +300,8 @@ def _failure(exc: Exception, args: tuple) -> AnalysisError:
     return AnalysisError(f"model fails for input {inputs.describe(args)}{where}: {first}")
 
 
-def _rows(model: nn.Module, tracer: Tracer, input_hw: Any) -> list[LayerStats]:
-    owned = subtree_params(model)
+def _rows(model: nn.Module, named: Named, tracer: Tracer, input_hw: Any) -> list[LayerStats]:
+    owned = subtree_params(model, named)
     rows = []
     fields: dict[int, ReceptiveField] = {}  # a field shared by several rows: summarised once
 
@@ -307,7 +310,7 @@ def _rows(model: nn.Module, tracer: Tracer, input_hw: Any) -> list[LayerStats]:
             fields[id(field)] = ReceptiveField.of(field, input_hw)  # frozen: safe to share
         return fields[id(field)]
 
-    for name, module in model.named_modules(remove_duplicate=False):
+    for name, module in named:
         stats = tracer.stats.get(name, ModuleStats())
         rows.append(
             LayerStats(
@@ -343,11 +346,15 @@ def _report(run: Traced, target: str) -> Report:
     tensors = [t for t in tree_flatten(list(args))[0] if isinstance(t, torch.Tensor)]
     tensors = [t for t in tensors if not t.is_nested]
     input_hw = tuple(tensors[0].shape[2:]) if tensors and 3 <= tensors[0].dim() <= 5 else None
-    rows = _rows(model, tracer, input_hw)
-    leaves = {
-        id(m): name for name, m in model.named_modules() if not any(True for _ in m.children())
-    }
-    params = _unique(model.parameters()).values()
+    named = list(model.named_modules(remove_duplicate=False))
+    rows = _rows(model, named, tracer, input_hw)
+    leaves: dict[int, str] = {}  # each leaf module once, under its first name
+    params_by_id: dict[int, nn.Parameter] = {}
+    for name, m in named:
+        if not any(c is not None for c in m._modules.values()):
+            leaves.setdefault(id(m), name)
+        params_by_id.update((id(p), p) for p in m._parameters.values() if p is not None)
+    params = params_by_id.values()
     root = tracer.stats.get("", ModuleStats())
     totals = Totals(
         params=sum(p.numel() for p in params),
