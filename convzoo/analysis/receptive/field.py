@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -243,7 +243,8 @@ def merge_fields(fields: list[Field]) -> tuple[Field, list[str]]:
             "a merged branch sees only padding at some units along one axis: the per-unit "
             "fields there are an upper bound (the union over the branches), not exact"
         )
-    return replace(distinct[0], axes=tuple(axes), bound=bound), notes
+    first = distinct[0]
+    return Field(tuple(axes), first.is_global, first.layout, first.reason, bound), notes
 
 
 def partly_empty(fields: list[Field]) -> bool:
@@ -257,9 +258,9 @@ def partly_empty(fields: list[Field]) -> bool:
 
 def alignment(spans: list[Span]) -> list[str]:
     """Notes when branches' units are spaced or centred differently (merged anyway)."""
-    if all(s.base is not None and s.base.shape[1] == 1 for s in spans):  # no Fractions
-        bases = [(int(s.base[0, 0]), int(s.base[1, 0])) for s in spans if s.base is not None]
-        centres = {lo + hi for lo, hi in bases if lo <= hi}
+    pairs = [s.pair for s in spans]
+    if all(p is not None for p in pairs):  # period 1: integers, no Fractions
+        centres = {p[0] + p[1] for p in pairs if p[0] <= p[1]}  # type: ignore[index]
         if len({s.shift for s in spans}) == 1 and len(centres) <= 1:
             return []
     sums = [summary(s) for s in spans]

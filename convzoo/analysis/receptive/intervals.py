@@ -31,6 +31,7 @@ EMPTY = np.int64(1) << 60  # lo of an empty interval; its hi is -EMPTY
 MAX_PERIOD = 4096  # longer theoretical periods are dropped (summary from the exact field)
 Taps = Callable[[np.ndarray, bool], tuple[np.ndarray, np.ndarray]]
 Exact = Callable[[], tuple[np.ndarray, np.ndarray]]  # makes a lazy span's lo and hi
+Base = np.ndarray | tuple[int, int] | None  # a period-1 base may be given as (lo, hi)
 
 
 class Span:
@@ -41,20 +42,49 @@ class Span:
     builds them unless a unit is asked for, since its summary needs ``base`` only.
     """
 
-    def __init__(self, lo: np.ndarray, hi: np.ndarray, base: np.ndarray | None, shift: int) -> None:
+    def __init__(self, lo: np.ndarray, hi: np.ndarray, base: Base, shift: int) -> None:
         self._lo, self._hi, self._n, self._make = lo, hi, len(lo), None
-        self.base, self.shift = base, shift
+        self._set_base(base, shift)
 
     @classmethod
-    def lazy(cls, n: int, make: Exact, base: np.ndarray | None, shift: int, tidy: bool) -> Span:
+    def lazy(cls, n: int, make: Exact, base: Base, shift: int, tidy: bool) -> Span:
         """A span of ``n`` units whose ``make() -> (lo, hi)`` runs on first use; ``tidy``:
         known to be :func:`monotone` (so no unit is empty) without computing it."""
         span = cls.__new__(cls)
         span._lo = span._hi = None
-        span._n, span._make, span.base, span.shift = n, make, base, shift
+        span._n, span._make = n, make
+        span._set_base(base, shift)
         if tidy:
             span.__dict__["_monotone"] = True
         return span
+
+    def _set_base(self, base: Base, shift: int) -> None:
+        """``base`` as given: an array, None, or ``(lo, hi)`` integers for period 1 (kept
+        as integers until an array is asked for: numpy calls are the slow part here)."""
+        if isinstance(base, tuple):
+            self._base, self._pair = None, base
+        else:
+            self._base, self._pair = base, None
+        self.shift = shift
+
+    @property
+    def base(self) -> np.ndarray | None:
+        """``int64[2, P]``: the theoretical field of units ``0..P-1`` (None: no period)."""
+        if self._base is None and self._pair is not None:
+            self._base = np.array([[self._pair[0]], [self._pair[1]]], dtype=np.int64)
+        return self._base
+
+    @property
+    def pair(self) -> tuple[int, int] | None:
+        """``(lo, hi)`` of unit 0's theoretical field when the period is 1, else None."""
+        if self._pair is None and self._base is not None and self._base.shape[1] == 1:
+            self._pair = (int(self._base[0, 0]), int(self._base[1, 0]))
+        return self._pair
+
+    @property
+    def periodic(self) -> bool:
+        """Whether the theoretical field is known (``base`` is not None)."""
+        return self._pair is not None or self._base is not None
 
     @property
     def lo(self) -> np.ndarray:
@@ -74,7 +104,9 @@ class Span:
     def identity(n: int) -> Span:
         """The input itself: unit ``u`` sees pixel ``u``; period 1, shift 1."""
         units = np.arange(n, dtype=np.int64)
-        return Span(units, units, np.zeros((2, 1), dtype=np.int64), 1)
+        span = Span(units, units, (0, 0), 1)
+        span.__dict__["_monotone"] = True
+        return span
 
     def __len__(self) -> int:
         return self._n
@@ -198,18 +230,18 @@ def theoretical_window(
     span: Span, taps: Taps, period: int, advance: int
 ) -> tuple[np.ndarray | None, int]:
     """The ``base``, ``shift`` of :func:`window`'s output (None, 0: no period)."""
-    if span.base is None:
+    if not span.periodic:
         return None, 0
-    p_in = span.base.shape[1]
+    pair = span.pair
+    if isinstance(taps, Affine) and pair is not None and pair[0] <= pair[1] and period == 1:
+        q = span.shift  # >= 0: the first tap has the lowest field, the last the highest
+        first, last = taps.offset, taps.offset + (taps.kernel - 1) * taps.dilation
+        return (pair[0] + first * q, pair[1] + last * q), q * taps.scale
+    p_in = 1 if pair is not None else span.base.shape[1]  # type: ignore[union-attr]
     repeat = p_in // math.gcd(advance, p_in) if advance else 1
     p_out = period * repeat
     if p_out > MAX_PERIOD:
         return None, 0
-    if isinstance(taps, Affine) and p_in == 1 and span.base[0, 0] <= span.base[1, 0]:
-        q = span.shift  # >= 0: the first tap has the lowest field, the last the highest
-        first, last = taps.offset, taps.offset + (taps.kernel - 1) * taps.dilation
-        base = np.array([[span.base[0, 0] + first * q], [span.base[1, 0] + last * q]])
-        return base, q * taps.scale
     units, valid = taps(np.arange(p_out, dtype=np.int64), False)
     t_lo, t_hi = span.theoretical(units)
     base = np.stack(hull(t_lo, t_hi, valid))
@@ -291,15 +323,16 @@ def _exact_union(spans: tuple[Span, ...]) -> tuple[np.ndarray, np.ndarray]:
 
 def theoretical_union(spans: list[Span]) -> tuple[np.ndarray | None, int]:
     """The ``base``, ``shift`` of :func:`union_spans` (None, 0: no common period)."""
-    bases = [s.base for s in spans if s.base is not None]
-    if len(bases) < len(spans):
+    if not all(s.periodic for s in spans):
         return None, 0
-    if all(b.shape[1] == 1 for b in bases):  # closed form
+    pairs = [s.pair for s in spans]
+    if all(p is not None for p in pairs):  # closed form, in Python integers
         shifts = {s.shift for s in spans}
         if len(shifts) > 1:
             return None, 0
-        stacked = np.concatenate(bases, axis=1)
-        return np.array([[stacked[0].min()], [stacked[1].max()]]), shifts.pop()
+        low, high = min(p[0] for p in pairs), max(p[1] for p in pairs)  # type: ignore[index]
+        return (low, high), shifts.pop()
+    bases = [s.base for s in spans if s.base is not None]
     period = math.lcm(*(b.shape[1] for b in bases))
     strides = {Fraction(s.shift, s.base.shape[1]) for s in spans if s.base is not None}
     if len(strides) > 1:  # units drift apart: no common period
@@ -358,17 +391,18 @@ def summary(span: Span) -> Summary:
 
 def compute_summary(span: Span) -> Summary:
     """See :func:`summary`."""
-    if span.base is None:
+    if not span.periodic:
         sizes = span.hi - span.lo + 1
         exact = max(int(sizes.max(initial=0)), 0) if len(sizes) else 0
         return Summary(exact, None, None, None)
-    period = span.base.shape[1]
-    if period == 1:  # the common case, without numpy reductions
-        lo, hi = int(span.base[0, 0]), int(span.base[1, 0])
+    pair = span.pair
+    if pair is not None:  # the common case, without numpy
+        lo, hi = pair
         seen = lo <= hi
         size, start = (hi - lo + 1, Fraction(lo + hi, 2)) if seen else (0, None)
         return Summary(size, Fraction(span.shift), start, 1)
-    lo, hi = span.base
+    period = span.base.shape[1]  # type: ignore[union-attr]
+    lo, hi = span.base  # type: ignore[misc]
     seen = lo <= hi
     size = int((hi - lo + 1)[seen].max(initial=0))
     start = Fraction(int(lo[0] + hi[0]), 2) if seen[0] else None

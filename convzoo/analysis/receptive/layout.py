@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from convzoo.analysis.receptive.field import Field, Place, merge_fields, remap, view_places
+from convzoo.analysis.receptive.field import (
+    Field,
+    Place,
+    merge_fields,
+    remap,
+    standard_places,
+    view_places,
+)
 from convzoo.analysis.receptive.intervals import Span, affine, collapse, concat, union_spans, window
 from convzoo.analysis.receptive.table import Call, Places, Result, keeps_global, rule, tensors_in
 
@@ -27,7 +34,12 @@ def merge(pairs: list[tuple[Field, Places | None]], shape: torch.Size, what: str
             f"{what}: operands hold their spatial axes differently (e.g. a 1x1 map broadcast "
             "over a larger one); the field is unknown"
         ]
-    field, notes = merge_fields([f.with_axes(f.axes, places, shape) for f, places in pairs])  # type: ignore[arg-type]
+    fields = [
+        f if f.layout is None and places == standard_places(shape, len(f.axes)) else
+        f.with_axes(f.axes, places, shape)  # type: ignore[arg-type]
+        for f, places in pairs
+    ]  # fmt: skip
+    field, notes = merge_fields(fields)
     return field, [f"{what}: {n}" for n in notes]
 
 

@@ -35,6 +35,17 @@ def claimed(f: Field, shape: tuple[int, ...], n: int) -> list[Place]:
     return places
 
 
+def _standard(f: Field, shape: tuple[int, ...], n: int) -> bool:
+    """Whether the ``n`` axes of ``f`` (none missing) lie alone in the last ``n`` dims of
+    ``shape``, each of extent above 1 (the common case, which needs no places)."""
+    return (
+        f.layout is None
+        and len(f.axes) == n
+        and all(a is not None for a in f.axes)
+        and min(shape[-n:], default=0) > 1
+    )
+
+
 def spread(span: Span, inner: int) -> Span:
     """An axis whose dim repeats each unit ``inner`` times (nearest upsampling by views)."""
     n = len(span) * inner
@@ -57,7 +68,11 @@ def spatial(
     f = call.field_of(x)
     if f is None or f.is_global:
         return f, []
-    shape = tuple(x.shape)
+    shape, out = tuple(x.shape), call.out.shape
+    standard = out_place is None and len(out) == len(shape) > n and _standard(f, shape, n)
+    if standard and min(out[-n:]) > 1:  # every axis alone in its dim, before and after
+        new = [apply(a, k, out[k - n]) for k, a in enumerate(f.axes)]  # type: ignore[arg-type]
+        return Field(tuple(new), False, None, f.reason, f.bound), []
     axes, places = list(f.axes), claimed(f, shape, n)
     place = out_place or (lambda k: Place(k - n, 1, call.out.shape[k - n]))
     given = tuple(places)
