@@ -4,6 +4,7 @@ every per-operator tally (see :mod:`convzoo.analysis.meta_kernels`)."""
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from torch import nn
 
 from convzoo.analysis import analyzer, inputs, isolation
 from convzoo.analysis.counting import Tracer
+from convzoo.analysis.field_flow import FieldFlow
 
 tv = pytest.importorskip("torchvision")
 
@@ -81,24 +83,24 @@ def test_fast_rules_answer_most_ops() -> None:
     assert sum(hits) > 0.6 * len(hits)
 
 
-# -- the tracer's field shortcuts (Tracer._shortcut) ----------------------------------------
+# -- the field shortcuts (FieldFlow._shortcut) ------------------------------------------------
 
 
 def _fields_of(model: nn.Module, size: tuple, shortcuts: bool, calls: list[bool]) -> Tracer:
-    """A traced forward, with the tracer's field shortcuts on or off; ``calls`` records
-    whether each shortcut attempt answered."""
-    real = Tracer._shortcut
+    """A traced forward, with the field shortcuts on or off; ``calls`` records whether
+    each shortcut attempt answered."""
+    real = FieldFlow._shortcut
 
-    class Switch(Tracer):
-        def _shortcut(self, *args: Any) -> bool:
-            if not shortcuts:
-                return False
-            answered = real(self, *args)
-            calls.append(answered)
-            return answered
+    def switch(self: FieldFlow, *args: Any) -> bool:
+        if not shortcuts:
+            return False
+        answered = real(self, *args)
+        calls.append(answered)
+        return answered
 
     clone = isolation.private_copy(model, None, meta=True)
-    tracer = Switch()
+    tracer = Tracer()
+    tracer.fields._shortcut = types.MethodType(switch, tracer.fields)  # type: ignore[method-assign]
     analyzer._trace(clone, inputs.spec(size, 1, torch.float32)("meta", None), tracer, False)
     return tracer
 
@@ -125,22 +127,23 @@ def _patch_vit() -> nn.Module:
 
 
 @pytest.mark.parametrize(
-    "make",
+    ("name", "make"),
     [
-        lambda: tv.models.resnet18(weights=None),
-        lambda: tv.models.convnext_tiny(weights=None),
-        lambda: tv.models.mobilenet_v3_small(weights=None),
-        _patch_vit,
+        ("resnet18", lambda: tv.models.resnet18(weights=None)),
+        ("convnext_tiny", lambda: tv.models.convnext_tiny(weights=None)),
+        ("mobilenet_v3_small", lambda: tv.models.mobilenet_v3_small(weights=None)),
+        ("patch_vit", _patch_vit),
     ],
-    ids=["resnet18", "convnext_tiny", "mobilenet_v3_small", "patch_vit"],
 )
-def test_field_shortcuts_change_nothing(make: Any) -> None:
+def test_field_shortcuts_change_nothing(name: str, make: Any) -> None:
     """Every module's field (spans per unit and theoretical, layout, bound), every note
     and count is the same with the shortcuts as through the op's field rule; and the
-    shortcuts do answer (each model has more than 20 norms and activations)."""
+    shortcuts do answer (each model has more than 20 norms and activations), and the
+    channels-last layouts of ConvNeXt's blocks are remembered."""
     model = make().eval()
     calls: list[bool] = []
     fast = _fields_of(model, (3, 64, 64), True, calls)
     slow = _fields_of(model, (3, 64, 64), False, [])
     assert summary(fast) == summary(slow)
     assert sum(calls) > 20
+    assert bool(fast.fields.layouts) == (name in ("convnext_tiny", "patch_vit"))

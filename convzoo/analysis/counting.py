@@ -21,8 +21,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from convzoo import limits
-from convzoo.analysis import meta_kernels, ops, receptive
-from convzoo.analysis.memory import LiveBytes, TensorMap
+from convzoo.analysis import meta_kernels, ops
+from convzoo.analysis.field_flow import FieldFacts, FieldFlow
+from convzoo.analysis.memory import LiveBytes
 
 aten = torch.ops.aten
 
@@ -31,17 +32,14 @@ aten = torch.ops.aten
 class OpFacts:
     """What the tracer needs to know of one op overload, looked up once per analysis:
     its class (:func:`ops.classify`), packet name, fast shape rule, cost rule, fused rule,
-    and two facts of its field rule that let the tracer answer common calls itself:
-    whether it passes a single operand's field on (:func:`receptive.passes_through`) and
-    whether global operands give a global output (:func:`receptive.keeps_global_field`)."""
+    and what :mod:`convzoo.analysis.field_flow` needs of its field rule."""
 
     kind: str
     name: str
     shape_rule: Any
     cost: Any
     fused: Any
-    passes: bool
-    keeps_global: bool
+    field: FieldFacts
 
     @classmethod
     def of(cls, func: Any) -> OpFacts:
@@ -52,8 +50,7 @@ class OpFacts:
             meta_kernels.RULES.get(func),
             entry.cost,
             ops.fused(func),
-            receptive.passes_through(func),
-            receptive.keeps_global_field(func),
+            FieldFacts.of(func),
         )
 
 
@@ -79,16 +76,6 @@ def _hook_aware(module: nn.Module) -> bool:
         code = getattr(getattr(cls, "forward", None), "__code__", None)
         _AWARE[cls] = code is not None and _mentions_hooks(code)
     return _AWARE[cls]
-
-
-_RULED: dict[type, bool] = {}
-
-
-def _has_module_rule(cls: type) -> bool:
-    """Whether a module class (or a base) has a receptive-field module rule (cached)."""
-    if cls not in _RULED:
-        _RULED[cls] = any(c in receptive.MODULE_RULES for c in cls.__mro__)
-    return _RULED[cls]
 
 
 def _inside(name: str, outer: str) -> bool:
@@ -146,42 +133,17 @@ class Tracer(TorchDispatchMode):
         self.stats: dict[str, ModuleStats] = {}
         self.uncounted: Counter[tuple[str, str]] = Counter()  # (op, module) -> calls
         self.per_op: dict[tuple[str, str], OpTally] = {}  # (innermost module, op) -> tally
-        self.fields = TensorMap()  # tensor -> receptive field, kept weakly
         self.notes: list[str] = []
+        self.fields = FieldFlow(self.notes, lambda: self.stack[-1] if self.stack else "")
         self.failed_in = ""  # innermost module an exception passed through
         self.facts: dict[Any, OpFacts] = {}  # per op overload, for this analysis
 
     # -- receptive fields ----------------------------------------------------------------
     def field_of(self, t: Any) -> Any:
-        return self.fields.get(t) if isinstance(t, torch.Tensor) else None
+        return self.fields.get(t)
 
     def set_field(self, t: Any, value: Any) -> None:
-        if isinstance(t, torch.Tensor):
-            self.fields[t] = value
-
-    def _traced(self, values: Any) -> bool:
-        """Whether any tensor among ``values`` (or in a list among them) has a field entry."""
-        for v in values:
-            if isinstance(v, torch.Tensor):
-                if v in self.fields:
-                    return True
-            elif isinstance(v, (list, tuple)) and self._traced(v):
-                return True
-        return False
-
-    def _propagate(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
-        if not self.with_fields or not (self._traced(args) or self._traced(kwargs.values())):
-            return  # no traced operand: the output has no field (absent = None)
-        try:
-            values, notes = receptive.propagate_outputs(func, args, kwargs, out, self.field_of)
-        except Exception as exc:  # a field rule must never break counting
-            values, notes = [], [f"receptive field rule for {func} failed: {exc}"]
-        outs = out if isinstance(out, (tuple, list)) else [out]
-        for tensor, value in zip(outs, values, strict=False):
-            self.set_field(tensor, value)
-        if notes:
-            where = self.stack[-1] if self.stack else "(model)"
-            self.notes.extend(f"{where or '(model)'}: {n}" for n in notes)
+        self.fields.set(t, value)
 
     # -- dispatch ------------------------------------------------------------------------
     def __torch_dispatch__(
@@ -218,40 +180,9 @@ class Tracer(TorchDispatchMode):
                 extra = facts.fused(func, args, kwargs, out)
                 self._add(extra, False)
                 tally.elementwise += extra
-        if self.with_fields and not self._shortcut(facts, args, kwargs, out):
-            self._propagate(func, args, kwargs, out)
+        if self.with_fields:
+            self.fields.step(func, facts.field, args, kwargs, out)
         return out
-
-    def _shortcut(self, facts: OpFacts, args: tuple, kwargs: dict, out: Any) -> bool:
-        """The field of the commonest calls, answered without the op's field rule: no
-        traced operand; one operand whose field passes on unchanged to an output of its
-        shape (:attr:`OpFacts.passes`); only global operands of a rule that keeps them
-        global (:attr:`OpFacts.keeps_global`). False: the general path
-        (:meth:`_propagate`), which gives the same field more slowly."""
-        if kwargs or not (facts.passes or facts.keeps_global):
-            return False
-        fields = self.fields
-        traced: list[tuple[torch.Tensor, Any]] = []
-        for a in args:
-            if isinstance(a, torch.Tensor):
-                f = fields.get(a)
-                if f is not None:
-                    traced.append((a, f))
-            elif isinstance(a, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in a):
-                return False
-        if not traced:
-            return True  # no field to propagate (a None field reads as none)
-        first = out[0] if isinstance(out, (tuple, list)) and out else out
-        if not isinstance(first, torch.Tensor):
-            return False
-        passes = facts.passes and len(traced) == 1 and first.shape == traced[0][0].shape
-        stays_global = facts.keeps_global and first is out and all(f.is_global for _, f in traced)
-        if not (passes or stays_global):
-            return False
-        tensor, field = traced[0]
-        if first is not tensor:
-            fields[first] = field
-        return True
 
     def _add(self, amount: int, macs: bool) -> None:
         """Add one op's cost to every module on the stack, and to the innermost as self."""
@@ -386,20 +317,6 @@ class Tracer(TorchDispatchMode):
         stats.activation_bytes += sum(
             t.numel() * t.element_size() for t in tensors if id(t) not in given
         )  # not an input passed on
-        self._module_field(module, inputs, tensors[0])
-        stats.rf = self.field_of(tensors[0])
-
-    def _module_field(self, module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
-        if not self.with_fields or not inputs or not isinstance(inputs[0], torch.Tensor):
-            return
-        if not _has_module_rule(type(module)):
-            return
-        try:
-            value = receptive.module_field(
-                module, self.field_of(inputs[0]), tuple(inputs[0].shape), tuple(out.shape)
-            )
-        except Exception as exc:
-            self.notes.append(f"receptive field rule for {type(module).__name__} failed: {exc}")
-            return
-        if value is not NotImplemented:
-            self.set_field(out, value)
+        if self.with_fields:
+            self.fields.module(module, inputs, tensors[0])
+            stats.rf = self.fields.get(tensors[0])

@@ -13,6 +13,7 @@ rules for zoo modules whose ops do not show their geometry.
 
 from convzoo.analysis.receptive.dispatch import (
     keeps_global_field,
+    moves_axes,
     passes_through,
     propagate,
     propagate_outputs,
@@ -32,6 +33,7 @@ __all__ = [
     "Summary",
     "keeps_global_field",
     "merge_fields",
+    "moves_axes",
     "module_field",
     "passes_through",
     "propagate",

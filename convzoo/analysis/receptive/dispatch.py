@@ -20,6 +20,7 @@ from convzoo.analysis.receptive.table import (
     Result,
     bind,
     is_keeping_global,
+    is_moving_axes,
     tensors_in,
 )
 
@@ -60,6 +61,12 @@ def keeps_global_field(func: Any) -> bool:
     (element-wise ops and the rules marked :func:`~.table.keeps_global`)."""
     found = lookup(func)
     return found is elementwise or is_keeping_global(found)
+
+
+@cache
+def moves_axes(func: Any) -> bool:
+    """Whether ``func``'s rule is marked :func:`~.table.moving_axes`."""
+    return is_moving_axes(lookup(func))
 
 
 def propagate(

@@ -18,7 +18,15 @@ from convzoo.analysis.receptive.field import (
     view_places,
 )
 from convzoo.analysis.receptive.intervals import Span, affine, collapse, concat, union_spans, window
-from convzoo.analysis.receptive.table import Call, Places, Result, keeps_global, rule, tensors_in
+from convzoo.analysis.receptive.table import (
+    Call,
+    Places,
+    Result,
+    keeps_global,
+    moving_axes,
+    rule,
+    tensors_in,
+)
 
 aten = torch.ops.aten
 
@@ -142,6 +150,7 @@ def moved(call: Call, mapping: Callable[[int], int | None]) -> Result:
 
 @rule(aten.view, aten._unsafe_view, aten.reshape, aten.view_copy, aten._reshape_alias)
 @keeps_global
+@moving_axes
 def view(call: Call) -> Result:
     x = call.x()
     f = call.field_of(x)
@@ -155,12 +164,14 @@ def view(call: Call) -> Result:
 
 @rule(aten.permute)
 @keeps_global
+@moving_axes
 def permute(call: Call) -> Result:
     return moved(call, [d % call.x().dim() for d in call.args["dims"]].index)
 
 
 @rule(aten.transpose, aten.t)
 @keeps_global
+@moving_axes
 def transpose(call: Call) -> Result:
     n = max(call.x().dim(), 1)
     a, b = call.args.get("dim0", 0) % n, call.args.get("dim1", 1) % n
@@ -169,6 +180,7 @@ def transpose(call: Call) -> Result:
 
 @rule(aten.unsqueeze)
 @keeps_global
+@moving_axes
 def unsqueeze(call: Call) -> Result:
     d = call.args["dim"] % call.out.dim()
     return moved(call, lambda p: p + (p >= d))
@@ -176,12 +188,14 @@ def unsqueeze(call: Call) -> Result:
 
 @rule(aten.expand)
 @keeps_global
+@moving_axes
 def expand(call: Call) -> Result:
     return moved(call, lambda p: p + call.out.dim() - call.x().dim())
 
 
 @rule(aten.squeeze)
 @keeps_global
+@moving_axes
 def squeeze(call: Call) -> Result:
     x = call.x()
     dims = call.args.get("dim")

@@ -10,7 +10,7 @@ import torch
 
 from convzoo.analysis.receptive.field import Field, Place, remap
 from convzoo.analysis.receptive.layout import merge
-from convzoo.analysis.receptive.table import Call, Places, Result, keeps_global, rule
+from convzoo.analysis.receptive.table import Call, Places, Result, keeps_global, moving_axes, rule
 
 aten = torch.ops.aten
 
@@ -73,6 +73,7 @@ CONTRACTIONS: dict[Any, tuple[tuple[str, dict[int, int | None]], ...]] = {
 
 @rule(*CONTRACTIONS)
 @keeps_global
+@moving_axes
 def contraction(call: Call) -> Result:
     """Matrix products: a spatial axis in a contracted dim makes the output global (flatten
     then linear); elsewhere it moves to the matching output dim (channels-last linear)."""

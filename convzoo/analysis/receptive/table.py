@@ -91,3 +91,18 @@ def is_keeping_global(fn: Any) -> bool:
     """Whether rule ``fn`` (or the function a ``partial`` of it wraps) is marked
     :func:`keeps_global`."""
     return bool(getattr(getattr(fn, "func", fn), "keeps_global", False))
+
+
+def moving_axes(fn: Callable[..., Result]) -> Callable[..., Result]:
+    """Mark a field rule (below its ``@rule``) whose output, for one traced operand, is
+    that operand's field with the same spans and a layout that depends only on the op, the
+    operand's position and layout, the arguments' shapes and values and the output's shape
+    (views, dim moves, channels-last matrix products): the tracer reuses such layouts."""
+    fn.moving_axes = True  # type: ignore[attr-defined]
+    return fn
+
+
+def is_moving_axes(fn: Any) -> bool:
+    """Whether rule ``fn`` (or the function a ``partial`` of it wraps) is marked
+    :func:`moving_axes`."""
+    return bool(getattr(getattr(fn, "func", fn), "moving_axes", False))
