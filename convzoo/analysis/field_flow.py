@@ -149,7 +149,7 @@ class FieldFlow:
             and (got.reason, got.bound) == (field.reason, field.bound)
         )
         if kept and len(self.notes) == noted:
-            self.layouts[key] = got.layout  # type: ignore[union-attr]
+            self.layouts[key] = got.layout
         return True
 
     def _traced(self, values: Any) -> bool:

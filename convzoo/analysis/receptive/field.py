@@ -260,8 +260,8 @@ def alignment(spans: list[Span]) -> list[str]:
     """Notes when branches' units are spaced or centred differently (merged anyway)."""
     pairs = [s.pair for s in spans]
     if all(p is not None for p in pairs):  # period 1: integers, no Fractions
-        centres = {p[0] + p[1] for p in pairs if p[0] <= p[1]}  # type: ignore[index]
-        if len({s.shift for s in spans}) == 1 and len(centres) <= 1:
+        doubled = {p[0] + p[1] for p in pairs if p[0] <= p[1]}  # type: ignore[index]
+        if len({s.shift for s in spans}) == 1 and len(doubled) <= 1:
             return []
     sums = [summary(s) for s in spans]
     strides = sorted({s.stride for s in sums if s.stride is not None})

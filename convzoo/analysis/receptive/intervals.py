@@ -42,6 +42,12 @@ class Span:
     builds them unless a unit is asked for, since its summary needs ``base`` only.
     """
 
+    _lo: np.ndarray | None
+    _hi: np.ndarray | None
+    _make: Exact | None
+    _base: np.ndarray | None
+    _pair: tuple[int, int] | None
+
     def __init__(self, lo: np.ndarray, hi: np.ndarray, base: Base, shift: int) -> None:
         self._lo, self._hi, self._n, self._make = lo, hi, len(lo), None
         self._set_base(base, shift)
@@ -86,19 +92,20 @@ class Span:
         """Whether the theoretical field is known (``base`` is not None)."""
         return self._pair is not None or self._base is not None
 
-    @property
-    def lo(self) -> np.ndarray:
-        if self._lo is None:
+    def _exact(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._lo is None or self._hi is None:
+            assert self._make is not None
             self._lo, self._hi = self._make()
             self._make = None
-        return self._lo
+        return self._lo, self._hi
+
+    @property
+    def lo(self) -> np.ndarray:
+        return self._exact()[0]
 
     @property
     def hi(self) -> np.ndarray:
-        if self._hi is None:
-            self._lo, self._hi = self._make()
-            self._make = None
-        return self._hi
+        return self._exact()[1]
 
     @staticmethod
     def identity(n: int) -> Span:
@@ -226,9 +233,7 @@ def compute_window(span: Span, n_out: int, taps: Taps, period: int, advance: int
     return Span(lo, hi, base, shift)
 
 
-def theoretical_window(
-    span: Span, taps: Taps, period: int, advance: int
-) -> tuple[np.ndarray | None, int]:
+def theoretical_window(span: Span, taps: Taps, period: int, advance: int) -> tuple[Base, int]:
     """The ``base``, ``shift`` of :func:`window`'s output (None, 0: no period)."""
     if not span.periodic:
         return None, 0
@@ -321,7 +326,7 @@ def _exact_union(spans: tuple[Span, ...]) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum.reduce([s.lo for s in spans]), np.maximum.reduce([s.hi for s in spans])
 
 
-def theoretical_union(spans: list[Span]) -> tuple[np.ndarray | None, int]:
+def theoretical_union(spans: list[Span]) -> tuple[Base, int]:
     """The ``base``, ``shift`` of :func:`union_spans` (None, 0: no common period)."""
     if not all(s.periodic for s in spans):
         return None, 0
