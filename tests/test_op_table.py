@@ -265,3 +265,31 @@ def test_torchvision_ops_registered_by_name_are_costed() -> None:
     conv = 2 * 7 * 5 * 6 * 4 * 9
     assert report.complete and report.totals.macs == conv + 2 * 4 * 9 * 7 * 5 * 5
     assert ops.TABLE.get("torchvision::deform_conv2d").cost is not None
+
+
+def test_in_place_ops_are_known_without_the_inplace_tag() -> None:
+    """Older torch (2.11 and before) has no ``torch.Tag.inplace``: there the schema says
+    which ops write their first argument. On every in-place variant of an element-wise op
+    (the ones whose fields pass through) the schema and the tag agree (where the tag
+    exists; without it, the schema's answer on a few ops by hand)."""
+    from convzoo.analysis.ops.table import inplace_by_schema, tagged
+
+    aten = torch.ops.aten
+    assert inplace_by_schema(aten.relu_.default) and inplace_by_schema(aten.add_.Tensor)
+    assert not inplace_by_schema(aten.relu.default) and not inplace_by_schema(aten.view.default)
+    if getattr(torch.Tag, "inplace", None) is None:
+        return
+    checked = 0
+    for name in dir(aten):
+        packet = getattr(aten, name, None)
+        if not isinstance(packet, torch._ops.OpOverloadPacket) or not name.endswith("_"):
+            continue
+        functional = getattr(aten, name.rstrip("_"), None)
+        for overload in packet.overloads():
+            func = getattr(packet, overload)
+            pure = getattr(functional, overload, None) if functional else None
+            if pure is None or not tagged(pure, "pointwise"):
+                continue
+            assert inplace_by_schema(func) == tagged(func, "inplace"), func
+            checked += 1
+    assert checked > 100

@@ -89,10 +89,33 @@ def op_key(op: Any) -> str:
     )
 
 
+def tagged(func: torch._ops.OpOverload, tag: str) -> bool:
+    """Whether ``func`` carries ``torch.Tag.<tag>``; False where this torch has no such tag
+    (``inplace`` is newer than the oldest torch convzoo supports)."""
+    found = getattr(torch.Tag, tag, None)
+    return found is not None and found in func.tags
+
+
+def is_inplace(func: torch._ops.OpOverload) -> bool:
+    """Whether ``func`` writes its first argument and returns it (``relu_``, ``add_``): the
+    ``inplace`` tag where torch has it, else the schema (a trailing ``_`` and a written
+    first argument)."""
+    if getattr(torch.Tag, "inplace", None) is not None:
+        return tagged(func, "inplace")
+    return inplace_by_schema(func)
+
+
+def inplace_by_schema(func: torch._ops.OpOverload) -> bool:
+    """:func:`is_inplace` from the schema alone (torch without the ``inplace`` tag)."""
+    written = next(iter(func._schema.arguments), None)  # the first argument
+    alias = written.alias_info if written is not None else None
+    return func.overloadpacket.__name__.endswith("_") and alias is not None and alias.is_write
+
+
 def is_view(func: torch._ops.OpOverload) -> bool:
     """Ops whose output aliases an input (view, reshape, transpose, select, ...), in place
     ones included (``transpose_``, ``squeeze_``: tagged ``inplace_view``)."""
-    if torch.Tag.inplace_view in func.tags:
+    if tagged(func, "inplace_view"):
         return True
     returns = func._schema.returns
     return bool(returns) and returns[0].alias_info is not None and not func._schema.is_mutable
@@ -105,7 +128,7 @@ def kind_of(entry: OpEntry, func: torch._ops.OpOverload) -> str:
         return kind
     if kind == "free" or is_view(func):
         return "free"
-    if kind == "elementwise" or torch.Tag.pointwise in func.tags:
+    if kind == "elementwise" or tagged(func, "pointwise"):
         return "elementwise"
     return "uncounted"
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from convzoo.analysis.ops.table import TABLE
+from convzoo.analysis.ops.table import TABLE, is_inplace, tagged
 from convzoo.analysis.receptive.field import Field
 from convzoo.analysis.receptive.layout import constant, elementwise, same_as_input, slicing
 from convzoo.analysis.receptive.table import (
@@ -30,13 +30,13 @@ aten = torch.ops.aten
 @cache
 def is_pointwise(func: Any) -> bool:
     """Whether ``func`` (or, for an in-place op, its functional form) is element-wise."""
-    if torch.Tag.pointwise in func.tags:
+    if tagged(func, "pointwise"):
         return True
-    if torch.Tag.inplace not in func.tags:
+    if not is_inplace(func):
         return False
     functional = getattr(aten, func.overloadpacket.__name__.rstrip("_"), None)
     overload = getattr(functional, func._overloadname, None) if functional else None
-    return overload is not None and torch.Tag.pointwise in overload.tags
+    return overload is not None and tagged(overload, "pointwise")
 
 
 def lookup(func: Any) -> FieldRule | None:
