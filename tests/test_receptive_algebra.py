@@ -76,6 +76,20 @@ def test_affine_windows_match_enumeration() -> None:
     assert shortcut > 200
 
 
+def test_deep_chains_build_their_exact_fields_without_deep_recursion() -> None:
+    """Exact arrays are built on first use, and a chain of unbuilt spans is cut every
+    MAX_LAZY links: 3000 convolutions and merges, then a unit query, need no deep
+    recursion (every unit of a 20-unit axis then sees all 20 pixels)."""
+    from convzoo.analysis.receptive.intervals import MAX_LAZY, Affine, union_spans, window
+
+    span = Span.identity(20)
+    for i in range(3000):
+        step = window(span, 20, Affine(1, -1, 3, 1), 1, 1)
+        span = union_spans([span, step]) if i % 7 == 0 else step
+        assert span.pending <= MAX_LAZY
+    assert span.unit(0) == (0, 19) and span.unit(19) == (0, 19)
+
+
 def test_transposed_by_hand() -> None:
     def transposed(n: int, k: int, s: int, p: int, d: int = 1) -> Span:
         return span_of((n - 1) * s - 2 * p + d * (k - 1) + 1, n, transposed_taps(k, s, p, d), s)

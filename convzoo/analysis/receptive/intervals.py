@@ -29,6 +29,7 @@ import numpy as np
 
 EMPTY = np.int64(1) << 60  # lo of an empty interval; its hi is -EMPTY
 MAX_PERIOD = 4096  # longer theoretical periods are dropped (summary from the exact field)
+MAX_LAZY = 64  # a lazy span's chain of unbuilt ancestors is cut (built) at this length
 Taps = Callable[[np.ndarray, bool], tuple[np.ndarray, np.ndarray]]
 Exact = Callable[[], tuple[np.ndarray, np.ndarray]]  # makes a lazy span's lo and hi
 Base = np.ndarray | tuple[int, int] | None  # a period-1 base may be given as (lo, hi)
@@ -45,6 +46,7 @@ class Span:
     _lo: np.ndarray | None
     _hi: np.ndarray | None
     _make: Exact | None
+    _pending: int
     _base: np.ndarray | None
     _pair: tuple[int, int] | None
 
@@ -53,12 +55,21 @@ class Span:
         self._set_base(base, shift)
 
     @classmethod
-    def lazy(cls, n: int, make: Exact, base: Base, shift: int, tidy: bool) -> Span:
-        """A span of ``n`` units whose ``make() -> (lo, hi)`` runs on first use; ``tidy``:
-        known to be :func:`monotone` (so no unit is empty) without computing it."""
+    def lazy(
+        cls, n: int, make: Exact, base: Base, shift: int, tidy: bool, parents: tuple[Span, ...]
+    ) -> Span:
+        """A span of ``n`` units whose ``make() -> (lo, hi)`` (reading ``parents``) runs on
+        first use; ``tidy``: known to be :func:`monotone` (so no unit is empty) without
+        computing it. Parents more than :data:`MAX_LAZY` unbuilt spans deep are built now,
+        so that building a span never recurses deeper than that."""
+        depth = 1 + max((p.pending for p in parents), default=0)
+        if depth > MAX_LAZY:
+            for p in parents:
+                p._exact()
+            depth = 1
         span = cls.__new__(cls)
         span._lo = span._hi = None
-        span._n, span._make = n, make
+        span._n, span._make, span._pending = n, make, depth
         span._set_base(base, shift)
         if tidy:
             span.__dict__["_monotone"] = True
@@ -91,6 +102,11 @@ class Span:
     def periodic(self) -> bool:
         """Whether the theoretical field is known (``base`` is not None)."""
         return self._pair is not None or self._base is not None
+
+    @property
+    def pending(self) -> int:
+        """How many unbuilt spans deep this one's exact arrays are (0: built)."""
+        return 0 if self._lo is not None else self._pending
 
     def _exact(self) -> tuple[np.ndarray, np.ndarray]:
         if self._lo is None or self._hi is None:
@@ -220,7 +236,8 @@ def compute_window(span: Span, n_out: int, taps: Taps, period: int, advance: int
     """See :func:`window`."""
     base, shift = theoretical_window(span, taps, period, advance)
     if isinstance(taps, Affine) and taps.keeps_tidy(span, n_out):
-        return Span.lazy(n_out, partial(taps.hull_of_monotone, span, n_out), base, shift, True)
+        make = partial(taps.hull_of_monotone, span, n_out)
+        return Span.lazy(n_out, make, base, shift, True, (span,))
     n_in = len(span)
     if isinstance(taps, Affine):  # every tap valid: only the input's ends cut
         units = taps.units(np.arange(n_out, dtype=np.int64))
@@ -319,7 +336,8 @@ def union_spans(spans: list[Span]) -> Span:
         return first
     base, shift = theoretical_union(spans)
     tidy = all(monotone(s) for s in spans)  # the hull of monotone spans is monotone
-    return Span.lazy(len(first), partial(_exact_union, tuple(spans)), base, shift, tidy)
+    parts = tuple(spans)
+    return Span.lazy(len(first), partial(_exact_union, parts), base, shift, tidy, parts)
 
 
 def _exact_union(spans: tuple[Span, ...]) -> tuple[np.ndarray, np.ndarray]:
