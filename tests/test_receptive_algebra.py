@@ -49,7 +49,8 @@ def test_affine_windows_match_enumeration() -> None:
     (``Affine.hull_of_monotone``) is taken wherever it applies, and it applied."""
     import random
 
-    from convzoo.analysis.receptive.intervals import EMPTY, Affine, compute_window, monotone
+    from convzoo.analysis.receptive.intervals import Affine, compute_window
+    from convzoo.analysis.receptive.span import EMPTY, monotone
 
     rng = random.Random(12)
     shortcut = 0
@@ -80,7 +81,8 @@ def test_deep_chains_build_their_exact_fields_without_deep_recursion() -> None:
     """Exact arrays are built on first use, and a chain of unbuilt spans is cut every
     MAX_LAZY links: 3000 convolutions and merges, then a unit query, need no deep
     recursion (every unit of a 20-unit axis then sees all 20 pixels)."""
-    from convzoo.analysis.receptive.intervals import MAX_LAZY, Affine, union_spans, window
+    from convzoo.analysis.receptive.intervals import Affine, union_spans, window
+    from convzoo.analysis.receptive.span import MAX_LAZY
 
     span = Span.identity(20)
     for i in range(3000):

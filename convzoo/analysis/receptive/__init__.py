@@ -1,7 +1,8 @@
 """Receptive fields, exact for every unit: one integer interval of input pixels per unit and
 spatial axis, propagated op by op through the traced graph.
 
-Layers, one direction of imports: :mod:`.intervals` (the interval algebra, one axis) <-
+Layers, one direction of imports: :mod:`.span` (one axis: a ``Span`` of per-unit
+intervals, built on first use, and its summary) <- :mod:`.intervals` (the interval algebra) <-
 :mod:`.field` (the ``Field`` of a tensor: axes, places, merges, summary) <- :mod:`.table`
 (the ``Call`` rules see and the ``@rule`` decorator, which registers a rule as the field
 aspect of the op table, :mod:`convzoo.analysis.ops`) <- the op rules :mod:`.layout`,
@@ -19,8 +20,8 @@ from convzoo.analysis.receptive.dispatch import (
     propagate_outputs,
 )
 from convzoo.analysis.receptive.field import Field, FieldSummary, Place, merge_fields
-from convzoo.analysis.receptive.intervals import Span, Summary, summary
 from convzoo.analysis.receptive.modules import MODULE_RULES, module_field
+from convzoo.analysis.receptive.span import Span, Summary, summary
 from convzoo.analysis.receptive.spatial import DEFORMABLE_NOTE
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The ``Field`` of a tensor: one :class:`~.intervals.Span` per spatial axis, where each axis
+"""The ``Field`` of a tensor: one :class:`~.span.Span` per spatial axis, where each axis
 lives in the tensor (:class:`Place`), merges, and the per-layer summary.
 
 Conventions (Araujo, Norris and Sim, "Computing Receptive Fields of Convolutional Neural
@@ -6,7 +6,7 @@ Networks", Distill 2019), per axis, in input pixels (pixel ``i`` has centre ``i`
 has as many axes as the input has spatial dims: 1 for ``(N, C, L)``, 2 for ``(N, C, H, W)``,
 3 for ``(N, C, D, H, W)``. :meth:`Field.unit` gives the exact input pixels of one unit;
 :meth:`Field.to_dict` the summary that holds for all units (see
-:class:`~.intervals.Summary`). Normalisation statistics (batch, layer, group norm) count as
+:class:`~.span.Summary`). Normalisation statistics (batch, layer, group norm) count as
 constants, as is conventional. Global operations give :meth:`Field.global_field`.
 """
 
@@ -19,7 +19,8 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from convzoo.analysis.receptive.intervals import Span, empty_units, summary, union_spans
+from convzoo.analysis.receptive.intervals import union_spans
+from convzoo.analysis.receptive.span import Span, empty_units, summary
 from convzoo.errors import ConvZooError
 
 
@@ -167,7 +168,7 @@ class Field:
         ``size`` is the largest theoretical (unclipped) field, ``stride`` the average
         distance between adjacent units' fields, ``start`` the centre of unit 0's field,
         ``period`` how many units it takes for the pattern to repeat (1: every unit alike
-        and evenly spaced; see :class:`~.intervals.Summary`). Numbers are ints when
+        and evenly spaced; see :class:`~.span.Summary`). Numbers are ints when
         integral, else floats rounded to 4 places. A global field reports ``size`` as
         ``input_size`` (the whole input); an unknown field reports None everywhere. The
         result answers ``.unit(i, j)`` (:meth:`unit`).

@@ -17,7 +17,8 @@ from convzoo.analysis.receptive.field import (
     standard_places,
     view_places,
 )
-from convzoo.analysis.receptive.intervals import Span, affine, collapse, concat, union_spans, window
+from convzoo.analysis.receptive.intervals import affine, collapse, concat, union_spans, window
+from convzoo.analysis.receptive.span import Span
 from convzoo.analysis.receptive.table import (
     Call,
     Places,

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from convzoo.analysis.receptive.field import Place
-from convzoo.analysis.receptive.intervals import Span, Taps, window
+from convzoo.analysis.receptive.intervals import Taps, window
+from convzoo.analysis.receptive.span import Span
 from convzoo.analysis.receptive.spatial import claimed, conv_span, spatial
 from convzoo.analysis.receptive.table import Call, Result, keeps_global, per_dim, rule
 from convzoo.layers import geometry as G

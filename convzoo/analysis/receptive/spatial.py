@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from convzoo.analysis.receptive.field import ABSENT, Field, Place
-from convzoo.analysis.receptive.intervals import Span, Taps, affine, window
+from convzoo.analysis.receptive.intervals import Taps, affine, window
 from convzoo.analysis.receptive.layout import merge, traced_pairs
+from convzoo.analysis.receptive.span import Span
 from convzoo.analysis.receptive.table import Call, Result, keeps_global, per_dim, rule
 
 aten = torch.ops.aten
