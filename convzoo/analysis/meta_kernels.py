@@ -45,7 +45,7 @@ def shape_rule(*ops: Any) -> Callable[[Rule], Rule]:
 
 def _float_meta(t: Any) -> bool:
     """Whether ``t`` is a floating meta tensor (the only kind the rules answer for)."""
-    return isinstance(t, torch.Tensor) and t.device == META and t.dtype in _FLOATS
+    return isinstance(t, torch.Tensor) and t.is_meta and t.dtype in _FLOATS
 
 
 def _numbers_ok(values: Sequence[Any]) -> bool:
