@@ -183,6 +183,11 @@ def rule_name(rule: Any) -> str | None:
 
 
 def test_every_op_keeps_its_class_fused_rule_and_field_rule() -> None:
+    """Against the snapshot of torch 2.14's ops (other releases tag some ops differently:
+    on 2.11 ``aten::_conj_physical`` is not pointwise)."""
+    version = ".".join(torch.__version__.split(".")[:2])
+    if version != BEFORE["torch"]:
+        pytest.skip(f"the snapshot is of torch {BEFORE['torch']}'s ops, this is torch {version}")
     seen = 0
     for name, func in dispatcher_ops():
         kind = BEFORE["kinds"].get(name, "uncounted")
