@@ -153,7 +153,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 @command("compare")
 def cmd_compare(args: argparse.Namespace) -> int:
-    from convzoo.compare import compare, compare_config, compare_upsample, rows_table
+    from convzoo.compare import compare, compare_config, compare_upsample
+    from convzoo.measure import rows_table
 
     if args.plot:
         from convzoo.plots import output_path

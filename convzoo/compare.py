@@ -9,19 +9,16 @@ delivers all of the saving, 0.5 half of it.
 
 from __future__ import annotations
 
-import logging
-import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from convzoo.analysis.analyzer import analyze
 from convzoo.errors import ConvZooError, render
-from convzoo.limits import MAX_PARAMS, check_memory, check_size
+from convzoo.limits import check_size
+from convzoo.measure import Row, measure
 from convzoo.registry import LAYERS, close_matches, create
 from convzoo.values import input_shape
 
@@ -105,53 +102,6 @@ DEFAULT = [
 ]
 
 
-@dataclass
-class Row:
-    """One design's theory (and measurements when benchmarked)."""
-
-    variant: str
-    params: int
-    macs: int
-    receptive_field: int | None
-    params_ratio: float
-    macs_ratio: float
-    forward_ms: float | None = None
-    speedup: float | None = None
-    efficiency: float | None = None
-    train_ms: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _field_size(report: Any) -> int | None:
-    rf = report.receptive_field
-    if rf is None or not rf.spatial or rf.size is None:
-        return None
-    return int(max(v for v in rf.size if v is not None))
-
-
-def measure_ms(module: nn.Module, x: torch.Tensor, train: bool, min_run_time: float) -> float:
-    """Median time of a forward (or forward + backward) after a warm-up, in ms."""
-    # torch.utils.benchmark imports cpp_extension, which warns about CUDA on CPU machines
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    from torch.utils.benchmark import Timer
-
-    if train:
-        x = x.clone().requires_grad_(True)
-        stmt = "m(x).sum().backward()"
-        module.train()
-    else:
-        stmt = "m(x)"
-        module.eval()
-    context = torch.enable_grad() if train else torch.no_grad()
-    with context:
-        for _ in range(2):
-            eval(stmt, {"m": module, "x": x})  # warm-up
-        timer = Timer(stmt, globals={"m": module, "x": x})
-        return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
-
-
 def compare(
     kernel: int = 7,
     in_channels: int = 64,
@@ -207,19 +157,6 @@ def compare(
     return measure(on_meta(designs), shape, *timing, real=designs, max_memory=max_memory)
 
 
-def bench_bytes(
-    reports: Mapping[str, Any], input_size: tuple[int, ...], batch: int, train: bool
-) -> int:
-    """About the bytes of real tensors a benchmark of these designs needs: every design's
-    weights (and gradients when ``train``), the input, and twice (three times when
-    ``train``) the largest design's activations for the buffers its kernels use."""
-    elements = batch * math.prod(input_size)
-    params = sum(r.totals.param_bytes for r in reports.values())
-    activations = max(r.totals.activation_bytes for r in reports.values())
-    factor = 2 if train else 1
-    return 4 * elements * factor + params * factor + activations * (factor + 1)
-
-
 def compare_upsample(
     scale: int = 2,
     kernel: int = 3,
@@ -261,70 +198,6 @@ def on_meta(designs: Callable[[], Mapping[str, nn.Module]]) -> Mapping[str, nn.M
     """``designs()`` built on the meta device: shapes and counts, no memory."""
     with torch.device("meta"):
         return designs()
-
-
-def measure(
-    modules: Mapping[str, nn.Module],
-    input_size: tuple[int, ...],
-    batch: int = 1,
-    bench: bool = False,
-    train: bool = False,
-    min_run_time: float = 0.2,
-    progress: bool = False,
-    real: Callable[[], Mapping[str, nn.Module]] | None = None,
-    max_memory: int | None = None,
-) -> list[Row]:
-    """Analyze (and optionally time) named modules on one input; the first is the baseline.
-
-    ``modules`` may be on the meta device; ``bench`` then times the ones ``real()`` builds,
-    once :func:`bench_bytes` is within ``max_memory`` (None: the default budget).
-    """
-    total = sum(p.numel() for m in modules.values() for p in m.parameters())
-    if total > MAX_PARAMS:
-        raise ConvZooError(
-            f"the designs have {total:,} parameters together, over the limit of {MAX_PARAMS:,}"
-        )
-    reports = {n: analyze(m, input_size, batch_size=batch) for n, m in modules.items()}
-    shapes = {n: r.output_shape for n, r in reports.items()}
-    if len({str(s) for s in shapes.values()}) != 1:
-        raise ConvZooError(
-            "the designs must produce the same output shape to be compared: "
-            + ", ".join(f"{n} {s}" for n, s in shapes.items())
-        )
-    base_name = next(iter(modules))
-    base = reports[base_name].totals
-    rows = [
-        Row(
-            n,
-            r.totals.params,
-            r.totals.macs,
-            _field_size(r),
-            r.totals.params / max(base.params, 1),
-            r.totals.macs / max(base.macs, 1),
-        )
-        for n, r in reports.items()
-    ]
-    if bench:
-        needed = bench_bytes(reports, input_size, batch, train)
-        check_memory(needed, max_memory, f"benchmarking at batch {batch:,}")
-        if real is not None:
-            modules = real()
-        x = torch.randn(batch, *input_size)
-        items = list(modules.items())
-        if progress:
-            from tqdm import tqdm
-
-            items = tqdm(items, desc="benchmarking", unit="design", leave=False)
-        times = {}
-        for name, module in items:
-            times[name] = measure_ms(module, x, False, min_run_time)
-            if train:
-                rows[list(modules).index(name)].train_ms = measure_ms(module, x, True, min_run_time)
-        for row in rows:
-            row.forward_ms = times[row.variant]
-            row.speedup = times[base_name] / times[row.variant]
-            row.efficiency = row.speedup * row.macs_ratio if row.macs else None
-    return rows
 
 
 def compare_config(
@@ -376,49 +249,4 @@ def compare_config(
         progress,
         real=lambda: models(meta=False),
         max_memory=max_memory,
-    )
-
-
-def rows_table(rows: list[Row], fmt: str = "table") -> str:
-    """Rows as a table (``table``/``markdown``), JSON or CSV, with human units in tables."""
-    import csv
-    import io
-    import json
-
-    from tabulate import tabulate
-
-    if fmt == "json":
-        return json.dumps([r.to_dict() for r in rows], indent=2)
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0].to_dict()), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(r.to_dict() for r in rows)
-        return buffer.getvalue().rstrip("\n")
-    timed = rows[0].forward_ms is not None
-    headers = ["design", "params", "MACs", "field", "params ratio", "MACs ratio"]
-    if timed:
-        headers += ["forward ms", "speed-up", "efficiency"]
-    if rows[0].train_ms is not None:
-        headers.append("fwd+bwd ms")
-    table = []
-    for r in rows:
-        line = [
-            r.variant,
-            f"{r.params:,}",
-            f"{r.macs:,}",
-            r.receptive_field or "-",
-            f"{r.params_ratio:.3f}",
-            f"{r.macs_ratio:.3f}",
-        ]
-        if timed:
-            line += [f"{r.forward_ms:.3f}", f"{r.speedup:.2f}x", f"{r.efficiency:.2f}"]
-        if r.train_ms is not None:
-            line.append(f"{r.train_ms:.3f}")
-        table.append(line)
-    return tabulate(
-        table,
-        headers=headers,
-        tablefmt="github" if fmt == "markdown" else "simple",
-        disable_numparse=True,
     )

@@ -68,7 +68,7 @@ def save(fig: Any, path: str | Path) -> Path:
 
 def plot_comparison(rows: Sequence[Any], path: str | Path, title: str) -> Path:
     """Bars of params, MACs and (when measured) latency per design, labelled with the ratio
-    to the first design. ``rows`` are :class:`convzoo.compare.Row`."""
+    to the first design. ``rows`` are :class:`convzoo.measure.Row`."""
     plt = _pyplot()
     panels = [
         ("parameters", "params", 1e3, "thousands"),
