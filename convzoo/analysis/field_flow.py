@@ -54,12 +54,11 @@ class FieldFacts:
 
 
 def _key(value: Any) -> Any:
-    """A hashable stand-in for an op argument (tensors by shape), or TypeError."""
+    """A stand-in for an op argument (tensors by shape, lists as tuples)."""
     if isinstance(value, torch.Tensor):
         return ("tensor", tuple(value.shape))
     if isinstance(value, (list, tuple)):
         return tuple(_key(v) for v in value)
-    hash(value)
     return value
 
 
@@ -131,7 +130,7 @@ class FieldFlow:
         index, _, field = traced
         try:
             key = (func, index, field.layout, len(field.axes), _key(args), tuple(out.shape))
-            hash(key)
+            hash(key)  # an unhashable argument: no reuse
         except TypeError:
             return False
         layout = self.layouts.get(key, self)  # self: not seen yet

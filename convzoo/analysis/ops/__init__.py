@@ -10,7 +10,7 @@ rule modules, all imported by :mod:`.builtin`.
 """
 
 from convzoo.analysis.ops.call import OpCall, argument, first
-from convzoo.analysis.ops.query import FUSED_RULES, charge, classify, cost, fused
+from convzoo.analysis.ops.query import FUSED_RULES, charge, classify, fused
 from convzoo.analysis.ops.table import (
     TABLE,
     OpEntry,
@@ -31,7 +31,6 @@ __all__ = [
     "argument",
     "charge",
     "classify",
-    "cost",
     "first",
     "fused",
     "is_view",

@@ -1,4 +1,5 @@
-"""What the tracer asks the op table per op call: :func:`classify`, :func:`cost`, :func:`fused`."""
+"""What the tracer asks the op table: :func:`classify` and :func:`fused` once per op
+overload, :func:`charge` per op call."""
 
 from __future__ import annotations
 
@@ -18,12 +19,6 @@ def classify(func: torch._ops.OpOverload) -> str:
     return TABLE.resolve(func).kind
 
 
-def cost(func: torch._ops.OpOverload, kind: str, args: tuple, kwargs: dict, out: Any) -> int:
-    """MACs (``kind == "macs"``) or element-wise ops of one op call; an element-wise op
-    without a rule counts one op per output value."""
-    return charge(TABLE.resolve(func).cost, func, args, kwargs, out)
-
-
 def charge(
     rule: Callable[[OpCall], int] | None,
     func: torch._ops.OpOverload,
@@ -31,8 +26,9 @@ def charge(
     kwargs: dict,
     out: Any,
 ) -> int:
-    """:func:`cost` with ``func``'s cost rule already looked up (the tracer keeps it per
-    overload); without a rule, one op per value of the (first) output."""
+    """MACs or element-wise ops of one call of ``func``, by its cost rule
+    (``TABLE.resolve(func).cost``, which the tracer keeps per overload); an element-wise op
+    without a rule counts one op per value of its (first) output."""
     if rule is not None:
         return rule(OpCall(func, args, kwargs, out))
     result = out[0] if isinstance(out, (tuple, list)) else out
@@ -78,4 +74,4 @@ FUSED_RULES = FusedRules()
 of fused attention): counted as ``elementwise_ops`` so that a fused kernel on real tensors
 counts what its decomposition on meta tensors counts."""
 
-__all__ = ["FUSED_RULES", "charge", "classify", "cost", "fused", "op_key"]
+__all__ = ["FUSED_RULES", "charge", "classify", "fused", "op_key"]

@@ -19,8 +19,7 @@ from convzoo.analysis.receptive.table import (
     FieldRule,
     Result,
     bind,
-    is_keeping_global,
-    is_moving_axes,
+    has_mark,
     tensors_in,
 )
 
@@ -60,13 +59,13 @@ def keeps_global_field(func: Any) -> bool:
     """Whether ``func``'s output field is global whenever every traced operand's is
     (element-wise ops and the rules marked :func:`~.table.keeps_global`)."""
     found = lookup(func)
-    return found is elementwise or is_keeping_global(found)
+    return found is elementwise or has_mark(found, "keeps_global")
 
 
 @cache
 def moves_axes(func: Any) -> bool:
     """Whether ``func``'s rule is marked :func:`~.table.moving_axes`."""
-    return is_moving_axes(lookup(func))
+    return has_mark(lookup(func), "moving_axes")
 
 
 def propagate(

@@ -142,20 +142,14 @@ class Affine:
 
     def hull_of_monotone(self, span: Span, n_out: int) -> tuple[np.ndarray, np.ndarray]:
         """The exact ``lo``, ``hi`` of outputs ``0..n_out-1`` over a :func:`monotone`
-        ``span`` (``scale``, ``dilation`` >= 1): the hull of the taps inside the input is
-        the lowest tap's ``lo`` and the highest tap's ``hi``, so no ``[n_out, kernel]``
-        array is needed. Outputs with no tap inside the input are empty."""
+        ``span`` where every output has a tap inside the input (:meth:`keeps_tidy`): the
+        hull of those taps is the lowest tap's ``lo`` and the highest tap's ``hi``, so no
+        ``[n_out, kernel]`` array is needed."""
         n_in, d = len(span), self.dilation
         start = np.arange(n_out, dtype=np.int64) * self.scale + self.offset  # tap 0
         first = np.maximum(-(start // d), 0)  # lowest tap index at or after unit 0
         last = np.minimum((n_in - 1 - start) // d, self.kernel - 1)  # highest before n_in
-        empty = first > last
-        low = np.minimum(start + first * d, n_in - 1)
-        high = np.maximum(start + last * d, 0)
-        lo, hi = span.lo[low], span.hi[high]
-        if empty.any():
-            return np.where(empty, EMPTY, lo), np.where(empty, -EMPTY, hi)
-        return lo, hi
+        return span.lo[start + first * d], span.hi[start + last * d]
 
 
 affine = Affine

@@ -87,12 +87,6 @@ def keeps_global(fn: Callable[..., Result]) -> Callable[..., Result]:
     return fn
 
 
-def is_keeping_global(fn: Any) -> bool:
-    """Whether rule ``fn`` (or the function a ``partial`` of it wraps) is marked
-    :func:`keeps_global`."""
-    return bool(getattr(getattr(fn, "func", fn), "keeps_global", False))
-
-
 def moving_axes(fn: Callable[..., Result]) -> Callable[..., Result]:
     """Mark a field rule (below its ``@rule``) whose output, for one traced operand, is
     that operand's field with the same spans and a layout that depends only on the op, the
@@ -102,7 +96,7 @@ def moving_axes(fn: Callable[..., Result]) -> Callable[..., Result]:
     return fn
 
 
-def is_moving_axes(fn: Any) -> bool:
-    """Whether rule ``fn`` (or the function a ``partial`` of it wraps) is marked
-    :func:`moving_axes`."""
-    return bool(getattr(getattr(fn, "func", fn), "moving_axes", False))
+def has_mark(fn: Any, mark: str) -> bool:
+    """Whether rule ``fn`` (or the function a ``partial`` of it wraps) carries ``mark``
+    (``"keeps_global"``, ``"moving_axes"``: the decorators above)."""
+    return bool(getattr(getattr(fn, "func", fn), mark, False))
