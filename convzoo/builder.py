@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import math
 from collections import OrderedDict
 from pathlib import Path
@@ -38,6 +39,7 @@ from convzoo.limits import (
     MAX_PARAMS,
     MAX_REPEAT,
 )
+from convzoo.real import remember
 from convzoo.registry import LAYERS, close_matches
 from convzoo.shapes import output_shape
 from convzoo.values import input_shape, layer_keywords
@@ -349,7 +351,9 @@ def build(
     ``input_size`` ``(C, H, W)`` overrides the config's ``input``; one of them is needed.
     The model is always built on the meta device first, where every parameter is counted
     against :data:`~convzoo.limits.MAX_PARAMS`; ``meta=True`` returns that model (enough
-    for :func:`convzoo.analyze`, no memory), otherwise it is built again with real weights.
+    for :func:`convzoo.analyze`, no memory; :func:`convzoo.real.materialize` builds its
+    real twin when real-tensor work needs it), otherwise it is built again with real
+    weights.
     """
     source = None
     if isinstance(config, (str, Path)):
@@ -368,6 +372,8 @@ def build(
         plain = len(stem) <= MAX_NAME_CHARS and MODEL_NAME.fullmatch(stem)
         name = config.get("name") or (stem if plain else "model")
         model = _assemble(config, shape, name, meta=True)
-        return model if meta else _assemble(config, shape, name, meta=False)
+        if meta:  # its real twin is built only if real-tensor work needs it
+            return remember(model, functools.partial(_assemble, config, shape, name, False))
+        return _assemble(config, shape, name, meta=False)
     except ConfigError as exc:
         raise exc.located(source) from None

@@ -52,13 +52,6 @@ def load_target(
     return found.model, found.input_size[0], found.name
 
 
-def real(model: nn.Module, target: str, size: tuple[int, ...], kwargs: str | None) -> nn.Module:
-    """``model`` with real weights: rebuilt from ``target`` when it is on the meta device."""
-    if any(p.is_meta for p in model.parameters()):
-        return load_target(target, size, kwargs)[0]
-    return model
-
-
 def emit(text: str, output: str | None) -> None:
     """Print ``text`` (one trailing newline), or write it to the file ``output``."""
     text = text if text.endswith("\n") else text + "\n"
@@ -130,7 +123,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         totals = report.totals  # fvcore runs a real forward at batch 1: estimate it first
         needed = totals.param_bytes + totals.activation_bytes // args.batch
         check_memory(needed + 4 * math.prod(sizes[0]), args.max_memory, "--check-fvcore")
-        model = real(model, args.target, sizes[0], args.kwargs)
         check = compare_fvcore(model, sizes[0]).to_text()
     if args.by_op:
         text = views.operators_text(report, args.format)
@@ -259,12 +251,14 @@ def cmd_rf(args: argparse.Namespace) -> int:
         if len(size) != 3:
             raise ConvZooError(f"--plot needs a CxHxW input, got {'x'.join(map(str, size))}")
         chw = (size[0], size[1], size[2])
-        model = real(model, args.target, size, args.kwargs)
         path = output_path(args.plot, args.force)
-        written = plot_receptive_field(
+        drawn = plot_receptive_field(
             model, chw, path, row.name, args.samples, name, unit, remark, args.max_memory
         )
-        print(f"plot written to {written}", file=sys.stderr)
+        if unit is None and rf is not None and rf.spatial:  # the unit drawn: its exact field
+            print(unit_text(row, drawn.unit))
+        print(drawn.support_text())
+        print(f"plot written to {drawn.path}", file=sys.stderr)
     return 0
 
 

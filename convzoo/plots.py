@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from torch import nn
 
 from convzoo.errors import ConvZooError, render
 from convzoo.limits import MAX_SAMPLES, check_memory, check_size
+from convzoo.real import materialize
 
 
 def _pyplot() -> Any:
@@ -115,9 +117,11 @@ def effective_field(
 
     The unit is ``unit`` (row, col) of ``layer``'s output, by default its centre (all
     channels summed); returns the map and the unit's (row, col). The model is run on a
-    deep copy in eval mode; ``samples`` is at most :data:`~convzoo.limits.MAX_SAMPLES`,
-    with a progress bar on a terminal. The memory it needs (:func:`effective_field_bytes`)
-    is estimated first and refused above ``max_memory`` (None: the default budget).
+    deep copy in eval mode (a model built on meta from a config on its real twin with
+    seeded weights, :func:`convzoo.real.materialize`); ``samples`` is at most
+    :data:`~convzoo.limits.MAX_SAMPLES`, with a progress bar on a terminal. The memory it
+    needs (:func:`effective_field_bytes`) is estimated first and refused above
+    ``max_memory`` (None: the default budget).
     """
     import copy
 
@@ -125,7 +129,7 @@ def effective_field(
     needed = effective_field_bytes(model, input_size)
     check_memory(needed, max_memory, "the effective field (a float64 forward and backward)")
 
-    model = copy.deepcopy(model).eval().double()
+    model = copy.deepcopy(materialize(model)).eval().double()
     target = dict(model.named_modules()).get(layer)
     if target is None:
         raise ConvZooError(f"no layer named {render(layer)}")
@@ -152,6 +156,36 @@ def effective_field(
     finally:
         handle.remove()
     return total / samples, unit
+
+
+Interval = tuple[int, int]
+
+
+def support(erf: torch.Tensor) -> tuple[Interval, Interval] | None:
+    """``((row_lo, row_hi), (col_lo, col_hi))``: the smallest box holding every nonzero
+    pixel of an effective field ``Tensor[H, W]`` (None when it is zero everywhere)."""
+    rows, cols = erf.nonzero(as_tuple=True)
+    if rows.numel() == 0:
+        return None
+    return (int(rows.min()), int(rows.max())), (int(cols.min()), int(cols.max()))
+
+
+@dataclass(frozen=True)
+class FieldPlot:
+    """What :func:`plot_receptive_field` drew: the file, the unit (row, col) and the box
+    of input pixels where the unit's effective field is nonzero (None: nowhere)."""
+
+    path: Path
+    unit: tuple[int, int]
+    support: tuple[Interval, Interval] | None
+
+    def support_text(self) -> str:
+        """``effective field of unit (30, 30): nonzero on input rows 30..34, cols 30..34``."""
+        if self.support is None:
+            return f"effective field of unit {self.unit}: zero everywhere"
+        (r0, r1), (c0, c1) = self.support
+        where = f"input rows {r0}..{r1}, cols {c0}..{c1}"
+        return f"effective field of unit {self.unit}: nonzero on {where}"
 
 
 def effective_field_bytes(model: nn.Module, input_size: tuple[int, ...]) -> int:
@@ -183,13 +217,14 @@ def plot_receptive_field(
     unit: tuple[int, ...] | None = None,
     remark: str = "",
     max_memory: int | None = None,
-) -> Path:
+) -> FieldPlot:
     """The exact receptive field of one unit of ``layer`` (default: its centre) drawn as a
     box over the effective field heatmap of the same unit.
 
     The box covers exactly the input pixels the unit depends on (the hull of its gradient
     support when every weight is positive), clipped to the input; the title gives the
     layer's summary (largest unclipped size, stride). ``remark`` is printed under it.
+    Returns the written path, the unit and where its effective field is nonzero.
     """
     from matplotlib.patches import Rectangle
 
@@ -238,6 +273,6 @@ def plot_receptive_field(
     ax.set_title(title + (f"\n{remark}" if remark else ""), fontsize=9)
     fig.tight_layout()
     try:
-        return save(fig, path)
+        return FieldPlot(save(fig, path), shown, support(erf))
     finally:
         plt.close(fig)

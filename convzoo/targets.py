@@ -1,9 +1,10 @@
 """CLI targets: a string such as ``resnet18`` or ``mynet.py:Net`` -> a model to analyze.
 
 Each accepted form is one :class:`Form` in :data:`FORMS`, tried in order: the first whose
-``matches`` accepts the text resolves it. Every form builds the model with random weights
-and never touches the network. A text no form accepts gets one line listing the forms and
-the closest names.
+``matches`` accepts the text resolves it. Every form builds the model with random, seeded
+weights (configs on the meta device: :func:`convzoo.real.materialize` builds their real
+twin when real-tensor work needs it) and never touches the network. A text no form
+accepts gets one line listing the forms and the closest names.
 
 ==========================  =====================================================
 ``configs/resnet18.yaml``   a YAML config file
@@ -33,6 +34,7 @@ from typing import Any
 from torch import nn
 
 from convzoo.errors import ConvZooError, first_line, render
+from convzoo.real import seeded_rng
 from convzoo.registry import close_matches
 
 Size = tuple[int, ...]
@@ -100,10 +102,12 @@ def parse_kwargs(text: str | None) -> Kwargs | None:
 
 def resolve(text: str, sizes: tuple[Size, ...] = (), kwargs: Kwargs | None = None) -> Target:
     """The model named by ``text``; ``sizes`` (from ``--input``) override its default inputs
-    and ``kwargs`` (from ``--kwargs``) go to its builder."""
+    and ``kwargs`` (from ``--kwargs``) go to its builder. Weights are random but seeded
+    (:data:`convzoo.real.SEED`), and the caller's random state is left as it was."""
     for f in FORMS:
         if f.matches(text):
-            target = f.resolve(text, kwargs, sizes)
+            with seeded_rng():  # random weights, but the same on every run
+                target = f.resolve(text, kwargs, sizes)
             target.input_size = sizes or target.input_size
             if not target.input_size:
                 raise ConvZooError(

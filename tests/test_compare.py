@@ -94,4 +94,4 @@ def test_plots_are_png_of_the_right_size(tmp_path: Path) -> None:
     assert png_size(out) == (int(15 * 110), int(4.5 * 110))
     model = convzoo.build("configs/encoder_decoder.yaml")
     out = plot_receptive_field(model, (3, 32, 32), tmp_path / "rf.png", layer="encoder", samples=2)
-    assert png_size(out) == (int(6 * 110), int(5.5 * 110))
+    assert png_size(out.path) == (int(6 * 110), int(5.5 * 110))

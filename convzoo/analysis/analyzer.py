@@ -8,7 +8,6 @@ and other threads may run or analyse the same model meanwhile.
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections import defaultdict
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from convzoo.analysis.report import (
     UncountedOp,
 )
 from convzoo.errors import ConvZooError, first_line
+from convzoo.real import materialize
 
 
 class AnalysisError(ConvZooError):
@@ -173,13 +173,11 @@ def analyze(
         target = getattr(model, "config_name", None) or type(model).__name__
     else:
         target = str(model) if isinstance(model, (str, Path)) else "config"
-    real_model = None
     if not isinstance(model, nn.Module):
         from convzoo.builder import build
 
-        spec, size = model, tuple(input_size) if input_size is not None else None
-        model = build(spec, size, meta=True)  # counting needs no weights
-        real_model = functools.partial(build, spec, size)  # only if the fallback runs
+        size = tuple(input_size) if input_size is not None else None
+        model = build(model, size, meta=True)  # counting needs no weights
         target = getattr(model, "config_name", target)
     if input_size is None:
         input_size = getattr(model, "input_size", None) or None  # () for a sliced Model
@@ -195,7 +193,6 @@ def analyze(
             train=train,
             receptive_fields=receptive_fields,
             max_memory=max_memory,
-            real_model=real_model,
         )
         report = _report(run, target)
         if optimizer is not None:
@@ -230,11 +227,10 @@ def trace(
     train: bool = False,
     receptive_fields: bool = True,
     max_memory: int | None = None,
-    real_model: Callable[[], nn.Module] | None = None,
 ) -> Traced:
     """The forward behind :func:`analyze` (arguments as there, already checked): on meta
-    tensors first, then on real tensors within the memory budget. A model held on the meta
-    device needs ``real_model`` (a factory of its real twin) for the fallback."""
+    tensors first, then on real tensors within the memory budget (a model held on the meta
+    device runs as its real twin, :func:`convzoo.real.materialize`)."""
     make = inputs.spec(input_size, batch_size, dtype or _model_dtype(model))
     budget = limits.MEMORY_BUDGET if max_memory is None else max_memory
     notes: list[str] = []
@@ -258,7 +254,7 @@ def trace(
             estimate = fixed + 2 * _largest_output(tracer)
             limits.check_memory(estimate, budget, "the real-tensor fallback")
     with isolation.gc_resumed():  # real tensors: let cycles holding them be collected
-        return _real_trace(model, make, dtype, train, receptive_fields, budget, notes, real_model)
+        return _real_trace(model, make, dtype, train, receptive_fields, budget, notes)
 
 
 def _real_trace(
@@ -269,16 +265,9 @@ def _real_trace(
     receptive_fields: bool,
     budget: int,
     notes: list[str],
-    real_model: Callable[[], nn.Module] | None,
 ) -> Traced:
     """The real-tensor forward of :func:`trace`, within the memory budget."""
-    if any(t.device.type == "meta" for t in [*model.parameters(), *model.buffers()]):
-        if real_model is None:
-            raise ConvZooError(
-                "the model cannot run on meta tensors and holds meta parameters: the "
-                "real-tensor fallback needs a model with real weights"
-            )
-        model = real_model()
+    model = materialize(model)
     clone = isolation.private_copy(model, dtype, meta=False)
     args = make(_device(model), dtype)
     weights = isolation.tensor_bytes(clone)

@@ -26,6 +26,7 @@ from convzoo.analysis.isolation import private_copy
 from convzoo.analysis.render import human
 from convzoo.analysis.report import Report
 from convzoo.errors import ConvZooError, first_line
+from convzoo.real import materialize
 
 MACS, ELEMENTWISE = "MACs", "element-wise ops"
 OTHER = "other element-wise"
@@ -361,7 +362,7 @@ def compare_fvcore(model: nn.Module, input_size: Sequence[int]) -> FvcoreCheck:
         ) from None
     inputs = (torch.randn(1, *input_size),)
     try:
-        theirs, unsupported, ignored = fvcore_by_op(model, inputs)
+        theirs, unsupported, ignored = fvcore_by_op(materialize(model), inputs)
     except Exception as exc:
         raise ConvZooError(f"fvcore cannot analyse the model: {first_line(exc)}") from None
     ours = op_counts(report)
