@@ -16,6 +16,7 @@ from torch import nn
 from convzoo.analysis.analyzer import analyze
 from convzoo.errors import ConvZooError
 from convzoo.limits import MAX_PARAMS, check_memory
+from convzoo.real import seeded
 
 
 @dataclass
@@ -123,7 +124,7 @@ def measure(
         needed = bench_bytes(reports, input_size, batch, train)
         check_memory(needed, max_memory, f"benchmarking at batch {batch:,}")
         if real is not None:
-            modules = real()
+            modules = seeded(real)  # real, seeded weights: the same on every run
         x = torch.randn(batch, *input_size)
         items = list(modules.items())
         if progress:
