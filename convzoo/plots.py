@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,13 @@ def save(fig: Any, path: str | Path) -> Path:
     return path
 
 
+def wrap(text: str, inches: float, fontsize: float = 9) -> str:
+    """``text`` with each line wrapped to fit ``inches`` of width at ``fontsize`` points
+    (an average glyph is about 0.6 of the font size wide), so no title leaves the canvas."""
+    width = max(20, int(inches * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.fill(line, width) for line in text.split("\n"))
+
+
 def plot_comparison(rows: Sequence[Any], path: str | Path, title: str) -> Path:
     """Bars of params, MACs and (when measured) latency per design, labelled with the ratio
     to the first design. ``rows`` are :class:`convzoo.measure.Row`."""
@@ -78,7 +86,11 @@ def plot_comparison(rows: Sequence[Any], path: str | Path, title: str) -> Path:
     ]
     if rows and rows[0].forward_ms is not None:
         panels.append(("measured forward latency", "forward_ms", 1.0, "milliseconds"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
+    if rows and rows[0].train_ms is not None:
+        panels.append(("measured forward + backward", "train_ms", 1.0, "milliseconds"))
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False, layout="constrained"
+    )
     names = [r.variant for r in rows]
     for ax, (label, attr, scale, unit) in zip(axes[0], panels, strict=True):
         values = [getattr(r, attr) / scale for r in rows]
@@ -96,8 +108,7 @@ def plot_comparison(rows: Sequence[Any], path: str | Path, title: str) -> Path:
         ax.set_ylabel(unit)
         ax.set_xticks(range(len(rows)), names, rotation=35, ha="right", fontsize=8)
         ax.margins(y=0.15)
-    fig.suptitle(f"{title}\n(labels: ratio to {names[0]})", fontsize=10)
-    fig.tight_layout()
+    fig.suptitle(wrap(f"{title}\n(labels: ratio to {names[0]})", 11 * len(panels)), fontsize=10)
     try:
         return save(fig, path)
     finally:
@@ -242,13 +253,13 @@ def plot_receptive_field(
     erf, shown = effective_field(
         model, input_size, layer, samples, unit=unit, max_memory=max_memory
     )
-    fig, ax = plt.subplots(figsize=(6, 5.5))
+    fig, ax = plt.subplots(figsize=(6, 5.5), layout="constrained")
     image = ax.imshow(erf.numpy(), cmap="viridis", origin="upper")
     fig.colorbar(image, ax=ax, label="mean |gradient| (effective receptive field)")
     height, width = input_size[1], input_size[2]
     ax.add_patch(
         Rectangle(
-            (-0.5, -0.5), width, height, fill=False, color="white", lw=1, ls="--",
+            (-0.5, -0.5), width, height, fill=False, color="0.6", lw=1, ls="--",
             label=f"input {height}x{width}",
         )
     )  # fmt: skip
@@ -262,7 +273,7 @@ def plot_receptive_field(
             )  # fmt: skip
             ax.add_patch(box)
         field = f"box: the unit's exact field; all units of the layer: {field_text(rf)}"
-        ax.legend(loc="upper right", fontsize=8)
+        fig.legend(loc="outside lower center", fontsize=8, frameon=False)  # off the image
     else:
         field = "field: global" if rf is not None and rf.is_global else "no field"
     ax.set_xlim(-1.5, width + 0.5)
@@ -270,8 +281,7 @@ def plot_receptive_field(
     ax.set_xlabel("input column (pixels)")
     ax.set_ylabel("input row (pixels)")
     title = f"{name or report.target} / {layer or 'output'}: unit {shown}\n{field}"
-    ax.set_title(title + (f"\n{remark}" if remark else ""), fontsize=9)
-    fig.tight_layout()
+    ax.set_title(wrap(title + (f"\n{remark}" if remark else ""), 4.4), fontsize=9)
     try:
         return FieldPlot(save(fig, path), shown, support(erf))
     finally:
