@@ -1,9 +1,10 @@
 """The ``convzoo`` command line: ``list`` the registry, ``build`` a config, ``report`` costs.
 
-Every expected failure (bad config, unknown name, malformed size, a resource limit)
-prints one line to stderr and exits with status 2; an internal bug prints a one-line
-summary and exits with status 1 (``--debug`` shows its traceback); never a traceback
-otherwise.
+Every expected failure (bad config, unknown name, malformed size, a resource limit, a
+refused output path, ``sys.exit`` or any ``BaseException`` raised by the target's code)
+prints one line to stderr and exits with status 2; Ctrl-C prints one line and exits with
+status 130; an internal bug prints a one-line summary and exits with status 1 (``--debug``
+shows its traceback); never a traceback otherwise.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from typing import TYPE_CHECKING
 from convzoo.arguments import budget, check_command, parse_size
 from convzoo.catalogue import registry_table
 from convzoo.cli_parser import COMPARE_DEFAULTS, DESIGN_FLAGS, UPSAMPLE_DEFAULTS, parser
-from convzoo.errors import ConvZooError, first_line, render
+from convzoo.errors import ConvZooError, first_line, render, user_code
 from convzoo.limits import check_memory
+from convzoo.outputs import created, writable
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -52,16 +54,15 @@ def load_target(
     return found.model, found.input_size[0], found.name
 
 
-def emit(text: str, output: str | None) -> None:
-    """Print ``text`` (one trailing newline), or write it to the file ``output``."""
+def emit(text: str, output: str | None, force: bool = False) -> None:
+    """Print ``text`` (one trailing newline), or write it to the file ``output`` (checked
+    by :func:`convzoo.outputs.writable` before the work; replaced only with ``force``)."""
     text = text if text.endswith("\n") else text + "\n"
     if output is None:
         sys.stdout.write(text)
         return
-    try:
-        Path(output).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConvZooError(f"cannot write {render(output)}: {exc.strerror or exc}") from None
+    with created(output, force) as file:
+        file.write(text)
 
 
 @command("list")
@@ -87,18 +88,21 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 @command("report")
 def cmd_report(args: argparse.Namespace) -> int:
-    import torch
+    from convzoo.targets import own_files, parse_kwargs, resolve
 
-    from convzoo import views
-    from convzoo.analysis.analyzer import analyze
-    from convzoo.targets import parse_kwargs, resolve
-
+    if args.output is not None:  # refused before any work (torch is not even imported)
+        writable(args.output, args.force, own_files(args.target), "the report")
     layer_flags = [f for f, v in (("--sort", args.sort), ("--top", args.top)) if v is not None]
     layer_flags += ["--depth"] if args.depth is not None else []
     if args.by_op and layer_flags:
         raise ConvZooError(f"--by-op lists operators, not layers: drop {', '.join(layer_flags)}")
     sizes = tuple(parse_size(text) for text in args.input or ())
     target = resolve(args.target, sizes, parse_kwargs(args.kwargs))
+    import torch
+
+    from convzoo import views
+    from convzoo.analysis.analyzer import analyze
+
     model, sizes = target.model, target.input_size
     size = sizes[0] if len(sizes) == 1 else sizes
     report = analyze(
@@ -137,7 +141,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     machine = args.format in ("json", "csv")
     if check is not None and not machine:
         text = f"{text}\n\n{check}"
-    emit(text, args.output)
+    emit(text, args.output, args.force)
     if check is not None and machine:  # keep stdout parseable: the check goes elsewhere
         print(check, file=sys.stderr if args.output is None else sys.stdout)
     return 0
@@ -148,10 +152,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from convzoo.compare import compare, compare_config, compare_upsample
     from convzoo.measure import rows_table
 
+    reads = [args.config] if args.config else []  # never written over
     if args.plot:
         from convzoo.plots import output_path
 
-        output_path(args.plot, args.force)  # refused before any work
+        output_path(args.plot, args.force, reads)  # refused before any work
     options = {
         "batch": args.batch,
         "bench": args.bench or args.train,
@@ -200,7 +205,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.plot:
         from convzoo.plots import output_path, plot_comparison
 
-        written = plot_comparison(rows, output_path(args.plot, args.force), title)
+        written = plot_comparison(rows, output_path(args.plot, args.force, reads), title)
         print(f"plot written to {written}", file=sys.stderr)
     return 0
 
@@ -210,11 +215,12 @@ def cmd_rf(args: argparse.Namespace) -> int:
     from convzoo.analysis.analyzer import analyze
     from convzoo.analysis.receptive.describe import parse_unit, pick_layer, unit_text
     from convzoo.analysis.render import field_text
+    from convzoo.targets import own_files
 
     if args.plot:
         from convzoo.plots import output_path
 
-        output_path(args.plot, args.force)  # refused before any work
+        output_path(args.plot, args.force, own_files(args.target))  # refused before any work
     size = parse_size(args.input) if args.input else None
     unit = parse_unit(args.unit) if args.unit else None
     model, size, name = load_target(args.target, size, args.kwargs)
@@ -251,7 +257,7 @@ def cmd_rf(args: argparse.Namespace) -> int:
         if len(size) != 3:
             raise ConvZooError(f"--plot needs a CxHxW input, got {'x'.join(map(str, size))}")
         chw = (size[0], size[1], size[2])
-        path = output_path(args.plot, args.force)
+        path = output_path(args.plot, args.force, own_files(args.target))
         drawn = plot_receptive_field(
             model, chw, path, row.name, args.samples, name, unit, remark, args.max_memory
         )
@@ -263,13 +269,17 @@ def cmd_rf(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0, 1 for a bug, 2 for a user error)."""
+    """Run the command line; returns the exit status (0, 1 for a bug, 2 for a user error,
+    130 for Ctrl-C). ``--help`` and ``--version`` exit as argparse does (status 0); any
+    other ``SystemExit``, or ``BaseException``, comes from the target's code, and is one
+    line with status 2 (a last resort: where the code runs, it is worded with its place)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
         check_command(argv, list(COMMANDS))
         args = parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        with user_code("stopped by the target's code"):
+            return COMMANDS[args.command](args)
     except ConvZooError as exc:
         print(f"convzoo: error: {first_line(exc, 2000)}", file=sys.stderr)
         return 2

@@ -34,6 +34,9 @@ TARGET_HELP = (
 )
 
 
+WRITES = {"report": "--output", "compare": "--plot", "rf": "--plot"}
+"""The commands that write a file, by the option naming it; each takes ``--force``."""
+
 OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")  # memory.OPTIMIZER_STATES (no torch here)
 
 
@@ -83,7 +86,11 @@ def add_report(sub: Any) -> None:
     )
     p.add_argument("--top", type=lambda t: count(t, 1), metavar="N", help="the N largest rows")
     p.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
-    p.add_argument("--output", metavar="FILE", help="write the report to FILE, not stdout")
+    p.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write the report to FILE, not stdout (a new regular file; --force replaces one)",
+    )
     p.add_argument(
         "--check-fvcore",
         action="store_true",
@@ -162,6 +169,10 @@ def parser() -> argparse.ArgumentParser:
                 metavar="BYTES",
                 help=f"budget of real tensors, e.g. 8GiB (default {human(MEMORY_BUDGET)})",
             )
-        if name in ("rf", "compare"):
-            p.add_argument("--force", action="store_true", help="overwrite an existing --plot")
+        if name in WRITES:
+            p.add_argument(
+                "--force",
+                action="store_true",
+                help=f"overwrite an existing {WRITES[name]} file (never the target's own file)",
+            )
     return top

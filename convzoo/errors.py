@@ -1,8 +1,10 @@
-"""Exception types raised by convzoo, all subclasses of ``ValueError``, and :func:`render`,
-the one way a user's value is shown inside a message."""
+"""Exception types raised by convzoo, all subclasses of ``ValueError``; :func:`render`,
+the one way a user's value is shown inside a message; and :class:`user_code`, the one way
+what the user's own code raises becomes such an error."""
 
 from __future__ import annotations
 
+from types import TracebackType
 from typing import Any
 
 RENDER_CHARS = 60
@@ -108,3 +110,51 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     text = str(exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def why(exc: BaseException) -> str:
+    """``Type: first line`` of an exception raised by the user's code (``SystemExit: 3``);
+    the type alone when it has no text (``sys.exit()``)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {first_line(exc)}" if text else type(exc).__name__
+
+
+class UserCodeError(ConvZooError):
+    """The user's code (their module, class, factory or forward) raised something that
+    would otherwise end the program: ``SystemExit`` (``sys.exit``), ``GeneratorExit`` or
+    another ``BaseException`` subclass; with ``user_code(what, everything=True)``, any
+    exception. The message is ``what: Type: first line``."""
+
+
+class user_code:  # noqa: N801 - a context manager named for what it surrounds, as contextlib's
+    """``with user_code(what):`` around code of the user's: importing their module, calling
+    their class or factory, their model's forward (hooks included).
+
+    ``SystemExit``, ``GeneratorExit`` and every other ``BaseException`` that is not an
+    ``Exception`` become one :class:`UserCodeError` ``what: Type: first line``, so that
+    ``sys.exit(0)`` in a model's forward cannot end the program silently (or with its own
+    status), and a custom ``BaseException`` prints no traceback. ``KeyboardInterrupt``
+    always passes (Ctrl-C stops the work; the CLI exits 130). Ordinary exceptions pass
+    unchanged for the caller to word (the analyzer falls back to real tensors on them),
+    unless ``everything=True``, which converts them too. No ``yield`` runs inside, so the
+    ``GeneratorExit`` converted is always the user's own, never a generator being closed.
+    """
+
+    def __init__(self, what: str = "", *, everything: bool = False) -> None:
+        self.what = what
+        self.everything = everything
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:  # never swallows: passes the exception on, or raises the one-line error
+        if exc is None or isinstance(exc, KeyboardInterrupt):
+            return
+        if isinstance(exc, Exception) and not self.everything:
+            return
+        raise UserCodeError(f"{self.what}: {why(exc)}" if self.what else why(exc)) from None

@@ -15,6 +15,7 @@ from torch import nn
 
 from convzoo.errors import ConvZooError, render
 from convzoo.limits import MAX_SAMPLES, check_memory, check_size
+from convzoo.outputs import created, writable
 from convzoo.real import materialize
 
 
@@ -35,37 +36,26 @@ IMAGE_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")
 """File extensions a plot may be written as (the format follows the extension)."""
 
 
-def output_path(path: str | Path, force: bool = False) -> Path:
-    """``path`` checked before any work: an image extension from :data:`IMAGE_FORMATS`, a
-    parent directory that exists, not a directory, and no existing file unless ``force``.
-    The plot is then written to exactly this path."""
-    text = str(path)
-    path = Path(path)
-    extension = path.suffix[1:].lower()
+def output_path(path: str | Path, force: bool = False, inputs: Sequence[str | Path] = ()) -> Path:
+    """``path`` checked before any work: an image extension from :data:`IMAGE_FORMATS`, then
+    the rule of every file convzoo writes (:func:`convzoo.outputs.writable`: no directory,
+    FIFO or device, never one of ``inputs``, no existing file unless ``force``). The plot
+    is then written to exactly this path."""
+    extension = Path(path).suffix[1:].lower()
     if extension not in IMAGE_FORMATS:
         raise ConvZooError(
-            f"cannot write a plot to {render(text)}: the name must end in "
+            f"cannot write a plot to {render(str(path))}: the name must end in "
             f"{', '.join('.' + f for f in IMAGE_FORMATS)}"
         )
-    if path.is_dir():
-        raise ConvZooError(f"cannot write a plot to {render(text)}: it is a directory")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ConvZooError(
-            f"cannot write a plot to {render(text)}: no directory {render(str(parent))}"
-        )
-    if path.exists() and not force:
-        raise ConvZooError(f"{render(text)} exists; pass --force (force=True) to overwrite it")
-    return path
+    return writable(path, force, inputs, "a plot")
 
 
 def save(fig: Any, path: str | Path) -> Path:
-    """Write ``fig`` to exactly ``path`` (the format from its extension); one-line errors."""
+    """Write ``fig`` to exactly ``path`` (the format from its extension, an existing file
+    replaced); one-line errors, and a FIFO or device refused rather than waited on."""
     path = Path(path)
-    try:
-        fig.savefig(path, dpi=110, format=path.suffix[1:].lower())
-    except OSError as exc:
-        raise ConvZooError(f"cannot write {render(str(path))}: {exc.strerror or exc}") from None
+    with created(path, force=True, binary=True) as file:
+        fig.savefig(file, dpi=110, format=path.suffix[1:].lower())
     return path
 
 

@@ -27,6 +27,7 @@ SEED = 0
 """The seed of every real model convzoo builds for real-tensor work."""
 
 T = TypeVar("T")
+M = TypeVar("M", bound=nn.Module)
 
 
 @contextlib.contextmanager
@@ -54,7 +55,7 @@ Rebuild = Callable[[], nn.Module]
 _REBUILD = "_convzoo_rebuild"
 
 
-def remember(model: nn.Module, rebuild: Rebuild) -> nn.Module:
+def remember(model: M, rebuild: Rebuild) -> M:
     """Record on a meta ``model`` how to build its real twin (used by :func:`materialize`)."""
     object.__setattr__(model, _REBUILD, rebuild)  # a plain attribute, not a submodule
     return model
@@ -87,7 +88,7 @@ def materialize(model: nn.Module) -> nn.Module:
     return twin
 
 
-def structure(model: nn.Module) -> list[tuple[str, ...]]:
+def structure(model: nn.Module) -> list[tuple[str, str]]:
     """Every submodule's name and type, and every parameter's and buffer's name and shape."""
     modules = [(name, type(m).__qualname__) for name, m in model.named_modules()]
     tensors = itertools.chain(model.named_parameters(), model.named_buffers())

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.machinery
 import importlib.util
 import json
 import os
@@ -29,17 +30,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
-from convzoo.errors import ConvZooError, first_line, render
-from convzoo.real import seeded_rng
+from convzoo.errors import ConvZooError, render, user_code
 from convzoo.registry import close_matches
+
+if TYPE_CHECKING:  # pragma: no cover - torch is imported when a model is built
+    from torch import nn
 
 Size = tuple[int, ...]
 Kwargs = dict[str, Any]
 DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+_MISSING = object()
 
 
 @dataclass
@@ -60,23 +62,28 @@ class Form:
     example: str
     matches: Callable[[str], bool]
     resolve: Callable[[str, Kwargs | None, tuple[Size, ...]], Target]
+    files: Callable[[str], list[Path]]
 
 
 FORMS: list[Form] = []
 
 
 def form(
-    name: str, example: str, matches: Callable[[str], bool]
+    name: str,
+    example: str,
+    matches: Callable[[str], bool],
+    files: Callable[[str], list[Path]] = lambda text: [],
 ) -> Callable[
     [Callable[[str, Kwargs | None, tuple[Size, ...]], Target]],
     Callable[[str, Kwargs | None, tuple[Size, ...]], Target],
 ]:
-    """Register a target form; forms are tried in registration order."""
+    """Register a target form; forms are tried in registration order. ``files`` lists the
+    files the target is read from (:func:`own_files`), without running anything."""
 
     def decorator(
         fn: Callable[[str, Kwargs | None, tuple[Size, ...]], Target],
     ) -> Callable[[str, Kwargs | None, tuple[Size, ...]], Target]:
-        FORMS.append(Form(name, example, matches, fn))
+        FORMS.append(Form(name, example, matches, fn, files))
         return fn
 
     return decorator
@@ -85,6 +92,12 @@ def form(
 def forms_text() -> str:
     """``'a config path (configs/resnet18.yaml), ...'``: every accepted form with an example."""
     return ", ".join(f"{f.name} ({f.example})" for f in FORMS)
+
+
+def own_files(text: str) -> list[Path]:
+    """The files target ``text`` is read from (its config, its Python file), found without
+    importing or building anything: a command refuses to write over them."""
+    return next((f.files(text) for f in FORMS if f.matches(text)), [])
 
 
 def parse_kwargs(text: str | None) -> Kwargs | None:
@@ -106,6 +119,8 @@ def resolve(text: str, sizes: tuple[Size, ...] = (), kwargs: Kwargs | None = Non
     (:data:`convzoo.real.SEED`), and the caller's random state is left as it was."""
     for f in FORMS:
         if f.matches(text):
+            from convzoo.real import seeded_rng  # imports torch: only once a form matches
+
             with seeded_rng():  # random weights, but the same on every run
                 target = f.resolve(text, kwargs, sizes)
             target.input_size = sizes or target.input_size
@@ -164,7 +179,7 @@ def _is_config_path(text: str) -> bool:
     return text.endswith((".yaml", ".yml")) or (Path(text).exists() and ".py" not in text)
 
 
-@form("a config path", "configs/resnet18.yaml", _is_config_path)
+@form("a config path", "configs/resnet18.yaml", _is_config_path, lambda text: [Path(text)])
 def config_path(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Target:
     no_kwargs(kwargs, "configs")
     if not Path(text).exists():
@@ -174,7 +189,12 @@ def config_path(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Ta
     return _config(text, sizes)
 
 
-@form("a packaged config", "resnet18", lambda text: text in packaged_configs())
+@form(
+    "a packaged config",
+    "resnet18",
+    lambda text: text in packaged_configs(),
+    lambda text: [packaged_configs()[text]],
+)
 def packaged_config(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Target:
     no_kwargs(kwargs, "configs")
     return _config(packaged_configs()[text], sizes)
@@ -227,21 +247,14 @@ def timm_target(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Ta
     names = timm.list_models()
     if name.split(".")[0] not in names:  # "resnet18" or a pretrained tag "resnet18.a1_in1k"
         raise _unknown("timm", name, names, "timm:", "timm.list_models()")
-    try:  # pretrained=False: random weights, nothing downloaded
-        model = timm.create_model(name, pretrained=False, **(kwargs or {}))
-    except Exception as exc:
-        raise ConvZooError(f"timm cannot build {render(name)}: {_why(exc)}") from None
+    with user_code(f"timm cannot build {render(name)}", everything=True):
+        model = timm.create_model(name, pretrained=False, **(kwargs or {}))  # nothing downloaded
     cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
     size = tuple(int(v) for v in cfg.get("input_size", (3, 224, 224)))
     return Target(model, (size,), text)
 
 
 # -- Python objects ---------------------------------------------------------------------
-
-
-def _why(exc: BaseException) -> str:
-    """``Type: first line`` of an exception raised by the user's code."""
-    return f"{type(exc).__name__}: {first_line(exc)}"
 
 
 def _split(text: str) -> tuple[str, str]:
@@ -259,6 +272,23 @@ def _is_module_object(text: str) -> bool:
     return bool(DOTTED.match(where)) and bool(DOTTED.match(attr))
 
 
+def _module_file(text: str) -> list[Path]:
+    """The source file of ``package.module:NAME``'s module, found the way ``import`` finds
+    it (the working directory first) but without running any package's ``__init__``."""
+    parts = _split(text)[0].split(".")
+    where: list[str] = [os.getcwd(), *sys.path]
+    spec = None
+    try:
+        for i in range(len(parts)):
+            spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: i + 1]), where)
+            if spec is None:
+                return []
+            where = list(spec.submodule_search_locations or [])
+    except Exception:  # a broken path entry: nothing to protect
+        return []
+    return [Path(spec.origin)] if spec is not None and spec.has_location and spec.origin else []
+
+
 def _load_file(path: str) -> Any:
     file = Path(path)
     if not file.is_file():
@@ -270,10 +300,11 @@ def _load_file(path: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and pickling look their module up
     try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        del sys.modules[name]
-        raise ConvZooError(f"cannot import {render(path, 200)}: {_why(exc)}") from None
+        with user_code(f"cannot import {render(path, 200)}", everything=True):
+            spec.loader.exec_module(module)
+    except BaseException:  # Ctrl-C included
+        sys.modules.pop(name, None)
+        raise
     return module
 
 
@@ -281,46 +312,54 @@ def _import(name: str) -> Any:
     cwd = os.getcwd()
     if cwd not in sys.path:  # as `python -m`: modules next to the user are importable
         sys.path.insert(0, cwd)
-    try:
+    with user_code(f"cannot import module {render(name)}", everything=True):
         return importlib.import_module(name)
-    except Exception as exc:
-        raise ConvZooError(f"cannot import module {render(name)}: {_why(exc)}") from None
 
 
 def _instantiate(module: Any, attr: str, kwargs: Kwargs | None, text: str) -> Target:
-    """``module.attr``: an ``nn.Module`` instance, or a class/factory called with ``kwargs``."""
+    """``module.attr``: an ``nn.Module`` instance, or a class/factory called with ``kwargs``.
+    Each step that runs the user's code (a module ``__getattr__``, the call, the model's
+    ``input_size``) turns whatever it raises, ``sys.exit`` included, into one line."""
+    from torch import nn
+
     obj = module
     for part in attr.split("."):
-        if not hasattr(obj, part):
+        with user_code(f"{text}: reading {render(part)}", everything=True):
+            found = getattr(obj, part, _MISSING)
+        if found is _MISSING:
             public = [n for n in dir(obj) if not n.startswith("_")]
             hints = suggest(part, public)
             hint = f"; did you mean {', '.join(hints)}?" if hints else ""
             raise ConvZooError(f"{text}: no attribute {render(part)}{hint}")
-        obj = getattr(obj, part)
+        obj = found
     if isinstance(obj, nn.Module):
         if kwargs:
             raise ConvZooError(f"{text} is a module instance: --kwargs does not apply")
         model = obj
     elif callable(obj):
-        try:
+        with user_code(f"{text}(**{render(kwargs or {})}) failed", everything=True):
             model = obj(**(kwargs or {}))
-        except Exception as exc:
-            raise ConvZooError(f"{text}(**{render(kwargs or {})}) failed: {_why(exc)}") from None
     else:
         raise ConvZooError(f"{text} is a {type(obj).__name__}, not a module, class or factory")
     if not isinstance(model, nn.Module):
         raise ConvZooError(f"{text} returned a {type(model).__name__}, not an nn.Module")
-    size = tuple(getattr(model, "input_size", ()) or ())
+    with user_code(f"{text}.input_size", everything=True):
+        size = tuple(getattr(model, "input_size", ()) or ())
     return Target(model, (size,) if size else (), text)
 
 
-@form("a class or factory in a file", "path/to/file.py:Net", _is_file_object)
+@form(
+    "a class or factory in a file",
+    "path/to/file.py:Net",
+    _is_file_object,
+    lambda text: [Path(_split(text)[0])],
+)
 def file_object(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Target:
     where, attr = _split(text)
     return _instantiate(_load_file(where), attr, kwargs, text)
 
 
-@form("a class or factory in a module", "package.module:factory", _is_module_object)
+@form("a class or factory in a module", "package.module:factory", _is_module_object, _module_file)
 def module_object(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Target:
     where, attr = _split(text)
     return _instantiate(_import(where), attr, kwargs, text)

@@ -31,7 +31,7 @@ from convzoo.analysis.report import (
     Totals,
     UncountedOp,
 )
-from convzoo.errors import ConvZooError, first_line
+from convzoo.errors import ConvZooError, UserCodeError, first_line
 from convzoo.real import materialize
 
 
@@ -82,7 +82,11 @@ def _trace(
     tracer: Tracer,
     train: bool,
 ) -> None:
-    """Run ``model(*args)`` (already a private copy) under ``tracer``."""
+    """Run ``model(*args)`` (already a private copy) under ``tracer``. What the forward
+    raises leaves with the failing layer attached: an ``Exception`` as it is (on meta
+    tensors, the cue for the real-tensor fallback), a ``sys.exit`` or other
+    ``BaseException`` as :class:`~convzoo.errors.UserCodeError`, which falls back to
+    nothing; ``KeyboardInterrupt`` passes untouched."""
     model.train(train)
     tracer.notes.extend(adapters.adapt(model))
     if tracer.with_fields:
@@ -92,7 +96,7 @@ def _trace(
     with torch.no_grad(), isolation.rng_kept():
         try:
             tracer.run(model, args)
-        except Exception as exc:
+        except Exception as exc:  # UserCodeError included (Tracer.run converts exits)
             exc.convzoo_layer = tracer.failed_in  # type: ignore[attr-defined]
             raise
 
@@ -160,7 +164,10 @@ def analyze(
     mode, see :mod:`convzoo.analysis.memory`); ``totals.peak_activation_bytes`` is the
     inference peak of live activations by tensor liveness. The model is
     never changed: the forward runs on a private copy, and the global random generator is
-    left as it was.
+    left as it was. Nor does the model's code end the caller's program: ``sys.exit`` or any
+    other ``BaseException`` raised in its forward (hooks included) becomes
+    :class:`AnalysisError` naming the layer, as an ordinary exception does (no real-tensor
+    fallback is tried for it); only ``KeyboardInterrupt`` passes as it is.
     """
     _check_options(
         batch_size,
@@ -198,9 +205,9 @@ def analyze(
         if optimizer is not None:
             try:
                 training.attach(report, run.model, run.args, optimizer, run.tracer.budget)
-            except ConvZooError:
-                raise
-            except Exception as exc:  # e.g. batch norm over one value per channel
+            except Exception as exc:  # e.g. batch norm over one value per channel, sys.exit
+                if isinstance(exc, ConvZooError) and not isinstance(exc, UserCodeError):
+                    raise  # worded already (a refused budget)
                 failure = _failure(exc, run.args)
                 raise AnalysisError(f"in train mode (for the training step): {failure}") from None
         del run  # freed by reference counting before the collector runs again

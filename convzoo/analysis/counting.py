@@ -24,6 +24,7 @@ from convzoo import limits
 from convzoo.analysis import meta_kernels, ops
 from convzoo.analysis.field_flow import FieldFacts, FieldFlow
 from convzoo.analysis.memory import LiveBytes
+from convzoo.errors import user_code
 
 aten = torch.ops.aten
 
@@ -198,7 +199,9 @@ class Tracer(TorchDispatchMode):
     # -- module hooks --------------------------------------------------------------------
     def run(self, model: nn.Module, args: tuple, kwargs: dict | None = None) -> Any:
         """``model(*args, **kwargs)`` under this mode with every submodule hooked; the root
-        row ('') is recorded here, so a TorchScript model gets its totals too."""
+        row ('') is recorded here, so a TorchScript model gets its totals too. The forward
+        is the user's code: a ``sys.exit`` or other ``BaseException`` in it (hooks included)
+        is raised as :class:`~convzoo.errors.UserCodeError`, an ``Exception`` as it was."""
         kwargs = kwargs or {}
         self.stats.setdefault("", ModuleStats())
         self.memory.add([args, kwargs])  # the inputs are live activations
@@ -206,7 +209,8 @@ class Tracer(TorchDispatchMode):
             self.stack.append("")
             self.stats[""].calls += 1
             try:
-                out = model(*args, **kwargs)
+                with user_code():
+                    out = model(*args, **kwargs)
             finally:
                 self.stack.pop()
             self._record("", model, args, out)
