@@ -1,13 +1,14 @@
 """The analyzer's private copy of a user's model: the user's own model is never touched.
 
-``private_copy(model, dtype, meta)`` returns a structural copy made with
-``copy.deepcopy(model, memo)``, the memo pre-filled so that every parameter and buffer maps
-to a meta tensor of the same shape (``meta=True``, no data copied) or to a clone cast to
-``dtype`` (``meta=False``, the real-tensor fallback). Sharing is kept: a tensor or module
-reachable under two names stays one object in the copy. Everything else the forward may
-mutate (plain-attribute tensors such as detection anchors, caches, counters, mode flags,
-hooks) belongs to the copy, so the analysis can run, fail or be interrupted at any point
-while other threads run or analyse the same model.
+``private_copy(model, dtype, meta)`` returns a structural deep copy (copier.py), its memo
+pre-filled so that every parameter and buffer maps to a meta tensor of the same shape
+(``meta=True``, no data copied) or to a clone cast to ``dtype`` (``meta=False``, the
+real-tensor fallback). Sharing is kept: a tensor or module reachable under two names stays
+one object in the copy. Everything else the forward may mutate (plain-attribute tensors
+such as detection anchors, caches, counters, locks, mode flags, hooks) belongs to the copy,
+so the analysis can run, fail or be interrupted at any point while other threads run or
+analyse the same model. What cannot be copied (an open file, a generator) is refused with
+a one-line error naming the attribute, never shared.
 
 Lazy parameters (``nn.LazyConv2d``) are replaced by uninitialised parameters on the meta
 device, so the copy materialises on meta and initialises without drawing random numbers.
@@ -19,7 +20,6 @@ from __future__ import annotations
 import copy
 import gc
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,7 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from convzoo.errors import ConvZooError, first_line
+from convzoo.analysis.copier import Copier, Uncopyable
+from convzoo.errors import ConvZooError
 
 _LAZY: type = nn.parameter.UninitializedTensorMixin  # type: ignore[attr-defined]
 
@@ -87,78 +88,6 @@ def _memo(model: nn.Module, dtype: torch.dtype | None, meta: bool) -> dict[int, 
     return memo
 
 
-_ATOMIC = frozenset({int, float, bool, str, bytes, type(None), torch.dtype, torch.device})
-_CONTAINERS = frozenset({dict, OrderedDict, set, list})
-_TENSOR_DICTS = ("_parameters", "_buffers")
-_PROTOCOL = ("__deepcopy__", "__reduce_ex__", "__reduce__", "__getstate__")
-_MODULE_PROTOCOL = tuple(getattr(nn.Module, name, None) for name in _PROTOCOL)
-
-
-def _plain(cls: type) -> bool:
-    """Whether ``cls`` deep-copies as ``nn.Module`` does: a new instance, a deep copy of
-    ``__dict__``, then ``__setstate__`` (which a class may override, as convolutions do)."""
-    return all(
-        getattr(cls, name, None) is base
-        for name, base in zip(_PROTOCOL, _MODULE_PROTOCOL, strict=True)
-    )
-
-
-def _all_atomic(container: Any) -> bool:
-    """Whether a dict's keys and values, or a set's or list's items, are all immutable
-    atoms (so a shallow copy is a deep one)."""
-    if isinstance(container, dict):
-        return all(type(k) in _ATOMIC and type(v) in _ATOMIC for k, v in container.items())
-    return all(type(v) in _ATOMIC for v in container)
-
-
-def _copy_module(module: nn.Module, memo: dict[int, Any]) -> nn.Module:
-    """``copy.deepcopy(module, memo)`` for modules without a copy protocol of their own,
-    several times faster: submodule, parameter and buffer dicts are rebuilt directly,
-    immutable values shared, empty containers made anew (through the memo, so sharing is
-    kept), everything else deep-copied with the same memo."""
-    key = id(module)
-    if key in memo:
-        return memo[key]
-    if not _plain(type(module)):
-        return copy.deepcopy(module, memo)
-    new = object.__new__(type(module))
-    memo[key] = new
-    state: dict[str, Any] = {}
-    for name, value in module.__dict__.items():
-        kind = type(value)
-        if kind in _ATOMIC:
-            state[name] = value
-        elif name == "_modules":
-            state[name] = kind(
-                (k, None if m is None else _copy_module(m, memo)) for k, m in value.items()
-            )
-        elif name in _TENSOR_DICTS:
-            state[name] = kind((k, None if t is None else memo[id(t)]) for k, t in value.items())
-        elif kind is tuple and all(type(v) in _ATOMIC for v in value):
-            state[name] = value
-        elif kind in _CONTAINERS and (not value or _all_atomic(value)):
-            if id(value) not in memo:  # a new container of shared immutable values
-                memo[id(value)] = value.copy()
-            state[name] = memo[id(value)]
-        else:
-            state[name] = copy.deepcopy(value, memo)
-    new.__setstate__(state)
-    return new
-
-
-def _share_uncopyable(model: nn.Module, memo: dict[int, Any]) -> None:
-    """Let plain attributes that cannot be deep-copied (locks, files, generators) be shared
-    by the copy instead of failing it (the forward cannot mutate them through tensors)."""
-    for module in model.modules():
-        for key, value in vars(module).items():
-            if key.startswith("_") and key.endswith(("hooks", "parameters", "buffers", "modules")):
-                continue
-            try:
-                copy.deepcopy(value, memo)
-            except Exception:
-                memo[id(value)] = value
-
-
 def _script_copy(model: nn.Module, dtype: torch.dtype | None, meta: bool) -> nn.Module:
     """A TorchScript module's copy, with its own parameters and buffers swapped in."""
     clone = copy.deepcopy(model)
@@ -174,25 +103,22 @@ def _script_copy(model: nn.Module, dtype: torch.dtype | None, meta: bool) -> nn.
 def private_copy(
     model: nn.Module, dtype: torch.dtype | None = None, meta: bool = True
 ) -> nn.Module:
-    """A copy of ``model`` that shares nothing mutable with it (see the module docstring).
+    """A copy of ``model`` that shares nothing mutable with it (see the module docstring);
+    :class:`ConvZooError` naming the attribute when something in it cannot be copied.
 
     ``meta=True``: parameters and buffers are meta tensors of the same shape; ``False``:
     real clones. Floating tensors are cast to ``dtype`` when it is given.
     """
     if is_script(model):
         return _script_copy(model, dtype, meta)
-    memo = _memo(model, dtype, meta)
+    copier = Copier(_memo(model, dtype, meta), lambda t: _stand_in(t, dtype, meta))
     try:
-        return _copy_module(model, dict(memo))
-    except Exception:
-        _share_uncopyable(model, memo)
-    try:
-        return copy.deepcopy(model, memo)
-    except Exception as exc:
+        return copier.copy(model)
+    except Uncopyable as exc:
         raise ConvZooError(
-            f"cannot copy the model for analysis ({type(exc).__name__}: "
-            f"{first_line(exc, 200)}); convzoo analyses a "
-            "private copy so that the model itself is never changed"
+            f"model{exc.path}: cannot copy a {exc.kind} ({exc.reason}) into the private "
+            "copy the analysis runs on, and sharing it would let the analysis change the "
+            "model; keep it outside the model, or give its class a __deepcopy__"
         ) from None
 
 
