@@ -201,7 +201,9 @@ class Registry:
         config's layer has: every int of a keyword (inside lists, tuples and dicts too) at
         most :data:`~convzoo.limits.MAX_SIZE` in magnitude, and the parameters counted
         against :data:`~convzoo.limits.MAX_PARAMS` on the meta device before the real
-        module is built (so the constructor, and any factory passed to it, runs twice)."""
+        module is built (so the constructor, and any factory passed to it, runs twice; a
+        constructor that cannot run on meta, say a user's layer calling ``.item()``, is
+        counted once built)."""
         import torch
 
         self.check_keywords(name, kwargs)
@@ -209,10 +211,21 @@ class Registry:
         for key, value in kwargs.items():
             check_ints(value, f"{name}: {key}")
         on_meta = torch.empty(0).is_meta  # inside `with torch.device("meta")`: built once
-        with contextlib.nullcontext() if on_meta else torch.device("meta"):
-            probe = cls(**kwargs)
-        check_params(sum(p.numel() for p in probe.parameters()), f"{name} has")
-        return probe if on_meta else cls(**kwargs)
+        probe = None
+        try:
+            with contextlib.nullcontext() if on_meta else torch.device("meta"):
+                probe = cls(**kwargs)
+        except ConvZooError:
+            raise
+        except Exception:
+            if on_meta:
+                raise
+        if probe is not None:
+            check_params(sum(p.numel() for p in probe.parameters()), f"{name} has")
+        module = probe if on_meta else cls(**kwargs)
+        if probe is None:  # a constructor that cannot run on meta: counted once built
+            check_params(sum(p.numel() for p in module.parameters()), f"{name} has")
+        return module
 
     def resolve(
         self, value: object, layer: str, argument: str, category: str | None = None

@@ -19,6 +19,7 @@ import convzoo
 from convzoo import limits
 from convzoo.config import ConfigError
 from convzoo.errors import ConvZooError
+from convzoo.registry import Registry
 from tests.test_fuzz_configs import cli_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,6 +124,24 @@ def test_create_counts_parameters_on_meta_first(monkeypatch: pytest.MonkeyPatch)
     refused(f"conv has {params} parameters", convzoo.create, "conv", **{**CONV, "in_channels": 3})
     with torch.device("meta"), pytest.raises(ConvZooError, match="over the limit of 111"):
         convzoo.create("conv", in_channels=3, out_channels=4, kernel_size=3)
+
+
+def test_a_constructor_that_cannot_run_on_meta_is_counted_once_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry = Registry("layer")
+
+    @registry.register("odd")
+    class Odd(nn.Module):  # reads a tensor's value while it is built: impossible on meta
+        def __init__(self, width: int) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(width))
+            self.scale = float(self.weight.sum().item())
+
+    assert registry.create("odd", width=3).scale == 3.0
+    monkeypatch.setattr(limits, "MAX_PARAMS", 2)
+    with pytest.raises(ConvZooError, match="odd has 3 parameters"):
+        registry.create("odd", width=3)
 
 
 def test_the_meta_pass_leaves_the_random_stream_as_the_constructor_does() -> None:
