@@ -222,7 +222,9 @@ class Registry:
                 raise
         if probe is not None:
             check_params(sum(p.numel() for p in probe.parameters()), f"{name} has")
-        module = probe if on_meta else cls(**kwargs)
+            if on_meta:
+                return probe
+        module = cls(**kwargs)
         if probe is None:  # a constructor that cannot run on meta: counted once built
             check_params(sum(p.numel() for p in module.parameters()), f"{name} has")
         return module
