@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import math
 import re
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from convzoo.errors import ConvZooError, render
-from convzoo.limits import MAX_INPUT_ELEMENTS, MAX_SIZE, parse_bytes
+from convzoo.limits import MAX_SIZE, check_input, parse_bytes
 
 
 class UsageError(ConvZooError):
@@ -33,19 +32,18 @@ SIZE = re.compile(r"[0-9]{1,16}(?:x[0-9]{1,16}){0,7}")
 
 
 def parse_size(text: str) -> tuple[int, ...]:
-    """``"3x224x224"`` -> ``(3, 224, 224)``; each size at most :data:`MAX_SIZE`, at most
-    :data:`MAX_INPUT_ELEMENTS` in all; a clear one-line error otherwise."""
+    """``"3x224x224"`` -> ``(3, 224, 224)`` within the limits of
+    :func:`~convzoo.limits.check_input` (the batch is checked with it where it is known);
+    a clear one-line error otherwise."""
     size = tuple(int(p) for p in text.lower().split("x")) if SIZE.fullmatch(text.lower()) else ()
     if not size or any(v < 1 for v in size):
         raise ConvZooError(
             f"--input must look like 3x224x224 (positive ints joined by x), got {render(text)}"
         )
-    if max(size) > MAX_SIZE or math.prod(size) > MAX_INPUT_ELEMENTS:
-        raise ConvZooError(
-            f"--input {render(text)} is over the limits: each size at most {MAX_SIZE:,}, "
-            f"at most {MAX_INPUT_ELEMENTS:,} elements"
-        )
-    return size
+    try:
+        return check_input(size)
+    except ConvZooError as exc:
+        raise ConvZooError(f"--input {render(text)} is over the limits: {exc}") from None
 
 
 def count(text: str, minimum: int, maximum: int = MAX_SIZE) -> int:

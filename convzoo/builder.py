@@ -32,13 +32,7 @@ from convzoo.config import (
 from convzoo.errors import ConvZooError, LayerArgumentError, first_line, render
 from convzoo.layers.basic import Activation, BatchNorm
 from convzoo.layers.standard import Conv
-from convzoo.limits import (
-    MAX_DEPTH,
-    MAX_LAYERS,
-    MAX_NAME_CHARS,
-    MAX_PARAMS,
-    MAX_REPEAT,
-)
+from convzoo.limits import MAX_DEPTH, MAX_LAYERS, MAX_NAME_CHARS, MAX_REPEAT, check_params
 from convzoo.real import remember
 from convzoo.registry import LAYERS, close_matches
 from convzoo.shapes import output_shape
@@ -68,8 +62,8 @@ class Builder:
     """Builds one config; holds the named blocks, the running layer and parameter counts.
 
     Build on the meta device first (``torch.device("meta")`` around :meth:`sequence`):
-    every module, projection shortcuts included, is counted against :data:`MAX_PARAMS`
-    before anything real is allocated.
+    every module, projection shortcuts included, is counted against
+    :data:`~convzoo.limits.MAX_PARAMS` before anything real is allocated.
     """
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -90,12 +84,10 @@ class Builder:
         """``module`` after adding its parameters to the running count (refused past the
         limit; on meta, so before anything real exists)."""
         self.params += sum(p.numel() for p in module.parameters())
-        if self.params > MAX_PARAMS:
-            raise ConfigError(
-                f"{label} brings the model to {self.params:,} parameters, "
-                f"over the limit of {MAX_PARAMS:,}",
-                where,
-            )
+        try:
+            check_params(self.params, f"{label} brings the model to")
+        except ConvZooError as exc:
+            raise ConfigError(str(exc), where) from None
         return module
 
     # -- sequences ---------------------------------------------------------------------------
@@ -334,9 +326,10 @@ def _assemble(config: dict[str, Any], shape: Shape, name: str, meta: bool) -> Mo
     with torch.device("meta") if meta else contextlib.nullcontext():
         body, _ = Builder(config).sequence(config["layers"], shape, "layers", 0, ())
     model = Model(OrderedDict(body.named_children()), name, shape)
-    total = sum(p.numel() for p in model.parameters())
-    if total > MAX_PARAMS:  # every parameter of every module, whatever made it
-        raise ConfigError(f"the model has {total:,} parameters, over the limit of {MAX_PARAMS:,}")
+    try:  # every parameter of every module, whatever made it
+        check_params(sum(p.numel() for p in model.parameters()), "the model has")
+    except ConvZooError as exc:
+        raise ConfigError(str(exc)) from None
     return model
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from convzoo.errors import ConvZooError, render
+from convzoo.errors import ConvZooError, first_line, render
 from convzoo.limits import (
     MAX_CONFIG_BYTES,
     MAX_DEPTH,
@@ -33,6 +33,7 @@ from convzoo.limits import (
     MAX_NAME_CHARS,
     MAX_PARAMS,
     MAX_REPEAT,
+    MAX_SIZE,
     MAX_TEXT_CHARS,
     MAX_YAML_NODES,
 )
@@ -135,7 +136,26 @@ def check_nodes(root: yaml.Node | None) -> None:
                 stack.append((value, child(where, text) if text is not None else where))
 
 
-LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
+class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader (libyaml's parser when built with it) whose values that Python
+    cannot make (an int of 5,000 digits, past Python's int-string limit; a date with month
+    13) are located ConfigErrors, not ValueErrors."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except ConfigError:
+            raise
+        except ValueError as exc:
+            if node.tag.endswith(":int"):
+                digits = sum(c.isdigit() for c in node.value)
+                problem = f"an int of {digits:,} digits, over the limit of {MAX_SIZE:,} (MAX_SIZE)"
+            else:
+                problem = f"cannot read {render(node.value)} as {node.tag}: {first_line(exc)}"
+            raise ConfigError(f"{_at(node)}: {problem}") from None
+
+
+LOADER = Loader
 NODE_EVENTS = (yaml.ScalarEvent, yaml.AliasEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
 
 

@@ -6,6 +6,7 @@ One place for the numbers, so the README (its "Limits" table is tested against
 
 from __future__ import annotations
 
+import math
 import re
 
 KiB, MiB, GiB, TiB = 2**10, 2**20, 2**30, 2**40
@@ -16,7 +17,8 @@ MEMORY_BUDGET = 4 * GiB
 with ``max_memory=`` in Python or ``--max-memory`` on the command line."""
 
 MAX_PARAMS = 2_000_000_000
-"""Parameters a model built from a config may have, counted on meta tensors first."""
+"""Parameters a model built from a config or a layer from :func:`convzoo.create` may have,
+counted on meta tensors first (before anything real is allocated)."""
 
 MAX_CONFIG_BYTES = 1 * MiB
 """Size of a config file; checked (on a regular file only) before it is read."""
@@ -26,7 +28,9 @@ MAX_YAML_NODES = 20_000
 
 MAX_SIZE = 2**20
 """Largest int accepted for any size or count: channels, kernel, stride, every input
-dimension, ``--batch``, ``--kernel``, ``--size``, and any int keyword of a layer."""
+dimension, ``batch_size`` / ``--batch``, ``--kernel``, ``--size``, and any int keyword of
+a layer (in magnitude, ints inside a list keyword included), in configs, ``--kwargs`` and
+:func:`convzoo.create` alike."""
 
 MAX_INPUT_ELEMENTS = 2**40
 """Elements of one input tensor, batch included (analysis runs on meta tensors)."""
@@ -54,7 +58,7 @@ LIMITS: dict[str, tuple[int, str]] = {
     "MAX_PARAMS": (MAX_PARAMS, "parameters of one model, counted on meta tensors first"),
     "MAX_CONFIG_BYTES": (MAX_CONFIG_BYTES, "bytes of a config file (regular files only)"),
     "MAX_YAML_NODES": (MAX_YAML_NODES, "YAML nodes in one config file"),
-    "MAX_SIZE": (MAX_SIZE, "any size or count: channels, kernel, input sides, --batch"),
+    "MAX_SIZE": (MAX_SIZE, "any size or count: channels, kernel, input sides, batch, layer ints"),
     "MAX_INPUT_ELEMENTS": (MAX_INPUT_ELEMENTS, "elements of one input, batch included"),
     "MAX_REPEAT": (MAX_REPEAT, "repeat: of one layer spec"),
     "MAX_DEPTH": (MAX_DEPTH, "nesting of sequential/residual/parallel/block specs"),
@@ -136,3 +140,48 @@ def check_size(value: object, what: str, maximum: int = MAX_SIZE, minimum: int =
             f"{what} must be an int from {minimum:,} to {maximum:,}, got {render(value)}"
         )
     return value
+
+
+def check_int(value: int) -> int:
+    """An int keyword of a layer (or an int inside one): at most :data:`MAX_SIZE` in
+    magnitude, else a :class:`~convzoo.errors.ConvZooError` its caller locates."""
+    from convzoo.errors import ConvZooError, render
+
+    if not -MAX_SIZE <= value <= MAX_SIZE:
+        raise ConvZooError(
+            f"expected an int of at most {MAX_SIZE:,} in magnitude (MAX_SIZE), "
+            f"found {render(value)}"
+        )
+    return value
+
+
+def check_input(size: tuple[int, ...], batch: int = 1) -> tuple[int, ...]:
+    """``size`` (an input's ``(C, H, W)``-like sizes, positive ints, batch excluded) if each
+    is at most :data:`MAX_SIZE` and ``batch`` such inputs have at most
+    :data:`MAX_INPUT_ELEMENTS` elements, else a one-line :class:`~convzoo.errors.ConvZooError`.
+    The one check of an input's size: configs, ``--input`` and ``analyze`` use it."""
+    from convzoo.errors import ConvZooError, render
+
+    if max(size, default=1) > MAX_SIZE:
+        raise ConvZooError(
+            f"input size {render(size)} has a size over the limit of {MAX_SIZE:,} (MAX_SIZE)"
+        )
+    elements = batch * math.prod(size)
+    if elements > MAX_INPUT_ELEMENTS:
+        shape = "x".join(str(v) for v in (batch, *size))
+        raise ConvZooError(
+            f"an input of {shape} has {elements:,} elements (batch included), over the limit "
+            f"of {MAX_INPUT_ELEMENTS:,} (MAX_INPUT_ELEMENTS)"
+        )
+    return size
+
+
+def check_params(total: int, what: str) -> None:
+    """Refuse ``total`` parameters above :data:`MAX_PARAMS` (counted on meta tensors, before
+    anything real exists): ``what`` starts the message (``"conv has"``)."""
+    from convzoo.errors import ConvZooError
+
+    if total > MAX_PARAMS:
+        raise ConvZooError(
+            f"{what} {total:,} parameters, over the limit of {MAX_PARAMS:,} (MAX_PARAMS)"
+        )

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
 import importlib
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from convzoo.errors import ConvZooError, LayerArgumentError, render
+from convzoo.limits import check_int, check_params
 
 if TYPE_CHECKING:  # pragma: no cover - torch is imported by the modules that register
     from torch import nn
@@ -163,6 +165,11 @@ class Registry:
 
     def get(self, name: str) -> Entry:
         """The entry for ``name``; a ``ValueError`` lists close matches otherwise."""
+        if not isinstance(name, str):
+            raise ConvZooError(
+                f"a {self.kind} name is a str such as 'conv', got {render(name)} "
+                f"({type(name).__name__})"
+            )
         if name not in self._entries:
             hints = close_matches(name, self.names())
             hint = f"; did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
@@ -190,9 +197,37 @@ class Registry:
             raise ConvZooError(f"{name}: missing required keyword {', '.join(missing)}")
 
     def create(self, name: str, /, **kwargs: Any) -> nn.Module:
-        """Build the module registered as ``name`` with ``kwargs``."""
+        """Build the module registered as ``name`` with ``kwargs``, within the limits a
+        config's layer has: every int of a keyword (inside lists, tuples and dicts too) at
+        most :data:`~convzoo.limits.MAX_SIZE` in magnitude, and the parameters counted
+        against :data:`~convzoo.limits.MAX_PARAMS` on the meta device before the real
+        module is built (so the constructor, and any factory passed to it, runs twice; a
+        constructor that cannot run on meta, say a user's layer calling ``.item()``, is
+        counted once built)."""
+        import torch
+
         self.check_keywords(name, kwargs)
-        return self.get(name).cls(**kwargs)
+        cls = self.get(name).cls
+        for key, value in kwargs.items():
+            check_ints(value, f"{name}: {key}")
+        on_meta = torch.empty(0).is_meta  # inside `with torch.device("meta")`: built once
+        probe = None
+        try:
+            with contextlib.nullcontext() if on_meta else torch.device("meta"):
+                probe = cls(**kwargs)
+        except ConvZooError:
+            raise
+        except Exception:
+            if on_meta:
+                raise
+        if probe is not None:
+            check_params(sum(p.numel() for p in probe.parameters()), f"{name} has")
+            if on_meta:
+                return probe
+        module = cls(**kwargs)
+        if probe is None:  # a constructor that cannot run on meta: counted once built
+            check_params(sum(p.numel() for p in module.parameters()), f"{name} has")
+        return module
 
     def resolve(
         self, value: object, layer: str, argument: str, category: str | None = None
@@ -219,6 +254,19 @@ class Registry:
     def list(self, pattern: str = "*", category: str | None = None) -> list[tuple[str, str]]:
         """``(name, description)`` pairs whose name matches the fnmatch ``pattern``."""
         return [(e.name, e.description) for e in self.entries(pattern, category)]
+
+
+def check_ints(value: Any, what: str, depth: int = 0) -> None:
+    """Every int in ``value`` (a keyword's value; lists, tuples and dict values up to four
+    levels deep) within :func:`~convzoo.limits.check_int`, else one line naming ``what``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            check_int(value)
+        except ConvZooError as exc:
+            raise ConvZooError(f"{what}: {exc}") from None
+    elif isinstance(value, (list, tuple, dict)) and depth < 4:
+        for item in value.values() if isinstance(value, dict) else value:
+            check_ints(item, what, depth + 1)
 
 
 LAYERS = Registry("layer", modules=("convzoo.layers", "convzoo.blocks"))

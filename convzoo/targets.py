@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from convzoo.errors import ConvZooError, render, user_code
+from convzoo.limits import check_int
 from convzoo.registry import close_matches
 
 if TYPE_CHECKING:  # pragma: no cover - torch is imported when a model is built
@@ -101,16 +102,35 @@ def own_files(text: str) -> list[Path]:
 
 
 def parse_kwargs(text: str | None) -> Kwargs | None:
-    """``'{"num_classes": 10}'`` -> ``{"num_classes": 10}``; strict JSON object or an error."""
+    """``'{"num_classes": 10}'`` -> ``{"num_classes": 10}``; strict JSON object or an error.
+
+    Its ints are sizes and counts for a builder: each at most
+    :data:`~convzoo.limits.MAX_SIZE` in magnitude (:func:`~convzoo.limits.check_int`);
+    nesting deeper than Python's recursion limit is refused too.
+    """
     if text is None:
         return None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_int=_kwargs_int)
     except json.JSONDecodeError as exc:
         raise ConvZooError(f"--kwargs must be a JSON object: {exc.msg} in {render(text)}") from None
+    except RecursionError:
+        raise ConvZooError(f"--kwargs is nested too deeply: {render(text)}") from None
     if not isinstance(value, dict):
         raise ConvZooError("--kwargs must be a JSON object like '{\"num_classes\": 10}'")
     return value
+
+
+def _kwargs_int(digits: str) -> int:
+    """A JSON int of ``--kwargs`` within :func:`~convzoo.limits.check_int`; a long one is
+    made only to its magnitude (Python refuses ints of over 4,300 digits from text; messages
+    describe ints of over 77 digits by their length)."""
+    size = len(digits)
+    value = int(digits) if size <= 1000 else int(digits[:100]) * 10 ** (size - 100)
+    try:
+        return check_int(value)
+    except ConvZooError as exc:
+        raise ConvZooError(f"--kwargs: {exc}") from None
 
 
 def resolve(text: str, sizes: tuple[Size, ...] = (), kwargs: Kwargs | None = None) -> Target:
@@ -344,8 +364,13 @@ def _instantiate(module: Any, attr: str, kwargs: Kwargs | None, text: str) -> Ta
     if not isinstance(model, nn.Module):
         raise ConvZooError(f"{text} returned a {type(model).__name__}, not an nn.Module")
     with user_code(f"{text}.input_size", everything=True):
-        size = tuple(getattr(model, "input_size", ()) or ())
-    return Target(model, (size,) if size else (), text)
+        size = getattr(model, "input_size", None)  # its values are checked by analyze
+    size = () if size is None else size
+    if not isinstance(size, (tuple, list)):
+        raise ConvZooError(
+            f"{text}: the model's input_size must be a size like (3, 224, 224), got {render(size)}"
+        )
+    return Target(model, (tuple(size),) if size else (), text)
 
 
 @form(

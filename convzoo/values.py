@@ -13,8 +13,8 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from convzoo.config import ConfigError, child, describe
-from convzoo.errors import render
-from convzoo.limits import MAX_INPUT_ELEMENTS, MAX_NAME_CHARS, MAX_SIZE
+from convzoo.errors import ConvZooError, render
+from convzoo.limits import MAX_NAME_CHARS, MAX_SIZE, check_input, check_int
 from convzoo.registry import close_matches
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -114,12 +114,10 @@ def check_value(value: Any, where: str, depth: int, bools: bool) -> None:
             raise ConfigError(f"expected a number or a name, found {describe(value)}", where)
         return
     if isinstance(value, int):
-        if not -MAX_SIZE <= value <= MAX_SIZE:
-            raise ConfigError(
-                f"expected an int of at most {MAX_SIZE:,} (the size limit), found "
-                f"{describe(value)}",
-                where,
-            )
+        try:
+            check_int(value)
+        except ConvZooError as exc:
+            raise ConfigError(str(exc), where) from None
         return
     if isinstance(value, float):
         if not (math.isfinite(value) and abs(value) <= MAX_SIZE):
@@ -147,8 +145,8 @@ def check_value(value: Any, where: str, depth: int, bools: bool) -> None:
 
 
 def input_shape(value: Any, where: str = "input", batch: int = 1) -> Shape:
-    """Validate ``(C, H, W)`` (or any tuple of positive ints up to :data:`MAX_SIZE`, with
-    at most :data:`MAX_INPUT_ELEMENTS` elements for ``batch`` inputs)."""
+    """Validate ``(C, H, W)`` (or any tuple of positive ints) within the limits of
+    :func:`~convzoo.limits.check_input` for ``batch`` inputs; a located ConfigError."""
     if (
         not isinstance(value, (list, tuple))
         or not 1 <= len(value) <= 8
@@ -157,15 +155,7 @@ def input_shape(value: Any, where: str = "input", batch: int = 1) -> Shape:
         raise ConfigError(
             f"expected a list of positive ints like [3, 224, 224], found {describe(value)}", where
         )
-    if max(value) > MAX_SIZE:
-        raise ConfigError(
-            f"expected sizes of at most {MAX_SIZE:,} (the size limit), found {describe(value)}",
-            where,
-        )
-    if batch * math.prod(value) > MAX_INPUT_ELEMENTS:
-        raise ConfigError(
-            f"an input of {batch:,}x{'x'.join(map(str, value))} has "
-            f"{batch * math.prod(value):,} elements, over the limit of {MAX_INPUT_ELEMENTS:,}",
-            where,
-        )
-    return tuple(value)
+    try:
+        return check_input(tuple(value), batch)
+    except ConvZooError as exc:
+        raise ConfigError(str(exc), where) from None

@@ -191,9 +191,9 @@ def test_dtype_casts_model_and_example_tensors_alike() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"batch_size": 0}, "batch_size must be a positive int"),
-        ({"batch_size": True}, "batch_size must be a positive int"),
-        ({"batch_size": 2.0}, "batch_size must be a positive int"),
+        ({"batch_size": 0}, "batch_size must be an int from 1 to 1,048,576"),
+        ({"batch_size": True}, "batch_size must be an int from 1 to 1,048,576"),
+        ({"batch_size": 2.0}, "batch_size must be an int from 1 to 1,048,576"),
         ({"dtype": "float16"}, "dtype must be a torch.dtype"),
         ({"max_memory": -1}, "max_memory must be a positive int"),
         ({"meta": "no"}, "meta must be True or False"),

@@ -40,14 +40,21 @@ class AnalysisError(ConvZooError):
 
 
 def _check_options(batch_size: Any, dtype: Any, max_memory: Any, flags: dict[str, Any]) -> None:
-    """Type-strict keyword checks: one-line errors instead of failures deep in torch."""
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+    """Type-strict keyword checks: one-line errors instead of failures deep in torch.
+
+    ``batch_size`` is a size (at most :data:`~convzoo.limits.MAX_SIZE`, as ``--batch``);
+    ``dtype`` is floating or complex: it casts the model's floating parameters and the inputs
+    made from sizes, which an integer dtype cannot (integer inputs of a token model are
+    given as example tensors, whose dtype is kept).
+    """
+    limits.check_size(batch_size, "batch_size")
+    if dtype is not None and not (
+        isinstance(dtype, torch.dtype) and (dtype.is_floating_point or dtype.is_complex)
+    ):
+        shown = dtype if isinstance(dtype, torch.dtype) else inputs.describe_size(dtype)
         raise ConvZooError(
-            f"batch_size must be a positive int, got {inputs.describe_size(batch_size)}"
-        )
-    if dtype is not None and not isinstance(dtype, torch.dtype):
-        raise ConvZooError(
-            f"dtype must be a torch.dtype such as torch.float16, got {inputs.describe_size(dtype)}"
+            "dtype must be a torch.dtype, floating or complex, such as torch.float16 (integer "
+            f"inputs are given as example tensors), got {shown}"
         )
     if max_memory is not None and (
         not isinstance(max_memory, int) or isinstance(max_memory, bool) or max_memory < 1
@@ -151,8 +158,12 @@ def analyze(
     ``input_size`` is ``(C, H, W)`` (the batch is ``batch_size``), a tuple of sizes for
     several inputs, a list of unbatched sizes for a list argument (detection models:
     ``[[(3, 480, 640)]]``) or example tensors (see :mod:`convzoo.analysis.inputs`); models
-    built from configs default to their config's input. ``dtype`` casts the model's
-    floating parameters and buffers and the inputs (default: the model's own dtype).
+    built from configs default to their config's input. ``dtype`` (floating or complex)
+    casts the model's floating parameters and buffers and the inputs (default: the model's
+    own dtype; integer inputs, e.g. a token model's, are given as example tensors). The
+    limits hold as on the command line: ``batch_size`` and each size at most
+    :data:`~convzoo.limits.MAX_SIZE`, one input at most
+    :data:`~convzoo.limits.MAX_INPUT_ELEMENTS` elements, batch included.
 
     Runs on meta tensors (no arithmetic, any input size costs the same) and falls back to
     real tensors, saying so in ``notes``, when the model cannot run on meta; the fallback

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_flatten, tree_map
 
+from convzoo import limits
 from convzoo.errors import ConvZooError, render
 
 MAX_RANK = 8
@@ -35,10 +36,11 @@ def _is_size(value: Any) -> bool:
     )
 
 
-def _check_size(size: Any) -> tuple[int, ...]:
+def _check_size(size: Any, batch: int = 1) -> tuple[int, ...]:
+    """A size of positive ints within :func:`~convzoo.limits.check_input` for ``batch``."""
     if not all(v > 0 for v in size):
         raise ConvZooError(f"input sizes must be positive ints, got {describe_size(size)}")
-    return tuple(size)
+    return limits.check_input(tuple(size), batch)
 
 
 def describe_size(value: Any) -> str:
@@ -73,7 +75,8 @@ Maker = Callable[[torch.device | str, torch.dtype | None], tuple]
 
 
 def spec(input_size: Any, batch: int, default_dtype: torch.dtype) -> Maker:
-    """Check ``input_size`` once; return ``make(device, cast)`` -> positional arguments.
+    """Check ``input_size`` once (sizes within :func:`~convzoo.limits.check_input`, the
+    batch included); return ``make(device, cast)`` -> positional arguments.
 
     ``make`` builds zeros of the given sizes (``batch`` prepended to batched sizes) in
     ``cast`` or else ``default_dtype``, or moves the example tensors (floating ones cast to
@@ -82,7 +85,7 @@ def spec(input_size: Any, batch: int, default_dtype: torch.dtype) -> Maker:
     if isinstance(input_size, torch.Tensor):
         input_size = (input_size,)
     if _is_size(input_size):
-        size = _check_size(input_size)
+        size = _check_size(input_size, batch)
         return lambda device, cast: (
             torch.zeros((batch, *size), dtype=cast or default_dtype, device=device),
         )
@@ -97,7 +100,7 @@ def spec(input_size: Any, batch: int, default_dtype: torch.dtype) -> Maker:
     args: list[Any] = []
     for i, item in enumerate(input_size):
         if _is_size(item):
-            args.append(("batched", _check_size(item)))
+            args.append(("batched", _check_size(item, batch)))
         elif isinstance(item, list) and item and all(_is_size(s) for s in item):
             args.append(("list", [_check_size(s) for s in item]))
         else:

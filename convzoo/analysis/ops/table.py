@@ -10,13 +10,20 @@ An entry holds every aspect convzoo knows of an op:
 Ops are keyed by qualified name (``"aten::convolution"``, an overload
 ``"aten::add.Tensor"``), so an op is registered without importing the library that
 defines it (``"torchvision::deform_conv2d"``) and found when the tracer first meets it.
-Registering an aspect an entry already has is refused (``replace=True`` overrides). The
-built-in rules (:mod:`.builtin`, the one module that imports every rule module) are
-loaded on the first lookup, or before a user's registration so a clash is refused.
+An overload's entry wins over its packet's, aspect by aspect, so registering an aspect
+that the op's own entry, its packet's entry or (for a packet) one of its overloads' entries
+already has is refused: it would replace or shadow a rule, or be shadowed by one
+(``replace=True`` overrides: the new rule then applies wherever it is registered, and a
+packet's replaces its overloads' rules of that aspect). The built-in rules
+(:mod:`.builtin`, the one module that imports every rule module) are loaded on the first
+lookup, or before a user's registration so a clash is refused. A user's cost rules are
+wrapped by :func:`checked` (its result must be a non-negative int); the built-in ones are
+trusted (tested) and called bare, on the tracer's hot path.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
@@ -25,7 +32,7 @@ from typing import Any
 import torch
 
 from convzoo.analysis.ops.call import OpCall
-from convzoo.errors import ConvZooError
+from convzoo.errors import ConvZooError, first_line, render
 
 CostRule = Callable[[OpCall], int]
 FieldRule = Callable[[Any], Any]  # receptive.table.Call -> (Field | None, notes)
@@ -89,6 +96,25 @@ def op_key(op: Any) -> str:
     )
 
 
+def packet_of(key: str) -> str | None:
+    """The packet's key of an overload's key (``aten::add.Tensor`` -> ``aten::add``);
+    None for a packet's own key."""
+    namespace, _, name = key.partition("::")
+    head, dot, _ = name.partition(".")
+    return f"{namespace}::{head}" if dot else None
+
+
+def aspects_of(entry: OpEntry) -> dict[str, str]:
+    """The aspects ``entry`` has, as (``"kind"``, ``"fused"``, ``"field"``) -> their name
+    in messages (``"a MAC rule"``)."""
+    found = {"kind": ASPECT_NAMES[entry.kind]} if entry.kind else {}
+    if entry.fused is not None:
+        found["fused"] = ASPECT_NAMES["fused"]
+    if entry.field is not None:
+        found["field"] = ASPECT_NAMES["field"]
+    return found
+
+
 def tagged(func: torch._ops.OpOverload, tag: str) -> bool:
     """Whether ``func`` carries ``torch.Tag.<tag>``; False where this torch has no such tag
     (``inplace`` is newer than the oldest torch convzoo supports)."""
@@ -138,6 +164,7 @@ class OpTable:
 
     def __init__(self) -> None:
         self._entries: dict[str, OpEntry] = {}
+        self._overloads: dict[str, set[str]] = {}  # packet key -> its overloads' keys
         self._resolved: dict[Any, Resolved] = {}
         self._loaded = False
 
@@ -158,8 +185,9 @@ class OpTable:
         field: FieldRule | None = None,
         replace: bool = False,
     ) -> OpEntry:
-        """Set aspects of ``op``'s entry; an aspect it already has is refused unless
-        ``replace``. ``macs``, ``elementwise`` and ``free`` (a reason) exclude each other."""
+        """Set aspects of ``op``'s entry; an aspect that would replace, shadow or be
+        shadowed by a rule (see the module docstring) is refused unless ``replace``.
+        ``macs``, ``elementwise`` and ``free`` (a reason) exclude each other."""
         key = op_key(op)
         given = {"macs": macs, "elementwise": elementwise, "free": free}
         kinds = [k for k, v in given.items() if v is not None]
@@ -174,30 +202,64 @@ class OpTable:
                 raise ConvZooError(f"{key}: {aspect}= takes a function of one OpCall")
         if field is not None and not callable(field):
             raise ConvZooError(f"{key}: field= takes a function of one receptive-field Call")
-        entry = self._entries.get(key) or OpEntry(key)
+        given_aspects = {a for a, v in (("kind", kinds), ("fused", fused), ("field", field)) if v}
         if not replace:
-            clash = [
-                what
-                for what, new, old in (
-                    (ASPECT_NAMES.get(entry.kind or ""), kinds, entry.kind),
-                    (ASPECT_NAMES["fused"], fused, entry.fused),
-                    (ASPECT_NAMES["field"], field, entry.field),
-                )
-                if new and old
-            ]
-            if clash:
-                raise ConvZooError(f"{key} already has {clash[0]}; pass replace=True to replace it")
+            self._refuse_clash(key, given_aspects)
+        else:
+            for other in list(self._overloads.get(key, ())):  # a packet's rule replaces theirs
+                self._drop(other, given_aspects)
+        entry = self._entries.get(key) or OpEntry(key)
         if kinds:
             entry.kind, entry.cost, entry.free = kinds[0], macs or elementwise, free
         entry.fused = fused or entry.fused
         entry.field = field or entry.field
         self._entries[key] = entry
+        packet = packet_of(key)
+        if packet is not None:
+            self._overloads.setdefault(packet, set()).add(key)
         self._resolved.clear()
         return entry
 
+    def _refuse_clash(self, key: str, given: set[str]) -> None:
+        """A one-line error naming the entry whose rule a registration of ``given`` aspects
+        under ``key`` would replace (the same key), shadow (its packet's) or be shadowed by
+        (one of its overloads')."""
+        packet = packet_of(key)
+        others = [packet] if packet is not None else sorted(self._overloads.get(key, ()))
+        for other in [key, *others]:
+            entry = self._entries.get(other)
+            held = aspects_of(entry) if entry is not None else {}
+            both = [held[a] for a in ("kind", "fused", "field") if a in given and a in held]
+            if not both:
+                continue
+            what = both[0]
+            if other == key:
+                clash = f"{key} already has {what}"
+            elif other == packet:
+                clash = f"{key}: its packet {other} already has {what}, which this would shadow"
+            else:
+                clash = f"{key}: its overload {other} already has {what}, which would shadow this"
+            raise ConvZooError(f"{clash}; pass replace=True to replace it")
+
+    def _drop(self, key: str, aspects: set[str]) -> None:
+        """Remove ``aspects`` from ``key``'s entry (the entry too once it has none)."""
+        entry = self._entries[key]
+        if "kind" in aspects:
+            entry.kind = entry.cost = entry.free = None
+        if "fused" in aspects:
+            entry.fused = None
+        if "field" in aspects:
+            entry.field = None
+        if not aspects_of(entry):
+            self.remove(key)
+
     def remove(self, op: Any) -> None:
         """Drop ``op``'s entry, every aspect (a test's way to undo a registration)."""
-        self._entries.pop(op_key(op), None)
+        key = op_key(op)
+        self._entries.pop(key, None)
+        packet = packet_of(key)
+        if packet is not None:
+            self._overloads.get(packet, set()).discard(key)
         self._resolved.clear()
 
     def get(self, op: Any) -> OpEntry | None:
@@ -262,15 +324,50 @@ def register_op(
     (``call.arg("weight")``, ``call.result``) and returns an int; ``free`` is the reason
     the op has no arithmetic; ``fused`` counts element-wise work besides an op's MACs;
     ``field`` is a receptive-field rule (see :mod:`convzoo.analysis.receptive.table`).
-    The built-in rules are loaded first: registering an aspect an op already has raises
-    :class:`~convzoo.ConvZooError` unless ``replace=True``.
+    The built-in rules are loaded first: a rule that would replace one the op has, shadow
+    its packet's (an overload's rule wins for that overload) or be shadowed by one of its
+    overloads' raises :class:`~convzoo.ConvZooError` naming that rule's op, unless
+    ``replace=True``. A cost rule's result is checked where it is used: anything but a
+    non-negative int (a bool, a float, None, -5), or an exception inside the rule, stops the
+    analysis with a one-line error naming the rule and the op.
 
     Example::
 
         register_op("mylib::scale", elementwise=lambda call: call.result.numel())
     """
     TABLE.load()
+    key = op_key(op)
+    macs, elementwise, fused = (
+        checked(rule, key, aspect) if callable(rule) else rule
+        for rule, aspect in ((macs, "macs"), (elementwise, "elementwise"), (fused, "fused"))
+    )
     return TABLE.register(
         op, macs=macs, elementwise=elementwise, free=free, fused=fused, field=field,
         replace=replace,
     )  # fmt: skip
+
+
+def checked(rule: CostRule, key: str, aspect: str) -> CostRule:
+    """``rule`` (a user's cost rule of the op ``key``) with its result checked: a
+    non-negative int (bools refused), else a one-line :class:`~convzoo.ConvZooError` naming
+    the rule and the op; so is an exception the rule raises (a user's bug is a user error,
+    and must not send the analysis to its real-tensor fallback)."""
+    name = getattr(rule, "__name__", None) or type(rule).__name__
+    what = f"the {ASPECT_NAMES[aspect].removeprefix('a ').removeprefix('an ')} {name} of {key}"
+
+    @functools.wraps(rule)
+    def run(call: OpCall) -> int:
+        try:
+            value = rule(call)
+        except ConvZooError:
+            raise
+        except Exception as exc:
+            raise ConvZooError(f"{what} raised {type(exc).__name__}: {first_line(exc)}") from None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConvZooError(
+                f"{what} returned {render(value)} ({type(value).__name__}); a cost rule "
+                "returns a non-negative int"
+            )
+        return value
+
+    return run
