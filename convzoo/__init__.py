@@ -64,4 +64,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    """``dir(convzoo)``: the public API (:data:`__all__`), not the helpers of this module."""
+    return sorted(__all__)

@@ -19,13 +19,39 @@ class UsageError(ConvZooError):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (user values bounded), raised instead of exiting."""
+    """argparse with one-line errors (user values bounded), raised instead of exiting; an
+    unknown argument is named with its sub-command and the closest option."""
 
     def error(self, message: str) -> NoReturn:
         message = " ".join(message.split())
         if len(message) > 300:
             message = message[:297] + "..."
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            unrecognized(self.command_parser(parsed), extras)
+        return parsed
+
+    def command_parser(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+        """The sub-command's parser that ``parsed`` went through (this one when none)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                found = action.choices.get(getattr(parsed, action.dest, None) or "")
+                return found if found is not None else self
+        return self
+
+
+def unrecognized(parser: argparse.ArgumentParser, extras: list[str]) -> NoReturn:
+    """``convzoo report: unrecognized argument '--fromat'; did you mean --format?``"""
+    words = [w.split("=", 1)[0] for w in extras if w.startswith("-")] or extras
+    options = [o for a in parser._actions if a.help != argparse.SUPPRESS for o in a.option_strings]
+    hints = difflib.get_close_matches(words[0], options, n=2, cutoff=0.6)
+    shown = ", ".join(render(w) for w in words[:4]) + (", ..." if len(words) > 4 else "")
+    plural = "s" if len(words) > 1 else ""
+    hint = f"; did you mean {' or '.join(hints)}?" if hints else f" (see {parser.prog} --help)"
+    raise UsageError(f"{parser.prog}: unrecognized argument{plural} {shown}{hint}")
 
 
 SIZE = re.compile(r"[0-9]{1,16}(?:x[0-9]{1,16}){0,7}")
@@ -46,6 +72,32 @@ def parse_size(text: str) -> tuple[int, ...]:
         raise ConvZooError(f"--input {render(text)} is over the limits: {exc}") from None
 
 
+INPUT_DTYPES = ("int64", "int32", "int16", "int8", "uint8", "bool")
+"""The dtypes an ``--input`` may name (``16:int64``); floating inputs follow ``--dtype``."""
+
+
+def parse_input(text: str) -> tuple[tuple[int, ...], str | None]:
+    """``"3x224x224"`` -> ``((3, 224, 224), None)``; ``"16:int64"`` -> ``((16,), "int64")``
+    (token ids for an embedding, a mask): a size, then optionally one of :data:`INPUT_DTYPES`."""
+    size, colon, dtype = text.partition(":")
+    if colon and dtype not in INPUT_DTYPES:
+        raise ConvZooError(
+            f"--input {render(text)}: the dtype after ':' must be one of "
+            f"{', '.join(INPUT_DTYPES)} (floating inputs follow --dtype)"
+        )
+    return parse_size(size), dtype or None
+
+
+def names(text: str) -> list[str]:
+    """``"conv, factorized"`` -> ``["conv", "factorized"]``; an empty list or name is refused."""
+    found = [name.strip() for name in text.split(",")]
+    if not all(found):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated names like conv,factorized, got {render(text)}"
+        )
+    return found
+
+
 def count(text: str, minimum: int, maximum: int = MAX_SIZE) -> int:
     """An int from ``minimum`` to ``maximum`` for argparse; its error exits with status 2."""
     value = int(text) if re.fullmatch(r"[+-]?[0-9]{1,20}", text.strip()) else minimum - 1
@@ -62,6 +114,11 @@ def memory(text: str) -> int:
         return parse_bytes(text)
     except ConvZooError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def given(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
+    """The ``flags`` (``{"--kernel": "kernel"}``: flag -> destination) the user set."""
+    return [flag for flag, dest in flags.items() if getattr(args, dest) not in (None, False)]
 
 
 def budget(args: argparse.Namespace) -> dict[str, Any]:

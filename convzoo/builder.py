@@ -125,7 +125,9 @@ class Builder:
 
     # -- one spec ----------------------------------------------------------------------------
     def spec(self, spec: Any, shape: Shape, where: str, depth: int, expanding: tuple[str, ...]):
-        """Yield ``(name or None, module, output shape)`` for each repeat of ``spec``."""
+        """Yield ``(name or None, module, output shape)`` for each repeat of ``spec``: a
+        named spec repeated n times gives ``NAME_1`` ... ``NAME_n`` (``res2_1``, never the
+        ambiguous ``res21``); an unnamed one the next default names (``conv1``, ``conv2``)."""
         if not isinstance(spec, dict):
             raise ConfigError(
                 f"expected a layer spec mapping like {{type: conv, ...}}, found {describe(spec)}",
@@ -159,7 +161,7 @@ class Builder:
             )
         for r in range(repeat):
             module, shape = getattr(self, kind)(spec, shape, where, depth + 1, expanding)
-            label = name if repeat == 1 or name is None else f"{name}{r + 1}"
+            label = name if repeat == 1 or name is None else f"{name}_{r + 1}"  # res2_1
             yield label, module, shape
 
     def type(

@@ -1,16 +1,19 @@
-"""The registry's listing as package data, so ``convzoo list`` never imports torch.
+"""What ``convzoo list`` shows, from package data so that it never imports torch: the
+registry's layers and blocks, and (``--configs``) the packaged configs.
 
 ``catalogue.json`` holds one row (name, category, description, parameter formula) per
 entry of :data:`convzoo.registry.LAYERS`; ``scripts/update_catalogue.py`` writes it from the
 live registry and a test refuses a catalogue that differs from it. :func:`registry_table`
-renders either source the same way.
+renders either source the same way; :func:`configs_table` lists ``convzoo/configs/``.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Protocol
 
@@ -82,6 +85,68 @@ def shipped() -> Source:
     return Catalogue([Row(**row) for row in json.loads(text)])
 
 
+def categories() -> list[str]:
+    """The categories :func:`registry_table` shows (and ``list --category`` accepts), in the
+    order of the catalogue."""
+    return list(dict.fromkeys(row.category for row in shipped().entries()))
+
+
+CONFIG_FOLDERS = {"": "report, build, rf", "compare": "compare"}
+"""Folders of ``convzoo/configs`` -> the commands that take their configs by name."""
+
+
+def config_paths(folder: str = "") -> dict[str, Path]:
+    """The YAML configs shipped in ``convzoo/configs/FOLDER``, by name (file stem)."""
+    root = resources.files("convzoo") / "configs"
+    root = root / folder if folder else root
+    return {
+        Path(entry.name).stem: Path(str(entry))
+        for entry in sorted(root.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith((".yaml", ".yml"))
+    }
+
+
+def configs_table(pattern: str = "*", fmt: str = "simple", width: int | None = None) -> str:
+    """``convzoo list --configs``: each packaged config whose name matches ``pattern``, the
+    commands that take it by name, its input size and its ``description``."""
+    from convzoo.config import load_config
+
+    rows, names = [], []
+    for folder, commands in CONFIG_FOLDERS.items():
+        for name, path in config_paths(folder).items():
+            names.append(name)
+            if fnmatch.fnmatchcase(name, pattern):
+                data = load_config(path)
+                size = "x".join(str(v) for v in data.get("input") or ()) or "-"
+                rows.append((name, commands, size, data.get("description") or ""))
+    if not rows:
+        hints = close_matches(pattern.strip("*"), names)
+        hint = f"; did you mean {', '.join(hints)}?" if hints else ""
+        raise ConvZooError(f"no packaged config matches {pattern!r}{hint}")
+    return _draw(rows, ["name", "for", "input", "what it is"], fmt, width, (1,))
+
+
+def _draw(
+    rows: Sequence[Sequence[str]],
+    headers: list[str],
+    fmt: str,
+    width: int | None,
+    shares: tuple[int, ...],
+) -> str:
+    """``rows`` as a table; with ``width`` (columns), the last ``len(shares)`` columns wrap
+    to split what the others leave free in those proportions."""
+    from tabulate import tabulate  # 0.1 s: only where a table is drawn, not for --help
+
+    widths: list[int | None] = [None] * len(headers)
+    if width is not None:
+        kept = len(headers) - len(shares)
+        fixed = sum(max(len(r[i]) for r in rows) for i in range(kept))
+        free = max(width - fixed - 2 * (len(headers) - 1) - 8, 30)
+        cut = [free * sum(shares[:i]) // sum(shares) for i in range(len(shares) + 1)]
+        widths[kept:] = [b - a for a, b in zip(cut, cut[1:], strict=False)]
+    return tabulate(rows, headers=headers, tablefmt=fmt, maxcolwidths=widths)
+
+
 def registry_table(
     pattern: str = "*",
     category: str | None = None,
@@ -92,8 +157,6 @@ def registry_table(
     """The registry as a table: name, category, description, parameter formula; ``width``
     (columns) wraps the description and formula to fit a terminal that wide. ``listing``
     defaults to the shipped catalogue (``LAYERS`` renders the live registry)."""
-    from tabulate import tabulate  # 0.1 s: only where a table is drawn, not for --help
-
     listing = shipped() if listing is None else listing
     found = listing.entries(pattern, category)
     if not found:
@@ -104,14 +167,4 @@ def registry_table(
         raise ConvZooError(f"no registered layer matches {pattern!r}{where}{hint}")
     code = (lambda text: f"`{text}`") if fmt == "github" else (lambda text: text)
     rows = [(code(r.name), r.category, r.description, code(r.params_formula)) for r in found]
-    widths: list[int | None] = [None, None, None, None]
-    if width is not None:
-        fixed = max(len(r[0]) for r in rows) + max(len(r[1]) for r in rows) + 2 * 3 + 8
-        free = max(width - fixed, 30)
-        widths = [None, None, free * 3 // 5, free - free * 3 // 5]
-    return tabulate(
-        rows,
-        headers=["name", "category", "what it is", "parameters"],
-        tablefmt=fmt,
-        maxcolwidths=widths,
-    )
+    return _draw(rows, ["name", "category", "what it is", "parameters"], fmt, width, (3, 2))

@@ -17,11 +17,17 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from convzoo.arguments import budget, check_command, parse_size
-from convzoo.catalogue import registry_table
-from convzoo.cli_parser import COMPARE_DEFAULTS, DESIGN_FLAGS, UPSAMPLE_DEFAULTS, parser
+from convzoo.arguments import budget, check_command, given, parse_input, parse_size
+from convzoo.catalogue import config_paths, configs_table, registry_table
+from convzoo.cli_parser import (
+    COMPARE_DEFAULTS,
+    DESIGN_FLAGS,
+    NOT_UPSAMPLING,
+    UPSAMPLE_DEFAULTS,
+    parser,
+)
 from convzoo.errors import ConvZooError, first_line, render, user_code
 from convzoo.limits import check_memory
 from convzoo.outputs import created, writable
@@ -69,7 +75,12 @@ def emit(text: str, output: str | None, force: bool = False) -> None:
 def cmd_list(args: argparse.Namespace) -> int:
     fmt = {"table": "simple", "markdown": "github"}[args.format]
     width = shutil.get_terminal_size((100, 24)).columns if fmt == "simple" else None
-    print(registry_table(args.pattern, args.category, fmt, width))
+    if args.configs and args.category:
+        raise ConvZooError("--category picks layers, not configs: drop it or --configs")
+    if args.configs:
+        print(configs_table(args.pattern, fmt, width))
+    else:
+        print(registry_table(args.pattern, args.category, fmt, width))
     return 0
 
 
@@ -86,6 +97,18 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def example_inputs(inputs: list[tuple[tuple[int, ...], str | None]], batch: int) -> tuple:
+    """``--input 16:int64 --input 16:bool`` at ``batch`` -> ``(Tensor[batch, 16] int64 zeros,
+    Tensor[batch, 16] bool)``: one zero row expanded (no memory per batch); an input without
+    a dtype is float32 zeros (``--dtype`` casts it)."""
+    import torch
+
+    return tuple(
+        torch.zeros((1, *size), dtype=getattr(torch, dtype or "float32")).expand(batch, *size)
+        for size, dtype in inputs
+    )
+
+
 @command("report")
 def cmd_report(args: argparse.Namespace) -> int:
     from convzoo.targets import own_files, parse_kwargs, resolve
@@ -96,15 +119,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     layer_flags += ["--depth"] if args.depth is not None else []
     if args.by_op and layer_flags:
         raise ConvZooError(f"--by-op lists operators, not layers: drop {', '.join(layer_flags)}")
-    sizes = tuple(parse_size(text) for text in args.input or ())
-    target = resolve(args.target, sizes, parse_kwargs(args.kwargs))
+    inputs = [parse_input(text) for text in args.input or ()]
+    typed = any(dtype for _, dtype in inputs)
+    if typed and args.check_fvcore:
+        raise ConvZooError("--check-fvcore feeds float inputs: drop the ':DTYPE' of --input")
+    target = resolve(args.target, tuple(s for s, _ in inputs), parse_kwargs(args.kwargs))
     import torch
 
     from convzoo import views
     from convzoo.analysis.analyzer import analyze
 
     model, sizes = target.model, target.input_size
-    size = sizes[0] if len(sizes) == 1 else sizes
+    size: Any = sizes[0] if len(sizes) == 1 else sizes
+    if typed:  # zeros of each input's dtype: a valid token id or mask for any vocabulary
+        size = example_inputs(inputs, args.batch)
     report = analyze(
         model,
         size,
@@ -130,14 +158,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         check = compare_fvcore(model, sizes[0]).to_text()
     if args.by_op:
         text = views.operators_text(report, args.format)
-    elif args.format == "json":
-        text = report.to_json()
-    elif args.format == "csv":
-        text = views.csv_with_totals(report)
-    elif args.sort or args.top:
-        text = views.top_table(report, args.sort or "macs", args.top, args.format, args.depth)
     else:
-        text = report.to_table(args.format, args.depth)
+        text = views.layers_text(report, args.format, args.sort, args.top, args.depth)
     machine = args.format in ("json", "csv")
     if check is not None and not machine:
         text = f"{text}\n\n{check}"
@@ -164,35 +186,37 @@ def cmd_compare(args: argparse.Namespace) -> int:
         "progress": (args.bench or args.train) and sys.stderr.isatty(),  # quiet when piped
         "max_memory": args.max_memory,
     }
-    given = [
-        flag for flag, dest in DESIGN_FLAGS.items() if getattr(args, dest) not in (None, False)
-    ]
-    if args.config and given:
+    if args.force and not args.plot:
+        raise ConvZooError("--force overwrites the --plot file: it needs --plot")
+    designs = given(args, DESIGN_FLAGS)
+    if args.config and designs:
         raise ConvZooError(
             f"compare {args.config} takes its designs from the config: "
-            f"{', '.join(given)} do not apply (drop them, or drop the config)"
+            f"{apply(designs)} (drop {'it' if len(designs) == 1 else 'them'}, or the config)"
         )
+    ignored = given(args, NOT_UPSAMPLING) if args.upsample else []
+    if ignored:
+        raise ConvZooError(f"--upsample designs all pad 'same': {apply(ignored)}")
     defaults = UPSAMPLE_DEFAULTS if args.upsample else COMPARE_DEFAULTS
     for dest, value in defaults.items():
         setattr(args, dest, value if getattr(args, dest) is None else getattr(args, dest))
     if args.config:
-        rows = compare_config(args.config, **options)
+        rows = compare_config(config_paths("compare").get(args.config, args.config), **options)
         title = f"designs of {args.config}"
     elif args.upsample:
         k, size = args.kernel, args.size
         rows = compare_upsample(
             args.upsample, k, args.in_channels, args.out_channels, size,
-            bias=not args.no_bias, **options,
+            bias=not args.no_bias, designs=args.designs, **options,
         )  # fmt: skip
         title = f"upsampling x{args.upsample} with a {k}x{k} filter, {size}x{size} input"
     else:
-        variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
         rows = compare(
             args.kernel,
             args.in_channels,
             args.out_channels,
             args.size,
-            variants=variants,
+            designs=args.designs,
             padding=args.padding,
             bias=not args.no_bias,
             **options,
@@ -208,6 +232,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         written = plot_comparison(rows, output_path(args.plot, args.force, reads), title)
         print(f"plot written to {written}", file=sys.stderr)
     return 0
+
+
+def apply(flags: list[str]) -> str:
+    """``'--kernel does not apply'``, ``'--kernel, --size do not apply'``."""
+    return f"{', '.join(flags)} {'does' if len(flags) == 1 else 'do'} not apply"
 
 
 @command("rf")

@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from convzoo.arguments import Parser, count, memory, version
+from convzoo.arguments import INPUT_DTYPES, Parser, count, memory, names, version
+from convzoo.catalogue import categories
 from convzoo.limits import MAX_SAMPLES, MEMORY_BUDGET, human
 
 DESIGN_FLAGS = {
@@ -18,13 +19,15 @@ DESIGN_FLAGS = {
         "in_channels",
         "out_channels",
         "size",
-        "variants",
+        "designs",
         "padding",
         "no_bias",
         "upsample",
     )
 }
 """``compare`` flags that describe the designs: a ``compare:`` config refuses them."""
+NOT_UPSAMPLING = {"--padding": "padding"}
+"""``compare`` flags that ``--upsample`` refuses (its designs always pad "same")."""
 COMPARE_DEFAULTS = dict(kernel=7, in_channels=64, out_channels=64, size=56, padding="same")
 UPSAMPLE_DEFAULTS = dict(COMPARE_DEFAULTS, kernel=3, size=28)
 DTYPES = ("float32", "float16", "bfloat16", "float64")
@@ -58,9 +61,10 @@ def add_report(sub: Any) -> None:
     p.add_argument(
         "--input",
         action="append",
-        metavar="CxHxW",
+        metavar="CxHxW[:DTYPE]",
         help="input size (repeat for several inputs; default: the target's own, e.g. the "
-        "config's input or the size torchvision's weights expect)",
+        "config's input or the size torchvision's weights expect); ':DTYPE' feeds zeros of "
+        f"that dtype ({', '.join(INPUT_DTYPES)}), e.g. token ids: 16:int64",
     )
     p.add_argument("--batch", type=lambda t: count(t, 1), default=1, help="batch size (1)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="(float32)")
@@ -75,9 +79,13 @@ def add_report(sub: Any) -> None:
     p.add_argument(
         "--depth",
         type=lambda t: count(t, 0),
-        help="table rows down to this module depth (0: the model only); table/markdown only",
+        help="rows down to this module depth (0: the model only), in every format",
     )
-    p.add_argument("--sort", choices=["macs", "params"], help="rows by cost, largest first")
+    p.add_argument(
+        "--sort",
+        choices=["macs", "params"],
+        help="rows by cost, largest first, by full name (the model row left out)",
+    )
     p.add_argument(
         "--by-op",
         action="store_true",
@@ -103,7 +111,12 @@ def add_report(sub: Any) -> None:
 
 def add_compare(sub: Any) -> None:
     p = sub.add_parser("compare", help="designs replacing a k x k conv: theory and speed")
-    p.add_argument("config", nargs="?", help="a YAML config with a 'compare:' mapping")
+    p.add_argument(
+        "config",
+        nargs="?",
+        help="a YAML config with a 'compare:' mapping, or a packaged one's name "
+        "(convzoo list --configs)",
+    )
     p.add_argument("--kernel", type=lambda t: count(t, 3), help="k (7; 3 with --upsample)")
     p.add_argument("--in-channels", type=lambda t: count(t, 1), help="(64)")
     p.add_argument("--out-channels", type=lambda t: count(t, 1), help="(64)")
@@ -117,7 +130,13 @@ def add_compare(sub: Any) -> None:
         help="compare upsampling by S: resize-then-conv, transposed, sub-pixel",
     )
     p.add_argument("--batch", type=lambda t: count(t, 1), default=1, help="batch size (1)")
-    p.add_argument("--variants", help="comma-separated designs (default: the headline set)")
+    p.add_argument(
+        "--designs",
+        type=names,
+        metavar="A,B",
+        help="comma-separated designs (default: the headline set; with --upsample, all three)",
+    )
+    p.add_argument("--variants", type=names, dest="designs", help=argparse.SUPPRESS)  # old name
     p.add_argument("--padding", choices=["same", "valid"], help="(same)")
     p.add_argument("--no-bias", action="store_true", help="designs without biases")
     p.add_argument("--bench", action="store_true", help="also measure forward latency")
@@ -131,9 +150,14 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"convzoo {version()}")
     top.add_argument("--debug", action="store_true", help="show the traceback of a bug")
     sub = top.add_subparsers(dest="command", required=True, parser_class=Parser)
-    p = sub.add_parser("list", help="list registered layers and blocks")
+    p = sub.add_parser("list", help="list registered layers and blocks, or packaged configs")
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'depth*'")
-    p.add_argument("--category", choices=["conv", "basic", "block", "capsule"])
+    p.add_argument("--category", choices=categories(), help="only the layers of this category")
+    p.add_argument(
+        "--configs",
+        action="store_true",
+        help="the packaged configs instead: usable by name (convzoo report resnet18)",
+    )
     p.add_argument("--format", choices=["table", "markdown"], default="table")
     p = sub.add_parser("build", help="build a YAML config and print the model")
     p.add_argument("config", help="path to a YAML config, or a packaged config's name")

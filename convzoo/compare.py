@@ -1,6 +1,6 @@
 """Compare designs that replace one k x k convolution: theory and measured speed side by side.
 
-``compare(kernel=7, in_channels=64, out_channels=64, size=56)`` builds each variant at the
+``compare(kernel=7, in_channels=64, out_channels=64, size=56)`` builds each design at the
 same input and output shape, analyzes it (params, MACs, receptive field) and, with
 ``bench=True``, times it; every ratio is against the plain k x k ``conv``. ``efficiency``
 is the measured speed-up divided by the theoretical MAC ratio: 1.0 means the hardware
@@ -23,9 +23,9 @@ from convzoo.registry import LAYERS, close_matches, create
 from convzoo.values import input_shape
 
 # How each design replaces a k x k convolution at the same input and output shape:
-# variant -> (registered layer, keywords as a function of k and the channel counts).
+# design -> (registered layer, keywords as a function of k and the channel counts).
 Keywords = Callable[[int, int, int], dict[str, Any]]
-VARIANTS: dict[str, tuple[str, Keywords]] = {
+DESIGNS: dict[str, tuple[str, Keywords]] = {
     "conv": ("conv", lambda k, ci, co: {"kernel_size": k}),
     "conv_stack": ("conv_stack", lambda k, ci, co: {"kernel_size": k, "activation": "relu"}),
     "factorized": ("factorized", lambda k, ci, co: {"kernel_size": k}),
@@ -38,7 +38,7 @@ VARIANTS: dict[str, tuple[str, Keywords]] = {
         lambda k, ci, co: {"kernel_size": k, "groups": 4 if ci % 4 == 0 and co % 4 == 0 else 1},
     ),
     "deformable": ("deformable", lambda k, ci, co: {"kernel_size": k}),
-    # modern candidates for the k x k slot (``--variants``; not in the headline set)
+    # modern candidates for the k x k slot (``--designs``; not in the headline set)
     "shuffle_conv": (
         "shuffle_conv",
         lambda k, ci, co: {"kernel_size": k, "groups": 4 if ci % 4 == 0 and co % 4 == 0 else 1},
@@ -76,11 +76,11 @@ UPSAMPLERS: dict[str, Callable[[int, int, int, int, bool], nn.Module]] = {
 }
 
 
-def make_variant(
+def make_design(
     name: str, kernel: int, in_channels: int, out_channels: int, **common: Any
 ) -> nn.Module:
     """The module of design ``name`` replacing a ``kernel`` x ``kernel`` conv."""
-    layer, keywords = VARIANTS[name]
+    layer, keywords = DESIGNS[name]
     accepted = LAYERS.get(layer).keywords()
     return create(
         layer,
@@ -108,7 +108,7 @@ def compare(
     out_channels: int = 64,
     size: int = 56,
     batch: int = 1,
-    variants: list[str] | None = None,
+    designs: list[str] | None = None,
     bench: bool = False,
     train: bool = False,
     min_run_time: float = 0.2,
@@ -117,7 +117,8 @@ def compare(
     bias: bool = True,
     max_memory: int | None = None,
 ) -> list[Row]:
-    """Rows for each variant replacing a ``kernel`` x ``kernel`` conv; the first is ``conv``.
+    """Rows for each design replacing a ``kernel`` x ``kernel`` conv (``designs``: names in
+    :data:`DESIGNS`, default :data:`DEFAULT`); the first is ``conv``.
 
     Every design uses ``padding`` ("same" or "valid") and ``bias``, so all of them map
     ``Tensor[batch, in_channels, size, size]`` to the same output shape. The designs are
@@ -130,15 +131,7 @@ def compare(
     check_size(size, "size")
     check_size(batch, "batch")
     input_shape((in_channels, size, size), "input", batch)
-    names = list(variants or DEFAULT)
-    for name in names:
-        if name not in VARIANTS:
-            hints = close_matches(name, sorted(VARIANTS)) if isinstance(name, str) else []
-            raise ConvZooError(
-                f"unknown variant {render(name)}"
-                + (f"; did you mean {', '.join(map(repr, hints))}?" if hints else "")
-                + f" (choose from {', '.join(sorted(VARIANTS))})"
-            )
+    names = pick(designs, DESIGNS, DEFAULT)
     if kernel < 3 or kernel % 2 == 0:
         raise ConvZooError(
             f"--kernel must be an odd size >= 3 (a 3x3 stack has an odd field), got {kernel}"
@@ -148,13 +141,12 @@ def compare(
     if not isinstance(bias, bool):
         raise ConvZooError(f"bias must be True or False, got {render(bias)}")
     common = {"padding": padding, "bias": bias}
-    names = ["conv", *(n for n in names if n != "conv")]
 
-    def designs() -> dict[str, nn.Module]:
-        return {n: make_variant(n, kernel, in_channels, out_channels, **common) for n in names}
+    def modules() -> dict[str, nn.Module]:
+        return {n: make_design(n, kernel, in_channels, out_channels, **common) for n in names}
 
     shape, timing = (in_channels, size, size), (batch, bench, train, min_run_time, progress)
-    return measure(on_meta(designs), shape, *timing, real=designs, max_memory=max_memory)
+    return measure(on_meta(modules), shape, *timing, real=modules, max_memory=max_memory)
 
 
 def compare_upsample(
@@ -170,10 +162,12 @@ def compare_upsample(
     progress: bool = False,
     bias: bool = True,
     max_memory: int | None = None,
+    designs: list[str] | None = None,
 ) -> list[Row]:
     """``convzoo compare --upsample S``: resize-then-conv (baseline), transposed and sub-pixel
-    convolution, each mapping ``Tensor[B, C_in, n, n]`` to ``Tensor[B, C_out, S·n, S·n]``
-    with a ``kernel`` x ``kernel`` filter ("same" padding)."""
+    convolution (``designs``: some of :data:`UPSAMPLERS`, default all), each mapping
+    ``Tensor[B, C_in, n, n]`` to ``Tensor[B, C_out, S·n, S·n]`` with a ``kernel`` x
+    ``kernel`` filter ("same" padding)."""
     check_size(scale, "upsample", minimum=2)
     for value, what in (
         (kernel, "kernel"),
@@ -183,15 +177,30 @@ def compare_upsample(
         (batch, "batch"),
     ):
         check_size(value, what)
+    names = pick(designs, UPSAMPLERS, list(UPSAMPLERS))
 
-    def designs() -> dict[str, nn.Module]:
-        return {
-            name: make(kernel, in_channels, out_channels, scale, bias)
-            for name, make in UPSAMPLERS.items()
-        }
+    def modules() -> dict[str, nn.Module]:
+        return {n: UPSAMPLERS[n](kernel, in_channels, out_channels, scale, bias) for n in names}
 
     shape, timing = (in_channels, size, size), (batch, bench, train, min_run_time, progress)
-    return measure(on_meta(designs), shape, *timing, real=designs, max_memory=max_memory)
+    return measure(on_meta(modules), shape, *timing, real=modules, max_memory=max_memory)
+
+
+def pick(names: list[str] | None, known: Mapping[str, object], default: list[str]) -> list[str]:
+    """The designs ``names`` (``default`` when None), each one of ``known``, with the
+    baseline (``known``'s first) first; an empty list or an unknown name is refused."""
+    if names is not None and not names:
+        raise ConvZooError(f"no design given; choose from {', '.join(sorted(known))}")
+    for name in names or ():
+        if name not in known:
+            hints = close_matches(name, sorted(known)) if isinstance(name, str) else []
+            raise ConvZooError(
+                f"unknown design {render(name)}"
+                + (f"; did you mean {', '.join(map(repr, hints))}?" if hints else "")
+                + f" (choose from {', '.join(sorted(known))})"
+            )
+    baseline = next(iter(known))
+    return [baseline, *dict.fromkeys(n for n in names or default if n != baseline)]
 
 
 def on_meta(designs: Callable[[], Mapping[str, nn.Module]]) -> Mapping[str, nn.Module]:

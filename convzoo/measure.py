@@ -23,7 +23,7 @@ from convzoo.real import seeded
 class Row:
     """One design's theory (and measurements when benchmarked)."""
 
-    variant: str
+    design: str
     params: int
     macs: int
     receptive_field: int | None
@@ -137,8 +137,8 @@ def measure(
             if train:
                 rows[list(modules).index(name)].train_ms = measure_ms(module, x, True, min_run_time)
         for row in rows:
-            row.forward_ms = times[row.variant]
-            row.speedup = times[base_name] / times[row.variant]
+            row.forward_ms = times[row.design]
+            row.speedup = times[base_name] / times[row.design]
             row.efficiency = row.speedup * row.macs_ratio if row.macs else None
     return rows
 
@@ -168,7 +168,7 @@ def rows_table(rows: list[Row], fmt: str = "table") -> str:
     table = []
     for r in rows:
         line = [
-            r.variant,
+            r.design,
             f"{r.params:,}",
             f"{r.macs:,}",
             r.receptive_field or "-",

@@ -81,7 +81,7 @@ def plot_comparison(rows: Sequence[Any], path: str | Path, title: str) -> Path:
     fig, axes = plt.subplots(
         1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False, layout="constrained"
     )
-    names = [r.variant for r in rows]
+    names = [r.design for r in rows]
     for ax, (label, attr, scale, unit) in zip(axes[0], panels, strict=True):
         values = [getattr(r, attr) / scale for r in rows]
         bars = ax.bar(range(len(rows)), values, color=["#555555"] + ["#3b7dd8"] * (len(rows) - 1))

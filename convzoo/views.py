@@ -1,6 +1,6 @@
 """Views of a :class:`~convzoo.analysis.report.Report` for ``convzoo report``: one subtree
-(``--layer``), the heaviest rows (``--sort macs --top 5``), CSV with a totals row and the
-per-operator totals (``--by-op``)."""
+(``--layer``), the rows ``--depth``, ``--sort`` and ``--top`` pick in every format, CSV with
+a totals row and the per-operator totals (``--by-op``)."""
 
 from __future__ import annotations
 
@@ -70,9 +70,10 @@ def subtree(report: Report, model: nn.Module, name: str) -> Report:
     )
 
 
-def top_table(report: Report, key: str, top: int | None, fmt: str, depth: int | None) -> str:
-    """The ``top`` rows (all when None) with the largest ``key``, full names, heaviest first;
-    ``depth`` keeps rows at most that deep (the model row itself is left out)."""
+def heaviest(report: Report, key: str, top: int | None, depth: int | None) -> tuple[Report, str]:
+    """The report with only its ``top`` rows (all when None) of largest ``key``, heaviest
+    first, at most ``depth`` deep (the model row itself is left out); totals unchanged. And
+    a caption saying so: ``'top 3 of 98 layers by macs; total: the whole resnet18'``."""
     if key not in SORT_KEYS:
         raise ConvZooError(
             f"--sort must be one of {', '.join(SORT_KEYS)}, got {errors.render(key)}"
@@ -80,9 +81,34 @@ def top_table(report: Report, key: str, top: int | None, fmt: str, depth: int | 
     rows = [r for r in report.layers if r.depth > 0 and (depth is None or r.depth <= depth)]
     rows.sort(key=lambda r: getattr(r, SORT_KEYS[key]), reverse=True)
     rows = rows[:top] if top is not None else rows
-    picked = dataclasses.replace(report, layers=rows)
-    cells = render.layer_rows(picked, indent="")
-    for cell, row in zip(cells, rows, strict=True):
+    caption = (
+        f"top {len(rows)} of {len(report.layers) - 1} layers by {key}; "
+        f"total: the whole {report.target or 'model'}"
+    )
+    return dataclasses.replace(report, layers=rows), caption
+
+
+def layers_text(
+    report: Report, fmt: str, sort: str | None, top: int | None, depth: int | None
+) -> str:
+    """``convzoo report`` in ``fmt`` (table, markdown, json, csv) with the rows that
+    ``--sort``, ``--top`` and ``--depth`` pick, the same rows in every format: the tree
+    down to ``depth``, or (with ``sort`` or ``top``) the heaviest rows by full name; the
+    totals are always the report's."""
+    caption = None
+    if sort is not None or top is not None:
+        report, caption = heaviest(report, sort or "macs", top, depth)
+    elif depth is not None:
+        report = dataclasses.replace(report, layers=[r for r in report.layers if r.depth <= depth])
+    if fmt == "csv":
+        return csv_with_totals(report)
+    if fmt == "json":
+        notes = [*report.notes, *([f"layers: {caption}"] if caption else [])]
+        return dataclasses.replace(report, notes=notes).to_json()
+    if caption is None:
+        return report.to_table(fmt)
+    cells = render.layer_rows(report, indent="")
+    for cell, row in zip(cells, report.layers, strict=True):
         cell[0] = row.name
     cells.append(render.total_row(report))
     headers, align = render.columns(report)
@@ -93,8 +119,7 @@ def top_table(report: Report, key: str, top: int | None, fmt: str, depth: int | 
         colalign=align,
         disable_numparse=True,
     )
-    shown = f"top {len(rows)} of {len(report.layers) - 1} layers by {key}"
-    return f"{table}\n\n{shown}; total: the whole {report.target or 'model'}"
+    return f"{table}\n\n{caption}"
 
 
 def csv_with_totals(report: Report) -> str:

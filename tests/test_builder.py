@@ -58,9 +58,9 @@ def test_repeat_and_named_blocks() -> None:
         }
     )
     names = [n for n, _ in model.named_modules() if n]
-    assert names[:3] == ["stage1", "stage1.conv1", "stage1.activation1"]
-    assert "stage3.conv1" in names and "conv1" in names and "conv2" in names
-    assert model.stage2.conv1.in_channels == 8
+    assert names[:3] == ["stage_1", "stage_1.conv1", "stage_1.activation1"]
+    assert "stage_3.conv1" in names and "conv1" in names and "conv2" in names
+    assert model.stage_2.conv1.in_channels == 8
 
 
 def test_residual_matches_manual_computation() -> None:

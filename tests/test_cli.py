@@ -94,7 +94,7 @@ def test_report_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
 def test_report_csv_and_output_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run(capsys, "report", SEED, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert code == 0 and [r["name"] for r in rows] == ["", "conv", "(total)"]
+    assert code == 0 and [r["name"] for r in rows] == ["seed_64x64_5x5", "conv", "(total)"]
     assert int(rows[1]["macs"]) == SEED_MACS
     assert rows[2]["type"] == "total" and int(rows[2]["macs"]) == SEED_MACS
     assert int(rows[2]["params"]) == 152 and rows[2]["output_shape"] == "1x2x60x60"
@@ -202,13 +202,13 @@ def test_compare_formats_and_plot(capsys: pytest.CaptureFixture[str], tmp_path: 
         "4",
         "--size",
         "12",
-        "--variants",
+        "--designs",
         "conv,factorized",
         "--no-bias",
     ]
     code, out, _ = run(capsys, *args, "--format", "json")
     rows = json.loads(out)
-    assert code == 0 and [r["variant"] for r in rows] == ["conv", "factorized"]
+    assert code == 0 and [r["design"] for r in rows] == ["conv", "factorized"]
     assert rows[1]["params"] == 4 * 4 * 5 * 2 and rows[0]["params"] == 4 * 4 * 25
     plot = tmp_path / "cmp.png"
     code, out, err = run(capsys, *args, "--bench", "--plot", str(plot))
@@ -218,7 +218,7 @@ def test_compare_formats_and_plot(capsys: pytest.CaptureFixture[str], tmp_path: 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["compare", "--variants", "conv,stak"], "unknown variant 'stak'"),
+        (["compare", "--designs", "conv,stak"], "unknown design 'stak'"),
         (["compare", "--kernel", "4"], "--kernel must be an odd size"),
         (["compare", "missing.yaml"], "cannot read config"),
         (["rf", "configs/resnet18.yaml", "--layer", "layer9"], "no layer named 'layer9'"),
@@ -434,7 +434,7 @@ def test_list_pattern_matching_nothing_says_so(capsys: pytest.CaptureFixture[str
 
 
 BENCH = ["compare", "--kernel", "3", "--in-channels", "2", "--out-channels", "2", "--size", "8",
-         "--variants", "conv,factorized", "--bench"]  # fmt: skip
+         "--designs", "conv,factorized", "--bench"]  # fmt: skip
 
 
 def test_progress_on_a_terminal_quiet_when_piped(

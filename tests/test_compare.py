@@ -13,7 +13,7 @@ from convzoo.errors import ConvZooError
 
 def test_seven_by_seven_against_hand_formulas() -> None:
     c, n, k = 64, 56, 7
-    rows = {r.variant: r for r in compare(kernel=k, in_channels=c, out_channels=c, size=n)}
+    rows = {r.design: r for r in compare(kernel=k, in_channels=c, out_channels=c, size=n)}
     assert list(rows) == DEFAULT
     assert rows["conv"].params == k * k * c * c + c
     assert rows["conv"].macs == n * n * c * c * k * k  # 'same' padding: n x n outputs
@@ -36,7 +36,7 @@ def test_benchmark_fills_latency_and_efficiency() -> None:
         in_channels=4,
         out_channels=4,
         size=12,
-        variants=["conv", "depthwise_separable"],
+        designs=["conv", "depthwise_separable"],
         bench=True,
         train=True,
         min_run_time=0.01,
@@ -50,7 +50,7 @@ def test_benchmark_fills_latency_and_efficiency() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        (dict(variants=["conv", "factorised"]), "unknown variant 'factorised'; did you mean"),
+        (dict(designs=["conv", "factorised"]), "unknown design 'factorised'; did you mean"),
         (dict(kernel=4), "--kernel must be an odd size"),
     ],
 )
@@ -68,7 +68,7 @@ def test_compare_config(tmp_path: Path) -> None:
         "padding: same}]\n"
     )
     rows = compare_config(path)
-    assert [r.variant for r in rows] == ["full", "stack"]
+    assert [r.design for r in rows] == ["full", "stack"]
     assert rows[1].macs == 2 * 16 * 16 * 8 * 8 * 9
     path.write_text(
         "input: [8, 16, 16]\ncompare:\n  a: [{type: conv, out_channels: 8, "

@@ -53,7 +53,7 @@ def test_huge_and_malformed_cli_numbers(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["compare", "--kernel", "100001", "--variants", "conv"], "over the limit of 2,000,000"),
+        (["compare", "--kernel", "100001", "--designs", "conv"], "over the limit of 2,000,000"),
         (["compare", "--in-channels", "100000", "--out-channels", "100000"], "over the limit"),
         (["compare", "--bench", "--batch", "1000000"], "benchmarking at batch 1,000,000 needs"),
         (["compare", *SMALL_COMPARE, "--bench", "--max-memory", "1KiB"], "budget of 1.0 KiB"),
@@ -99,7 +99,7 @@ def test_plot_is_written_to_exactly_the_path_given(
     pytest.importorskip("matplotlib")
     path = tmp_path / "chart.SVG"  # an upper-case extension still picks the format
     path.write_bytes(b"old")
-    code = main(["compare", *SMALL_COMPARE, "--variants", "conv", "--plot", str(path), "--force"])
+    code = main(["compare", *SMALL_COMPARE, "--designs", "conv", "--plot", str(path), "--force"])
     err = capsys.readouterr().err
     assert code == 0 and err == f"plot written to {path}\n"
     assert b"<svg" in path.read_bytes()[:500] and sorted(tmp_path.iterdir()) == [path]

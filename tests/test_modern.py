@@ -270,7 +270,7 @@ def test_analyzer_macs_equal_flop_counter(name, kwargs, global_field) -> None:
 def test_compare_upsample_designs_by_hand_formula() -> None:
     from convzoo.compare import compare_upsample
 
-    rows = {r.variant: r for r in compare_upsample(2, 3, 4, 6, 5)}
+    rows = {r.design: r for r in compare_upsample(2, 3, 4, 6, 5)}
     assert list(rows) == ["resize_conv", "transposed", "sub_pixel"]
     k2, ci, co, n, s = 9, 4, 6, 5, 2
     assert rows["resize_conv"].macs == (s * n) ** 2 * co * ci * k2  # conv at the output size
@@ -283,6 +283,6 @@ def test_compare_new_candidates_fill_the_kxk_slot() -> None:
     from convzoo.compare import compare
 
     names = ["conv", "shuffle_conv", "cond_conv", "octave_conv", "selective_kernel", "ghost"]
-    rows = {r.variant: r for r in compare(5, 8, 8, 8, variants=names)}
+    rows = {r.design: r for r in compare(5, 8, 8, 8, designs=names)}
     assert rows["shuffle_conv"].macs_ratio == pytest.approx(0.25)  # 4 groups
     assert rows["cond_conv"].receptive_field is None  # global routing

@@ -220,7 +220,8 @@ def test_analyzed_table_and_csv() -> None:
     assert rows[-1].split()[2] == human(macs)
     assert f"{2 * macs:,}" in report.to_table()  # FLOPs line
     parsed = list(csv.DictReader(io.StringIO(report.to_csv())))
-    assert [r["name"] for r in parsed] == ["", "0", "1", "2", "2.0", "2.1"]
+    names = [r["name"] for r in parsed]
+    assert names == ["Sequential", "0", "1", "2", "2.0", "2.1"]  # the model row as in the table
     assert int(parsed[0]["macs"]) == macs
 
 

@@ -113,9 +113,14 @@ def _type_text(row: LayerStats) -> str:
     return f"{row.type} ({row.calls} calls)" if row.calls > 1 else row.type
 
 
-def _name_text(row: LayerStats, target: str, indent: str) -> str:
+def model_name(report: Report) -> str:
+    """What the table and the CSV call the model's own row: its target, else ``(model)``."""
+    return report.target or "(model)"
+
+
+def _name_text(row: LayerStats, report: Report, indent: str) -> str:
     if not row.name:
-        return target or "(model)"
+        return model_name(report)
     return indent * row.depth + row.name.rsplit(".", 1)[-1]
 
 
@@ -138,7 +143,7 @@ def layer_rows(report: Report, depth: int | None = None, indent: str = "  ") -> 
     training = report.training is not None
     return [
         [
-            _name_text(row, report.target, indent),
+            _name_text(row, report, indent),
             _type_text(row),
             shape_text(row.output_shape),
             human(row.params),
@@ -332,10 +337,11 @@ def csv_row(row: LayerStats) -> dict[str, Any]:
 
 
 def to_csv(report: Report) -> str:
-    """One csv row per layer (header :data:`CSV_FIELDS`), readable by ``csv.DictReader``."""
+    """One csv row per layer (header :data:`CSV_FIELDS`), readable by ``csv.DictReader``;
+    the model's own row is named as in the table (:func:`model_name`)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in report.layers:
-        writer.writerow(csv_row(row))
+        writer.writerow({**csv_row(row), **({} if row.name else {"name": model_name(report)})})
     return out.getvalue()
