@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from convzoo.errors import ConvZooError, render
+from convzoo.errors import ConvZooError, render, user_code
 from convzoo.limits import MAX_SAMPLES, check_memory, check_size
 from convzoo.outputs import created, writable
 from convzoo.real import materialize
@@ -145,7 +145,8 @@ def effective_field(
             x = torch.randn(
                 (1, *input_size), generator=generator, dtype=torch.float64, requires_grad=True
             )
-            model(x)
+            with user_code("the model's forward (effective field)"):
+                model(x)
             out = captured["out"]
             if out.dim() != 4:
                 raise ConvZooError(

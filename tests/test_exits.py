@@ -307,3 +307,27 @@ def test_output_is_written_in_a_subprocess(tmp_path: Path) -> None:
     (tmp_path / "r.txt").write_text("old")
     code, out, err = convzoo("report", SEED, "--output", "r.txt", "--force", cwd=tmp_path)
     assert (code, out, err) == (0, "", "") and "seed_64x64_5x5" in (tmp_path / "r.txt").read_text()
+
+
+class RealExit(nn.Module):
+    """Runs on meta tensors; exits on real ones (the effective field's and fvcore's forward)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_meta:
+            sys.exit(0)
+        return self.conv(x)
+
+
+def test_real_tensor_forwards_raise_instead_of_ending_the_program() -> None:
+    from convzoo.analysis.peers import compare_fvcore
+    from convzoo.plots import effective_field
+
+    with pytest.raises(UserCodeError, match=r"effective field\): SystemExit: 0$"):
+        effective_field(RealExit(), (1, 8, 8), samples=1)
+    pytest.importorskip("fvcore")
+    with pytest.raises(UserCodeError, match=r"under fvcore: SystemExit: 0$"):
+        compare_fvcore(RealExit(), (1, 8, 8))

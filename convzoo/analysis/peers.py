@@ -25,7 +25,7 @@ from convzoo.analysis.analyzer import analyze
 from convzoo.analysis.isolation import private_copy
 from convzoo.analysis.render import human
 from convzoo.analysis.report import Report
-from convzoo.errors import ConvZooError, first_line
+from convzoo.errors import ConvZooError, first_line, user_code
 from convzoo.real import materialize
 
 MACS, ELEMENTWISE = "MACs", "element-wise ops"
@@ -362,7 +362,10 @@ def compare_fvcore(model: nn.Module, input_size: Sequence[int]) -> FvcoreCheck:
         ) from None
     inputs = (torch.randn(1, *input_size),)
     try:
-        theirs, unsupported, ignored = fvcore_by_op(materialize(model), inputs)
+        with user_code("the model's forward under fvcore"):
+            theirs, unsupported, ignored = fvcore_by_op(materialize(model), inputs)
+    except ConvZooError:
+        raise
     except Exception as exc:
         raise ConvZooError(f"fvcore cannot analyse the model: {first_line(exc)}") from None
     ours = op_counts(report)
