@@ -17,9 +17,10 @@ from convzoo.registry import register
 class ConvNeXtBlock(nn.Module):
     """ConvNeXt block: depthwise 7x7, LayerNorm, MLP C -> 4C -> C, layer scale, plus input.
 
-    ``Tensor[B, C, H, W] -> Tensor[B, C, H, W]``; children ``dwconv`` (padding 3),
-    ``norm`` (over channels, eps 1e-6), ``pw1``, ``pw2`` (per-pixel linears, as 1x1 convs
-    in channels-last), ``gamma`` (``Tensor[C]``, initialised to ``layer_scale``).
+    ``Tensor[B, C, *S] -> Tensor[B, C, *S]`` with ``dims`` spatial axes ``S`` (1, 2 or 3);
+    children ``dwconv`` ("same" padding), ``norm`` (over channels, eps 1e-6), ``pw1``,
+    ``pw2`` (per-position linears, as 1x1 convs in channels-last), ``gamma``
+    (``Tensor[C]``, initialised to ``layer_scale``).
     Stochastic depth is left out (identity at inference).
     """
 
@@ -31,13 +32,16 @@ class ConvNeXtBlock(nn.Module):
         kernel_size: int = 7,
         expansion: int = 4,
         layer_scale: float = 1e-6,
+        *,
+        dims: int = 2,
     ) -> None:
         super().__init__()
         name = layer_name(self)
         c = C.positive_int(in_channels, name, "in_channels")
         hidden = c * C.positive_int(expansion, name, "expansion")
         self.in_channels = self.out_channels = c
-        self.dwconv = Depthwise(c, kernel_size, padding="same")
+        self.dims = C.dims(dims, name)
+        self.dwconv = Depthwise(c, kernel_size, padding="same", dims=self.dims)
         self.norm = nn.LayerNorm(c, eps=1e-6)
         self.pw1 = nn.Linear(c, hidden)
         self.pw2 = nn.Linear(hidden, c)
@@ -45,8 +49,8 @@ class ConvNeXtBlock(nn.Module):
         self.gamma = nn.Parameter(torch.full((c,), scale))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``Tensor[B, C, H, W] -> Tensor[B, C, H, W]``."""
-        G.check_input(x, layer_name(self), self.in_channels)
-        y = self.dwconv(x).permute(0, 2, 3, 1)  # channels last for the norm and linears
+        """``Tensor[B, C, *S] -> Tensor[B, C, *S]``."""
+        G.check_input(x, layer_name(self), self.in_channels, self.dims)
+        y = self.dwconv(x).movedim(1, -1)  # channels last for the norm and linears
         y = self.pw2(F.gelu(self.pw1(self.norm(y)))) * self.gamma
-        return x + y.permute(0, 3, 1, 2)
+        return x + y.movedim(-1, 1)

@@ -65,8 +65,9 @@ class SqueezeExcite(nn.Module):
 class SelectiveKernel(nn.Module):
     """Selective kernel: branches with different fields, mixed per channel by a softmax.
 
-    Li, Wang, Hu & Yang 2019, "Selective Kernel Networks". ``Tensor[B, C_in, H, W] ->
-    Tensor[B, C_out, H_out, W_out]``. Branch ``i`` is a 3x3 conv-BN-ReLU with dilation
+    Li, Wang, Hu & Yang 2019, "Selective Kernel Networks". ``Tensor[B, C_in, *S] ->
+    Tensor[B, C_out, *S_out]`` with ``dims`` spatial axes ``S`` (1, 2 or 3; "3x3" is 3 per
+    axis). Branch ``i`` is a 3x3 conv-BN-ReLU with dilation
     ``(k_i - 1) / 2`` (the field of a ``k_i x k_i``), on its slice of the input channels
     (``split_input``, as in timm) or on all of them. The attention sums the branches,
     pools globally, reduces (1x1 conv-BN-ReLU to ``C_a``) and selects (1x1 to
@@ -85,9 +86,12 @@ class SelectiveKernel(nn.Module):
         reduction: int = 16,
         attention_channels: int | None = None,
         split_input: bool = True,
+        *,
+        dims: int = 2,
     ) -> None:
         super().__init__()
         name = layer_name(self)
+        n = self.dims = C.dims(dims, name)
         paths = len(kernel_sizes) if isinstance(kernel_sizes, (list, tuple)) else 0
         require(
             paths >= 2 and all(C.is_int(k) and k >= 3 and k % 2 for k in kernel_sizes),
@@ -104,23 +108,26 @@ class SelectiveKernel(nn.Module):
         for i, k in enumerate(kernel_sizes):
             d = (k - 1) // 2
             branch = nn.Sequential(
-                Conv(branch_in, out_channels, 3, stride, d, d, groups, bias=False),
-                BatchNorm(out_channels),
+                Conv(branch_in, out_channels, 3, stride, d, d, groups, bias=False, dims=n),
+                BatchNorm(out_channels, dims=n),
                 nn.ReLU(),
             )
             self.add_module(f"path{i}", branch)
         c_a = C.optional_positive_int(attention_channels, name, "attention_channels")
         c_a = c_a or reduced(out_channels, 1 / C.positive_int(reduction, name, "reduction"))
-        self.reduce = nn.Sequential(Pointwise(out_channels, c_a, bias=False), BatchNorm(c_a))
-        self.select = Pointwise(c_a, out_channels * paths, bias=False)
+        self.reduce = nn.Sequential(
+            Pointwise(out_channels, c_a, bias=False, dims=n), BatchNorm(c_a, dims=n)
+        )
+        self.select = Pointwise(c_a, out_channels * paths, bias=False, dims=n)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``Tensor[B, C_in, H, W] -> Tensor[B, C_out, H_out, W_out]``."""
-        G.check_input(x, layer_name(self), self.in_channels)
+        """``Tensor[B, C_in, *S] -> Tensor[B, C_out, *S_out]``."""
+        G.check_input(x, layer_name(self), self.in_channels, self.dims)
         branches = [getattr(self, f"path{i}") for i in range(self.paths)]
         inputs = torch.chunk(x, self.paths, 1) if self.split_input else [x] * self.paths
         ys = torch.stack([f(part) for f, part in zip(branches, inputs, strict=True)], 1)
-        s = ys.sum(1).mean((2, 3), keepdim=True)
-        a = self.select(F.relu(self.reduce(s)))  # [B, paths·C_out, 1, 1]
-        a = F.softmax(a.view(x.shape[0], self.paths, self.out_channels, 1, 1), dim=1)
+        ones = (1,) * self.dims
+        s = ys.sum(1).mean(tuple(range(2, 2 + self.dims)), keepdim=True)
+        a = self.select(F.relu(self.reduce(s)))  # [B, paths·C_out, *ones]
+        a = F.softmax(a.view(x.shape[0], self.paths, self.out_channels, *ones), dim=1)
         return (ys * a).sum(1)

@@ -215,16 +215,33 @@ class Linear(nn.Linear):
         super().__init__(f_in, f_out, C.boolean(bias, "linear", "bias"))
 
 
+LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
+"""torch's name of linear interpolation along every axis, per number of spatial axes."""
+
+
 @register("upsample", category="basic")
 class Upsample(nn.Upsample):
-    """Upsampling by ``scale_factor`` (nearest or bilinear): ``H, W -> s·H, s·W``."""
+    """Upsampling by ``scale_factor`` (nearest or bilinear): ``H, W -> s·H, s·W``.
+
+    ``Tensor[B, C, *S] -> Tensor[B, C, *(s·S)]`` with ``dims`` spatial axes ``S``; ``mode``
+    is ``"nearest"`` or ``"linear"`` (linear along every axis: torch's linear, bilinear or
+    trilinear), or the rank's own name of it (``"bilinear"`` for images).
+    """
 
     params_formula = "0"
 
-    def __init__(self, scale_factor: int = 2, mode: str = "nearest") -> None:
-        C.choice(mode, ("nearest", "bilinear"), "upsample", "mode")
+    def __init__(self, scale_factor: int = 2, mode: str = "nearest", *, dims: int = 2) -> None:
+        n = C.dims(dims, "upsample")
+        linear = LINEAR_MODES[n]
+        C.choice(mode, tuple(dict.fromkeys(("nearest", "linear", linear))), "upsample", "mode")
         factor = C.positive_int(scale_factor, "upsample", "scale_factor")
-        super().__init__(scale_factor=factor, mode=mode)
+        super().__init__(scale_factor=factor, mode=linear if mode == "linear" else mode)
+        self.dims = n
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        """``Tensor[B, C, *S] -> Tensor[B, C, *(s·S)]``."""
+        G.check_input(input, "upsample", None, self.dims)
+        return super().forward(input)
 
 
 @register("identity", category="basic")

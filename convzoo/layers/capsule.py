@@ -9,6 +9,8 @@ present and whose direction encodes its pose. Capsule tensors are ``Tensor[B, N,
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,6 +18,7 @@ from torch import nn
 from convzoo.errors import LayerArgumentError, require
 from convzoo.layers import geometry as G
 from convzoo.layers.checks import boolean, positive_int
+from convzoo.layers.checks import dims as check_dims
 from convzoo.layers.standard import Conv, layer_name
 from convzoo.registry import register
 
@@ -84,7 +87,8 @@ class PrimaryCapsules(nn.Module):
     """Primary capsules: a convolution whose channels are grouped into squashed capsule vectors.
 
     ``Tensor[B, C_in, H, W] -> Tensor[B, T·H_out·W_out, D]`` with ``T = num_types`` and
-    ``D = capsule_dim``. The convolution (a convzoo :class:`Conv`, so every padding mode
+    ``D = capsule_dim`` (``dims`` 1 or 3: ``T·L_out`` or ``T·D_out·H_out·W_out`` capsules,
+    positions row-major as here). The convolution (a convzoo :class:`Conv`, so every padding mode
     works) has ``T·D`` output channels; channel ``type·D + d`` is component ``d`` of the
     capsules of that type. Capsules are ordered type-major: capsule index
     ``type·H_out·W_out + y·W_out + x``. Each vector is then squashed (no ReLU).
@@ -101,30 +105,34 @@ class PrimaryCapsules(nn.Module):
         stride: int | G.Ints = 2,
         padding: G.PaddingSpec = "valid",
         bias: bool = True,
+        *,
+        dims: int = 2,
     ) -> None:
         super().__init__()
         name = layer_name(self)
         self.in_channels = positive_int(in_channels, name, "in_channels")
         self.num_types = positive_int(num_types, name, "num_types")
         self.capsule_dim = positive_int(capsule_dim, name, "capsule_dim")
-        geo = G.Geometry.parse(name, 2, kernel_size, stride, padding)
+        self.dims = check_dims(dims, name)
+        geo = G.Geometry.parse(name, self.dims, kernel_size, stride, padding)
         channels = self.num_types * self.capsule_dim
-        self.conv = Conv(in_channels, channels, geo.kernel, geo.stride, geo.padding, bias=bias)
+        self.conv = Conv(
+            in_channels, channels, geo.kernel, geo.stride, geo.padding, bias=bias, dims=self.dims
+        )
 
     def output_size(self, size: G.Ints) -> G.Ints:
         """``(T·H_out·W_out, D)``: capsules and their dimension for an input of spatial ``size``."""
-        h, w = self.conv.output_size(size)
-        return (self.num_types * h * w, self.capsule_dim)
+        return (self.num_types * math.prod(self.conv.output_size(size)), self.capsule_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``Tensor[B, C_in, H, W] -> Tensor[B, T·H_out·W_out, D]``, lengths in ``[0, 1)``."""
         name = layer_name(self)
-        G.check_input(x, name, self.in_channels)
-        self.conv.geometry.check_fits(G.spatial(x, 2), name)
-        y = self.conv(x)  # Tensor[B, T·D, H_out, W_out]
-        b, _, h, w = y.shape
-        y = y.view(b, self.num_types, self.capsule_dim, h, w).permute(0, 1, 3, 4, 2)
-        return squash(y.reshape(b, self.num_types * h * w, self.capsule_dim))
+        G.check_input(x, name, self.in_channels, self.dims)
+        self.conv.geometry.check_fits(G.spatial(x, self.dims), name)
+        y = self.conv(x)  # Tensor[B, T·D, *S_out]
+        b, out = y.shape[0], y.shape[2:]
+        y = y.view(b, self.num_types, self.capsule_dim, *out).movedim(2, -1)
+        return squash(y.reshape(b, self.num_types * math.prod(out), self.capsule_dim))
 
     def extra_repr(self) -> str:
         return f"num_types={self.num_types}, capsule_dim={self.capsule_dim}"

@@ -4,7 +4,8 @@ Each kernel tap ``k`` of each output pixel ``p`` samples the input at
 ``p * stride - pad + k * dilation + Δp_k`` by bilinear interpolation (zero outside
 the image), with learned offsets ``Δp`` predicted per output pixel by a conv on the
 same input; v2 also multiplies each sample by a predicted modulation ``mask``.
-The sampling itself is ``torchvision.ops.deform_conv2d``.
+The sampling itself is ``torchvision.ops.deform_conv2d``, which exists for images only:
+the layer takes ``dims=2`` alone and refuses 1 and 3 in one line that says so.
 """
 
 from __future__ import annotations
@@ -78,7 +79,16 @@ class Deformable(Conv):
         bias: bool = True,
         version: int = 2,
         offset_groups: int = 1,
+        *,
+        dims: int = 2,
     ) -> None:
+        require(
+            dims == 2,
+            layer_name(self),
+            "dims",
+            f"must be 2: its sampling is torchvision.ops.deform_conv2d, which is 2-D only; "
+            f"got {dims!r}",
+        )
         super().__init__(
             in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias
         )

@@ -1,6 +1,8 @@
-"""Involution: a kernel generated from each pixel, shared across the channels of a group."""
+"""Involution: a kernel generated from each position, shared across the channels of a group."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +14,32 @@ from convzoo.layers.basic import BatchNorm
 from convzoo.layers.standard import Pointwise, layer_name
 from convzoo.registry import register
 
+POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+SPATIAL = "xyz"
+"""einsum letters of the spatial axes (the other letters: b, g, c, k)."""
+
+
+def windows_nd(x: torch.Tensor, kernel: G.Ints, stride: G.Ints) -> torch.Tensor:
+    """The windows of ``x`` by ``Tensor.unfold`` on each spatial axis (no padding).
+
+    ``Tensor[B, C, *S] -> Tensor[B, C, K, *S_out]`` with ``K = prod(kernel)`` taps in
+    row-major order and ``S_out = (S - kernel) // stride + 1``: at ``dims=2`` exactly
+    ``F.unfold(x, kernel, stride=stride)`` viewed as ``[B, C, K, H_out, W_out]``.
+    """
+    n = len(kernel)
+    cols = x
+    for a in range(n):  # each adds a tap axis at the end: [B, C, *S_out, *kernel]
+        cols = cols.unfold(2 + a, kernel[a], stride[a])
+    return cols.flatten(2 + n).movedim(-1, 2)
+
+
+def windows(x: torch.Tensor, kernel: G.Ints, stride: G.Ints) -> torch.Tensor:
+    """:func:`windows_nd`; torch's own ``F.unfold`` (im2col) for images."""
+    if len(kernel) != 2:
+        return windows_nd(x, kernel, stride)
+    out = [(n - k) // s + 1 for n, k, s in zip(x.shape[2:], kernel, stride, strict=True)]
+    return F.unfold(x, kernel, 1, 0, stride).view(*x.shape[:2], -1, *out)
+
 
 @register("involution", category="attention")
 class Involution(nn.Module):
@@ -19,7 +47,8 @@ class Involution(nn.Module):
 
     Li, Hu, Wang, Hu, Fan, Huang, Zhang & Chen 2021, "Involution: Inverting the Inherence
     of Convolution for Visual Recognition".
-    ``Tensor[B, C, H, W] -> Tensor[B, C, H_out, W_out]``. At output pixel ``(i, j)`` a
+    ``Tensor[B, C, *S] -> Tensor[B, C, *S_out]`` with ``dims`` spatial axes ``S`` (1, 2 or
+    3; written here for images). At output pixel ``(i, j)`` a
     ``k x k`` kernel per channel group is generated from the input pixel ``(i·s, j·s)``
     (an average pool of stride ``s`` when ``s > 1``): ``span(relu(bn(reduce(x))))``,
     ``reduce: C -> C/r`` and ``span: C/r -> k²·G`` (1x1 convs). Channel ``c`` of group
@@ -37,35 +66,42 @@ class Involution(nn.Module):
         stride: int = 1,
         groups: int = 1,
         reduction: int = 4,
+        *,
+        dims: int = 2,
     ) -> None:
         super().__init__()
         name = layer_name(self)
         c = C.positive_int(in_channels, name, "in_channels")
         self.groups = C.positive_int(groups, name, "groups")
         C.divides(self.groups, c, name, "groups", "in_channels")
-        self.geometry = G.Geometry.parse(name, 2, kernel_size, stride, "same")
+        n = self.dims = C.dims(dims, name)
+        self.geometry = G.Geometry.parse(name, n, kernel_size, stride, "same")
         hidden = max(c // C.positive_int(reduction, name, "reduction"), 1)
-        k = self.geometry.kernel
+        taps = math.prod(self.geometry.kernel)
         self.in_channels = self.out_channels = c
-        self.reduce = nn.Sequential(Pointwise(c, hidden, bias=False), BatchNorm(hidden), nn.ReLU())
-        self.span = Pointwise(hidden, k[0] * k[1] * self.groups)
+        self.reduce = nn.Sequential(
+            Pointwise(c, hidden, bias=False, dims=n), BatchNorm(hidden, dims=n), nn.ReLU()
+        )
+        self.span = Pointwise(hidden, taps * self.groups, dims=n)
 
     def kernels(self, x: torch.Tensor) -> torch.Tensor:
-        """The generated kernels ``Tensor[B, G, k·k, H_out, W_out]``."""
+        """The generated kernels ``Tensor[B, G, K, *ceil(S / s)]`` (``K = k^dims`` taps)."""
         s = self.geometry.stride
-        source = x if s == (1, 1) else F.avg_pool2d(x, s, s, ceil_mode=True)
+        source = x if all(v == 1 for v in s) else POOL[self.dims](x, s, s, ceil_mode=True)
         h = self.span(self.reduce(source))
         return h.view(x.shape[0], self.groups, -1, *h.shape[2:])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``Tensor[B, C, H, W] -> Tensor[B, C, H_out, W_out]``."""
-        G.check_input(x, layer_name(self), self.in_channels)
+        """``Tensor[B, C, *S] -> Tensor[B, C, *S_out]``."""
+        G.check_input(x, layer_name(self), self.in_channels, self.dims)
         g = self.geometry
-        pads = g.check_fits(G.spatial(x, 2), layer_name(self))
-        out = g.output_size(G.spatial(x, 2))
-        cols = F.unfold(G.zero_pad(x, pads), g.kernel, 1, 0, g.stride)  # [B, C·k², L]
+        pads = g.check_fits(G.spatial(x, self.dims), layer_name(self))
+        out = g.output_size(G.spatial(x, self.dims))
+        cols = windows(G.zero_pad(x, pads), g.kernel, g.stride)  # [B, C, K, *S_out]
         b = x.shape[0]
-        cols = cols.view(b, self.groups, self.in_channels // self.groups, -1, *out)
-        h = self.kernels(x)[..., : out[0], : out[1]]  # [B, G, k², H, W]
-        y = torch.einsum("bgckhw,bgkhw->bgchw", cols, h)  # a batched matmul: counted as MACs
+        cols = cols.view(b, self.groups, self.in_channels // self.groups, *cols.shape[2:])
+        h = G.crop(self.kernels(x), (0,) * self.dims, out)  # [B, G, K, *S_out]
+        axes = SPATIAL[: self.dims]
+        # a batched matmul per position: counted as MACs
+        y = torch.einsum(f"bgck{axes},bgk{axes}->bgc{axes}", cols, h)
         return y.reshape(b, self.in_channels, *out)

@@ -28,7 +28,8 @@ class MixConv(nn.Module):
     """MixConv: channels split into groups, each a depthwise conv with its own kernel size.
 
     Tan & Le 2019, "MixConv: Mixed Depthwise Convolutional Kernels".
-    ``Tensor[B, C, H, W] -> Tensor[B, C·m, H_out, W_out]``: group ``i`` (``split_channels``,
+    ``Tensor[B, C, *S] -> Tensor[B, C·m, *S_out]`` with ``dims`` spatial axes ``S`` (1, 2
+    or 3): group ``i`` (``split_channels``,
     remainder first) goes through a depthwise ``kernel_sizes[i]`` conv (children ``conv0``,
     ``conv1``, ...), the outputs are concatenated. ``padding`` applies to every group
     (``"same"`` keeps the groups' output sizes equal).
@@ -45,9 +46,12 @@ class MixConv(nn.Module):
         dilation: int | G.Ints = 1,
         depth_multiplier: int = 1,
         bias: bool = True,
+        *,
+        dims: int = 2,
     ) -> None:
         super().__init__()
         name = layer_name(self)
+        self.dims = C.dims(dims, name)
         c = C.positive_int(in_channels, name, "in_channels")
         m = C.positive_int(depth_multiplier, name, "depth_multiplier")
         require(
@@ -58,13 +62,13 @@ class MixConv(nn.Module):
         )
         self.splits = split_channels(c, len(kernel_sizes))
         for i, (k, part) in enumerate(zip(kernel_sizes, self.splits, strict=True)):
-            conv = Conv(part, part * m, k, stride, padding, dilation, part, bias)
+            conv = Conv(part, part * m, k, stride, padding, dilation, part, bias, dims=self.dims)
             self.add_module(f"conv{i}", conv)
         self.in_channels, self.out_channels = c, c * m
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``Tensor[B, C, H, W] -> Tensor[B, C·m, H_out, W_out]``."""
-        G.check_input(x, layer_name(self), self.in_channels)
+        """``Tensor[B, C, *S] -> Tensor[B, C·m, *S_out]``."""
+        G.check_input(x, layer_name(self), self.in_channels, self.dims)
         parts = torch.split(x, self.splits, dim=1)
         return torch.cat([conv(p) for conv, p in zip(self.children(), parts, strict=True)], 1)
 

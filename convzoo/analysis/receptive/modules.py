@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from convzoo.analysis.receptive.field import Field, Place
-from convzoo.analysis.receptive.spatial import conv_span
+from convzoo.analysis.receptive.spatial import conv_span, spread
 from convzoo.layers.capsule import PrimaryCapsules, RoutingCapsules
 from convzoo.layers.deformable import Deformable
 from convzoo.layers.fft import FFTConv
 from convzoo.layers.local import LocallyConnected, Tiled
+from convzoo.layers.subpixel import SubPixel
 
 # -- module rules -------------------------------------------------------------------------
 
@@ -62,16 +64,33 @@ def conv_like(
     return Field(tuple(axes))
 
 
+@module_rule(SubPixel)
+def sub_pixel(
+    module: Any, in_field: Field | None, input_shape: tuple[int, ...], output_shape: Any
+) -> Field | None:
+    """The conv's field, then the pixel shuffle: output unit ``o`` of each axis reads unit
+    ``o // r`` of the conv's (a 1-D or 3-D shuffle is a reshape and a permute, whose
+    repeated units the op rules keep inside a merged dim; this spreads them, as torch's
+    2-D ``pixel_shuffle`` rule does)."""
+    r = module.scale
+    grid = conv_like(module, in_field, input_shape, tuple(n // r for n in output_shape))
+    if grid is None or grid.is_global or not grid.known or grid.layout is not None:
+        return grid
+    return Field(tuple(None if a is None else spread(a, r) for a in grid.axes))
+
+
 @module_rule(PrimaryCapsules)
 def primary_capsules(
     module: Any, in_field: Field | None, input_shape: tuple[int, ...], output_shape: Any
 ) -> Field | None:
-    """The conv's field; capsules ``type·H·W + y·W + x`` carry h and w in dim -2."""
-    h, w = module.conv.output_size(tuple(input_shape[-2:]))
-    grid = conv_like(module.conv, in_field, input_shape, (h, w))
+    """The conv's field; capsules ``type·H·W + y·W + x`` carry h and w in dim -2 (any
+    number of axes, row-major: each axis' place value is the product of the later sides)."""
+    out = module.conv.output_size(tuple(input_shape[-module.dims :]))
+    grid = conv_like(module.conv, in_field, input_shape, out)
     if grid is None or grid.is_global or not grid.known:
         return grid
-    return grid.with_axes(grid.axes, (Place(-2, w, h), Place(-2, 1, w)), output_shape)
+    places = tuple(Place(-2, math.prod(out[a + 1 :]), n) for a, n in enumerate(out))
+    return grid.with_axes(grid.axes, places, output_shape)
 
 
 @module_rule(RoutingCapsules)
