@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,6 +188,16 @@ class FieldPlot:
         where = f"input rows {r0}..{r1}, cols {c0}..{c1}"
         return f"effective field of unit {self.unit}: nonzero on {where}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """``{"unit": [30, 30], "rows": [30, 34], "cols": [30, 34]}`` (rows and cols null
+        when the effective field is zero everywhere)."""
+        rows, cols = self.support if self.support is not None else (None, None)
+        return {
+            "unit": list(self.unit),
+            "rows": None if rows is None else list(rows),
+            "cols": None if cols is None else list(cols),
+        }
+
 
 def effective_field_bytes(model: nn.Module, input_size: tuple[int, ...]) -> int:
     """About the bytes of real tensors :func:`effective_field` needs: the model and its
@@ -270,7 +281,8 @@ def plot_receptive_field(
     ax.set_xlabel("input column (pixels)")
     ax.set_ylabel("input row (pixels)")
     title = f"{name or report.target} / {layer or 'output'}: unit {shown}\n{field}"
-    ax.set_title(title + (f"\n{remark}" if remark else ""), fontsize=9)
+    wrapped = textwrap.fill(remark, 64)  # the remark says why this layer: a sentence or two
+    ax.set_title(title + (f"\n{wrapped}" if remark else ""), fontsize=9)
     fig.tight_layout()
     try:
         return FieldPlot(save(fig, path), shown, support(erf))
