@@ -124,7 +124,7 @@ def test_the_default_layer_is_the_last_local_one_and_the_remark_says_why(
     ns = models[1]
     report = analyze(ns["Routed"]())
     row, remark = pick_layer(report, "")
-    # stem, stem.0, stem.1 and body see part of the input; routed (a 14x14... map) sees all
+    # stem, stem.0, stem.1 and body see part of the input; routed (a 12x12 map) sees all of it
     local = [
         r.name for r in report.layers if r.name and render.field_kind(r.receptive_field) == "local"
     ]
