@@ -10,6 +10,7 @@ shows its traceback); never a traceback otherwise.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shutil
@@ -239,11 +240,17 @@ def apply(flags: list[str]) -> str:
     return f"{', '.join(flags)} {'does' if len(flags) == 1 else 'do'} not apply"
 
 
+def plot_size(size: tuple[int, ...]) -> tuple[int, int, int]:
+    """``size`` as the ``(C, H, W)`` that ``rf --plot`` draws; one line refusing any other."""
+    if len(size) != 3:
+        raise ConvZooError(f"--plot needs a CxHxW input, got {'x'.join(map(str, size))}")
+    return size[0], size[1], size[2]
+
+
 @command("rf")
 def cmd_rf(args: argparse.Namespace) -> int:
     from convzoo.analysis.analyzer import analyze
-    from convzoo.analysis.receptive.describe import parse_unit, pick_layer, unit_text
-    from convzoo.analysis.render import field_text
+    from convzoo.analysis.receptive import describe
     from convzoo.targets import own_files
 
     if args.plot:
@@ -251,11 +258,14 @@ def cmd_rf(args: argparse.Namespace) -> int:
 
         output_path(args.plot, args.force, own_files(args.target))  # refused before any work
     size = parse_size(args.input) if args.input else None
-    unit = parse_unit(args.unit) if args.unit else None
+    if args.plot and size is not None:
+        plot_size(size)  # refused before the target is even loaded
+    unit = describe.parse_unit(args.unit) if args.unit else None
     model, size, name = load_target(args.target, size, args.kwargs)
     if args.plot:  # a float64 forward and backward per sample: estimated before any work
         from convzoo.plots import effective_field_bytes
 
+        plot_size(size)  # the target's own input, known now
         needed = effective_field_bytes(model, size)
         check_memory(needed, args.max_memory, "rf --plot (a float64 forward and backward)")
     report = analyze(model, size, **budget(args))
@@ -268,31 +278,44 @@ def cmd_rf(args: argparse.Namespace) -> int:
             f"no layer named {render(args.layer)} in {name}"
             + (f"; did you mean {', '.join(map(repr, hints))}?" if hints else "")
         )
-    row, remark = pick_layer(report, args.layer)
-    rf = row.receptive_field
-    if remark:
-        print(f"{name}: {remark}")
-    axes = rf.to_dict() if rf is not None else {}  # per-axis lists, as printed before
-    print(
-        f"{name} / {row.name or '(output)'}: output {row.output_shape}, receptive field "
-        f"{field_text(rf)}; size {axes.get('size')}, stride {axes.get('stride')}, start "
-        f"{axes.get('start')}, period {axes.get('period')} (input pixels, per axis)"
-    )
+    row, remark = describe.pick_layer(report, args.layer)
+    hw = report.input_shape[0][2:] if report.input_shape else None
+    text = args.format == "text"
+    answer: dict[str, object] = {
+        "target": name,
+        "layer": row.name,
+        "remark": remark or None,
+        "output_shape": row.output_shape,
+        "receptive_field": describe.field_data(row, hw),
+    }
+    shown = f"{name} / {row.name or '(output)'}: {describe.output_text(row)}"
+    lines = [f"{name}: {remark}"] if remark else []
+    lines.append(f"{shown}, {describe.field_line(row, hw)}")
     if unit is not None:
-        print(unit_text(row, unit))
+        answer["unit"] = describe.unit_data(row, unit)
+        lines.append(describe.unit_text(row, unit))
+    if text:  # at once: the plot below takes a while
+        print("\n".join(lines))
+        lines = []
     if args.plot:
         from convzoo.plots import output_path, plot_receptive_field
 
-        if len(size) != 3:
-            raise ConvZooError(f"--plot needs a CxHxW input, got {'x'.join(map(str, size))}")
-        chw = (size[0], size[1], size[2])
         path = output_path(args.plot, args.force, own_files(args.target))
         drawn = plot_receptive_field(
-            model, chw, path, row.name, args.samples, name, unit, remark, args.max_memory
-        )
-        if unit is None and rf is not None and rf.spatial:  # the unit drawn: its exact field
-            print(unit_text(row, drawn.unit))
-        print(drawn.support_text())
+            model, plot_size(size), path, row.name, args.samples, name, unit, remark,
+            args.max_memory,
+        )  # fmt: skip
+        if unit is None and describe.spatial(row):  # the unit drawn: its exact field
+            answer["unit"] = describe.unit_data(row, drawn.unit)
+            lines.append(describe.unit_text(row, drawn.unit))
+        answer["effective_field"] = drawn.to_dict()
+        answer["plot"] = str(drawn.path)
+        lines.append(drawn.support_text())
+    if not text:
+        print(json.dumps(answer, indent=2))
+    elif lines:
+        print("\n".join(lines))
+    if args.plot:
         print(f"plot written to {drawn.path}", file=sys.stderr)
     return 0
 

@@ -170,7 +170,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--layer",
         default="",
-        help="module name (default: the model output, or its deepest spatial layer)",
+        help="module name (default: the model output when it is a feature map with a local "
+        "field, else the last layer in module order whose units each see part of the input)",
     )
     p.add_argument(
         "--unit", metavar="I,J[,K]", help="print the exact input pixels of this output unit"
@@ -183,6 +184,13 @@ def parser() -> argparse.ArgumentParser:
         type=lambda t: count(t, 1, MAX_SAMPLES),
         default=8,
         help=f"random inputs averaged for the effective field (8; at most {MAX_SAMPLES:,})",
+    )
+    p.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="text lines, or one JSON object: target, layer, output shape, field per axis, "
+        "the unit's exact field (text)",
     )
     for name, p in sub.choices.items():
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="")

@@ -189,6 +189,16 @@ class FieldPlot:
         where = f"input rows {r0}..{r1}, cols {c0}..{c1}"
         return f"effective field of unit {self.unit}: nonzero on {where}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """``{"unit": [30, 30], "rows": [30, 34], "cols": [30, 34]}`` (rows and cols null
+        when the effective field is zero everywhere)."""
+        rows, cols = self.support if self.support is not None else (None, None)
+        return {
+            "unit": list(self.unit),
+            "rows": None if rows is None else list(rows),
+            "cols": None if cols is None else list(cols),
+        }
+
 
 def effective_field_bytes(model: nn.Module, input_size: tuple[int, ...]) -> int:
     """About the bytes of real tensors :func:`effective_field` needs: the model and its

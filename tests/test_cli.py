@@ -58,6 +58,7 @@ def test_report_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
         "totals",
         "output_shape",
         "receptive_field",
+        "fields_computed",
         "layers",
         "operators",
         "uncounted_ops",

@@ -61,7 +61,7 @@ def test_rf_unit_and_classifier_fallback(capsys: pytest.CaptureFixture[str]) -> 
     assert "18x18 /1 (period 4)" in out
     code = main(["rf", "configs/resnet18.yaml", "--unit", "3,3"])
     out = capsys.readouterr().out
-    assert code == 0 and "deepest layer with a spatial output, 'layer4'" in out
+    assert code == 0 and "showing 'layer4', the last layer (in module order) whose units" in out
     assert "unit (3, 3): input h 0..223, w 0..223" in out
     code = main(["rf", "configs/encoder_decoder.yaml", "--unit", "3,x"])
     assert code == 2 and "--unit must look like" in capsys.readouterr().err

@@ -386,4 +386,5 @@ def _report(run: Traced, target: str) -> Report:
         operators=_operators(tracer, [row.name for row in rows]),
         uncounted_ops=uncounted,
         notes=notes + list(dict.fromkeys(tracer.notes)),
+        fields_computed=tracer.with_fields,
     )

@@ -51,6 +51,7 @@ CSV_FIELDS = [
     "rf_start_h",
     "rf_start_w",
     "rf_global",
+    "rf_kind",
     "activation_bytes",
     "calls",
 ]
@@ -98,13 +99,45 @@ def shape_text(shape: Sequence[int] | None) -> str:
     return "x".join(str(v) for v in shape) if shape else "-"
 
 
-def field_text(field: ReceptiveField | Mapping[str, Any] | None) -> str:
-    """``ReceptiveField(size=(7, 7), stride=(2, 2), ...) -> '7x7 /2'`` (see
-    ``ReceptiveField.__str__``); no field (no spatial input behind it) -> ``'-'``. A plain
-    dict in the JSON form (``{"size": [7, 7], ...}``) works too."""
+NO_FIELD = "-"
+"""The field cell of an output no input pixel could be traced into (no spatial input
+behind it: a vector input, a module not called, a tensor built afresh)."""
+NOT_COMPUTED = "not computed"
+"""The field cell when fields were skipped (``analyze(..., receptive_fields=False)``,
+``convzoo report --no-fields``)."""
+FIELD_KINDS = ("local", "global", "unknown", "none", NOT_COMPUTED)
+"""What a field cell can say, as :func:`field_kind` names it."""
+
+
+def _as_field(field: ReceptiveField | Mapping[str, Any] | None) -> ReceptiveField | None:
     if field is not None and not isinstance(field, ReceptiveField):
-        field = ReceptiveField.from_dict(dict(field)) if field else None
-    return "-" if field is None else str(field)
+        return ReceptiveField.from_dict(dict(field)) if field else None
+    return field
+
+
+def field_kind(field: ReceptiveField | Mapping[str, Any] | None, computed: bool = True) -> str:
+    """One of :data:`FIELD_KINDS`: ``'local'`` (each unit sees part of the input),
+    ``'global'`` (every unit sees all of it), ``'unknown'`` (traced to the input, but through
+    an op the tracer could not follow), ``'none'`` (no input pixel traced into it) or
+    ``'not computed'`` (fields skipped: ``computed`` False)."""
+    field = _as_field(field)
+    if not computed:
+        return NOT_COMPUTED
+    if field is None:
+        return "none"
+    return "global" if field.is_global else "local" if field.spatial else "unknown"
+
+
+def field_text(field: ReceptiveField | Mapping[str, Any] | None, computed: bool = True) -> str:
+    """The field cell: ``ReceptiveField(size=(7, 7), stride=(2, 2), ...) -> '7x7 /2'`` (see
+    ``ReceptiveField.__str__``: also ``'global'`` and ``'unknown'``); no field (no input
+    pixel traced into it) -> :data:`NO_FIELD` (``'-'``); fields not ``computed`` ->
+    :data:`NOT_COMPUTED`. A plain dict in the JSON form (``{"size": [7, 7], ...}``) works
+    too."""
+    field = _as_field(field)
+    if not computed:
+        return NOT_COMPUTED
+    return NO_FIELD if field is None else str(field)
 
 
 def _type_text(row: LayerStats) -> str:
@@ -149,7 +182,7 @@ def layer_rows(report: Report, depth: int | None = None, indent: str = "  ") -> 
             human(row.params),
             human(row.macs),
             human(row.self_macs),
-            field_text(row.receptive_field),
+            field_text(row.receptive_field, report.fields_computed),
             human_bytes(row.activation_bytes),
             *([_saved_text(row.saved_bytes)] if training else []),
         ]
@@ -200,7 +233,7 @@ def summary_lines(report: Report) -> list[tuple[str, str]]:
     lines = [
         ("input shape", inputs or "-"),
         ("output shape", shape_text(report.output_shape)),
-        ("receptive field", field_text(report.receptive_field)),
+        ("receptive field", field_text(report.receptive_field, report.fields_computed)),
         ("params", f"{human(t.params)} ({t.params:,}; trainable {t.trainable_params:,})"),
         ("MACs", f"{human(t.macs)} ({t.macs:,})"),
         ("FLOPs", f"{human(t.flops)} ({t.flops:,}; 2 FLOPs per MAC)"),
@@ -314,8 +347,9 @@ def operator_table(report: Report, fmt: str = "table", module: str | None = None
     return "\n".join([table, "", *_summary_text(lines, fmt == "markdown")])
 
 
-def csv_row(row: LayerStats) -> dict[str, Any]:
-    """A layer flattened to :data:`CSV_FIELDS` (receptive field per axis; None -> '')."""
+def csv_row(row: LayerStats, computed: bool = True) -> dict[str, Any]:
+    """A layer flattened to :data:`CSV_FIELDS` (receptive field per axis, None -> '';
+    ``rf_kind`` is :func:`field_kind`, ``computed`` False when fields were skipped)."""
     rf = row.receptive_field
     flat: dict[str, Any] = {
         "name": row.name,
@@ -333,6 +367,7 @@ def csv_row(row: LayerStats) -> dict[str, Any]:
         values = list(getattr(rf, key, None) or [])[-2:]  # 3-D: h and w; 1-D: its axis as h
         flat[f"rf_{key}_h"], flat[f"rf_{key}_w"] = (values + ["", ""])[:2]
     flat["rf_global"] = "" if rf is None else str(rf.is_global).lower()
+    flat["rf_kind"] = field_kind(rf, computed)
     return flat
 
 
@@ -343,5 +378,6 @@ def to_csv(report: Report) -> str:
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in report.layers:
-        writer.writerow({**csv_row(row), **({} if row.name else {"name": model_name(report)})})
+        named = {} if row.name else {"name": model_name(report)}
+        writer.writerow({**csv_row(row, report.fields_computed), **named})
     return out.getvalue()

@@ -11,6 +11,9 @@ JSON schema (``Report.to_json()``, version :data:`SCHEMA_VERSION`), keys in this
   ``elementwise_ops``, ``activation_bytes`` (sum of leaf outputs), ``param_bytes``,
   ``peak_activation_bytes`` (inference peak by tensor liveness, or null);
 - ``receptive_field``: that of the model's output, see :class:`ReceptiveField`, or null;
+- ``fields_computed`` (bool): false when fields were skipped (``receptive_fields=False``,
+  ``--no-fields``): every ``receptive_field`` is then null for that reason, not because no
+  input pixel could be traced into the output;
 - ``layers``: one object per :class:`LayerStats` field, ``receptive_field`` as above;
 - ``operators``: one object per :class:`OperatorStats` (one op in one module);
 - ``uncounted_ops``: ``op``, ``module``, ``calls``; ``complete`` (bool: no uncounted op);
@@ -166,6 +169,7 @@ class Report:
     uncounted_ops: list[UncountedOp] = _field(default_factory=list)
     notes: list[str] = _field(default_factory=list)
     training: TrainingMemory | None = None
+    fields_computed: bool = True  # False: receptive fields skipped, every one None
 
     schema_version: ClassVar[int] = SCHEMA_VERSION
 
@@ -221,6 +225,7 @@ class Report:
             "totals": self.totals.to_dict(),
             "output_shape": self.output_shape,
             "receptive_field": self.receptive_field and self.receptive_field.to_dict(),
+            "fields_computed": self.fields_computed,
             "layers": [row.to_dict() for row in self.layers],
             "operators": [o.to_dict() for o in self.operators],
             "uncounted_ops": [u.to_dict() for u in self.uncounted_ops],
@@ -254,6 +259,7 @@ class Report:
             uncounted_ops=[UncountedOp(**u) for u in data.get("uncounted_ops", [])],
             notes=list(data.get("notes", [])),
             training=training and TrainingMemory.from_dict(training),
+            fields_computed=bool(data.get("fields_computed", True)),
         )
 
     @classmethod
