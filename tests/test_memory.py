@@ -177,7 +177,7 @@ def test_peak_is_the_same_in_a_fresh_process_and_on_every_call() -> None:
     imports ``torch._dynamo``) found more bytes live than the next ones. Run in a process
     that has not imported torchvision (which imports ``torch._dynamo`` itself), each model
     three times; every peak is the hand count of live tensors."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CONFIGS.parents[1]), *sys.path])}
+    env = {**os.environ, "PYTHONPATH": str(CONFIGS.parents[1])}
     done = subprocess.run(
         [sys.executable, "-c", _REPEATED],
         cwd=CONFIGS.parents[1],
