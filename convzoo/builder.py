@@ -346,14 +346,12 @@ def build(
     *,
     meta: bool = False,
 ) -> Model:
-    """Build the model a config describes: a dict, a YAML file path, or the name of a
-    config shipped with convzoo (``"resnet18"``). Other target strings
-    (``"torchvision:resnet18"``, ``"file.py:Net"``) are refused in one line: they are no
-    configs (:func:`convzoo.analyze` takes them).
+    """Build the model a config describes: a dict, a YAML file path, or a packaged
+    config's name (``"resnet18"``); other target strings (``"torchvision:resnet18"``) are
+    refused in one line (:func:`convzoo.analyze` takes them).
 
     ``input_size`` ``(C, H, W)`` overrides the config's ``input``; one of them is needed.
-    The sizes after the channels may differ from the config's (its layers adapt), the
-    channels may not: a config built for 3 channels is refused a 224-channel input.
+    Only the sizes after the channels may differ from the config's.
     The model is always built on the meta device first, where every parameter is counted
     against :data:`~convzoo.limits.MAX_PARAMS`; ``meta=True`` returns that model (enough
     for :func:`convzoo.analyze`, no memory; :func:`convzoo.real.materialize` builds its
