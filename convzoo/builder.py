@@ -341,9 +341,12 @@ def build(
     *,
     meta: bool = False,
 ) -> Model:
-    """Build the model a config describes (a dict, or a YAML file path).
+    """Build the model a config describes: a dict, a YAML file path, or a packaged
+    config's name (``"resnet18"``); other target strings (``"torchvision:resnet18"``) are
+    refused in one line (:func:`convzoo.analyze` takes them).
 
     ``input_size`` ``(C, H, W)`` overrides the config's ``input``; one of them is needed.
+    Only the sizes after the channels may differ from the config's.
     The model is always built on the meta device first, where every parameter is counted
     against :data:`~convzoo.limits.MAX_PARAMS`; ``meta=True`` returns that model (enough
     for :func:`convzoo.analyze`, no memory; :func:`convzoo.real.materialize` builds its
@@ -351,7 +354,11 @@ def build(
     weights.
     """
     source = None
-    if isinstance(config, (str, Path)):
+    if isinstance(config, str):
+        from convzoo.targets import config_file
+
+        config = config_file(config)
+    if isinstance(config, Path):
         source = str(config)
         config = load_config(config)
     try:
@@ -366,9 +373,25 @@ def build(
         stem = Path(source).stem if source else ""
         plain = len(stem) <= MAX_NAME_CHARS and MODEL_NAME.fullmatch(stem)
         name = config.get("name") or (stem if plain else "model")
+        if input_size is not None and "input" in config:
+            _same_channels(name, input_shape(config["input"]), shape)
         model = _assemble(config, shape, name, meta=True)
         if meta:  # its real twin is built only if real-tensor work needs it
-            return remember(model, functools.partial(_assemble, config, shape, name, False))
+            remember(model, functools.partial(_assemble, config, shape, name, False))
+            return model
         return _assemble(config, shape, name, meta=False)
     except ConfigError as exc:
         raise exc.located(source) from None
+
+
+def _same_channels(name: str, declared: Shape, given: Shape) -> None:
+    """Refuse an input whose channels (features for a 1-D input) differ from the config's:
+    the first layer would be built for them, a different model under the same name."""
+    if given[0] == declared[0]:
+        return
+    what = "channels" if len(declared) > 1 else "features"
+    rest = " (only the sizes after the channels may change)" if len(declared) > 1 else ""
+    raise ConvZooError(
+        f"{name} takes {declared[0]} input {what} (its config's input: {list(declared)}); "
+        f"input {'x'.join(map(str, given))} has {given[0]}{rest}"
+    )

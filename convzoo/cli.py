@@ -17,7 +17,6 @@ import shutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from convzoo.arguments import budget, check_command, given, parse_input, parse_size
@@ -88,10 +87,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 @command("build")
 def cmd_build(args: argparse.Namespace) -> int:
     from convzoo.builder import build
-    from convzoo.targets import packaged_configs
 
-    config: str | Path = packaged_configs().get(args.config, args.config)
-    model = build(config, parse_size(args.input) if args.input else None, meta=True)
+    model = build(args.config, parse_size(args.input) if args.input else None, meta=True)
     params = sum(p.numel() for p in model.parameters())
     print(model)
     print(f"{model.config_name}: {params:,} parameters, input {model.input_size}")

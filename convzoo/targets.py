@@ -133,26 +133,40 @@ def _kwargs_int(digits: str) -> int:
         raise ConvZooError(f"--kwargs: {exc}") from None
 
 
-def resolve(text: str, sizes: tuple[Size, ...] = (), kwargs: Kwargs | None = None) -> Target:
+def resolve(
+    text: str,
+    sizes: tuple[Size, ...] = (),
+    kwargs: Kwargs | None = None,
+    *,
+    input_needed: bool = True,
+) -> Target:
     """The model named by ``text``; ``sizes`` (from ``--input``) override its default inputs
     and ``kwargs`` (from ``--kwargs``) go to its builder. Weights are random but seeded
-    (:data:`convzoo.real.SEED`), and the caller's random state is left as it was."""
-    for f in FORMS:
-        if f.matches(text):
-            from convzoo.real import seeded_rng  # imports torch: only once a form matches
+    (:data:`convzoo.real.SEED`), and the caller's random state is left as it was. With
+    ``input_needed=False`` a target without a default input resolves too (its
+    ``input_size`` is then empty: :func:`convzoo.analyze` was given other inputs)."""
+    found = form_of(text)
+    if found is None:
+        hints = suggest(text, known_names(text))
+        hint = f"; did you mean {', '.join(hints)}?" if hints else ""
+        raise ConvZooError(
+            f"unknown target {render(text)}{hint} (a target is one of: {forms_text()})"
+        )
+    from convzoo.real import seeded_rng  # imports torch: only once a form matches
 
-            with seeded_rng():  # random weights, but the same on every run
-                target = f.resolve(text, kwargs, sizes)
-            target.input_size = sizes or target.input_size
-            if not target.input_size:
-                raise ConvZooError(
-                    f"{text} has no default input size: give one with --input, "
-                    "e.g. --input 3x224x224"
-                )
-            return target
-    hints = suggest(text, known_names(text))
-    hint = f"; did you mean {', '.join(hints)}?" if hints else ""
-    raise ConvZooError(f"unknown target {render(text)}{hint} (a target is one of: {forms_text()})")
+    with seeded_rng():  # random weights, but the same on every run
+        target = found.resolve(text, kwargs, sizes)
+    target.input_size = sizes or target.input_size
+    if input_needed and not target.input_size:
+        raise ConvZooError(
+            f"{text} has no default input size: give one with --input, e.g. --input 3x224x224"
+        )
+    return target
+
+
+def form_of(text: str) -> Form | None:
+    """The first form in :data:`FORMS` that accepts ``text`` (None: no form does)."""
+    return next((f for f in FORMS if f.matches(text)), None)
 
 
 def known_names(text: str) -> list[str]:
@@ -186,7 +200,7 @@ def packaged_configs() -> dict[str, Path]:
     }
 
 
-def _config(path: str | Path, sizes: tuple[Size, ...]) -> Target:
+def _config(path: Path, sizes: tuple[Size, ...]) -> Target:
     from convzoo.builder import build
 
     model = build(path, sizes[0] if len(sizes) == 1 else None, meta=True)  # counting: no weights
@@ -199,14 +213,22 @@ def _is_config_path(text: str) -> bool:
     return text.endswith((".yaml", ".yml")) or (Path(text).exists() and ".py" not in text)
 
 
-@form("a config path", "configs/resnet18.yaml", _is_config_path, lambda text: [Path(text)])
-def config_path(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Target:
-    no_kwargs(kwargs, "configs")
+def _config_path_file(text: str) -> Path:
     if not Path(text).exists():
         hints = suggest(Path(text).stem, list(packaged_configs()))
         hint = f"; packaged configs by name: {', '.join(hints)}" if hints else ""
         raise ConvZooError(f"no config file {render(text)}{hint}")
-    return _config(text, sizes)
+    return Path(text)
+
+
+def _packaged_file(text: str) -> Path:
+    return packaged_configs()[text]
+
+
+@form("a config path", "configs/resnet18.yaml", _is_config_path, lambda text: [Path(text)])
+def config_path(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Target:
+    no_kwargs(kwargs, "configs")
+    return _config(_config_path_file(text), sizes)
 
 
 @form(
@@ -217,7 +239,35 @@ def config_path(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Ta
 )
 def packaged_config(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]) -> Target:
     no_kwargs(kwargs, "configs")
-    return _config(packaged_configs()[text], sizes)
+    return _config(_packaged_file(text), sizes)
+
+
+CONFIG_FILES: dict[Callable[..., Target], Callable[[str], Path]] = {
+    config_path: _config_path_file,
+    packaged_config: _packaged_file,
+}
+"""The forms that name a config, by their resolver -> the config's YAML file."""
+
+
+def config_file(text: str) -> Path:
+    """The YAML file of a config target ``text``: a path (``configs/resnet18.yaml``) or a
+    packaged config's name (``resnet18``). The other forms are refused in one line: a
+    config is what :func:`convzoo.build` builds (``analyze`` and ``report`` take them all)."""
+    found = form_of(text)
+    if found is not None and found.resolve in CONFIG_FILES:
+        return CONFIG_FILES[found.resolve](text)
+    configs = ", ".join(packaged_configs())
+    if found is None:
+        hints = suggest(text, list(packaged_configs()))
+        hint = f"; did you mean {', '.join(hints)}?" if hints else ""
+        raise ConvZooError(
+            f"no config {render(text)}{hint} (a config is a YAML file or a packaged "
+            f"config: {configs})"
+        )
+    raise ConvZooError(
+        f"{render(text)} is {found.name}, not a config: build makes models from configs (a "
+        f"YAML file or a packaged config such as resnet18); analyze and report take any target"
+    )
 
 
 # -- torchvision and timm -----------------------------------------------------------------

@@ -12,11 +12,10 @@ if anything is stale). tests/test_readme.py runs the same check.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import os
 import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,31 +26,24 @@ CONSOLE = re.compile(r"(```console\n)(.*?)(```)", re.S)
 
 
 def run(command: str) -> str:
-    """Run a README ``$ convzoo ...`` command from the repo root, in this process (one
-    import of torch for the whole README); return what it printed to stdout and stderr."""
-    from convzoo.cli import main
-
+    """Run a README ``$ convzoo ...`` command from the repo root in a fresh process, as a
+    user would (an analysis in a process that has run others before could differ: issue
+    20); return what it printed to stdout and stderr, in the order it printed them."""
     args = shlex.split(command)
     if args[0] != "convzoo":
         raise SystemExit(f"README console blocks may only run convzoo, found: {command}")
-    out = io.StringIO()
-    before, columns = os.getcwd(), os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "100"
-    os.chdir(ROOT)
-    try:
-        with (
-            contextlib.redirect_stdout(out),
-            contextlib.redirect_stderr(out),
-            contextlib.suppress(SystemExit),  # --version and --help exit through argparse
-        ):
-            main(args[1:])
-    finally:
-        os.chdir(before)
-        if columns is None:
-            os.environ.pop("COLUMNS", None)
-        else:
-            os.environ["COLUMNS"] = columns
-    return out.getvalue()
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "COLUMNS": "100", "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "convzoo", *args[1:]],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+    )
+    return done.stdout
 
 
 def render_console(block: str) -> str:

@@ -141,7 +141,7 @@ ERRORS = [
     (["report", SEED, "--input", "3xx64"], "--input must look like 3x224x224"),
     (["report", SEED, "--input", "3x4x4"], "kernel_size"),
     (["report", "torchvision:squeezenet1_0", "--input", "3x16x16"], "in layer 'features.11'"),
-    (["build", "missing/nowhere.yaml"], "cannot read config"),
+    (["build", "missing/nowhere.yaml"], "no config file 'missing/nowhere.yaml'"),
 ]
 
 

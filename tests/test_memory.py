@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -148,6 +152,48 @@ def test_peak_by_hand_skip_views_and_in_place() -> None:
     act = nbytes(2, 8, 16, 16)
     # inside b: x, y, relu(y), z; relu(y) dies when b returns, before y + z (x, y, z, sum)
     assert got == nbytes(2, 3, 16, 16) + 3 * act
+
+
+_REPEATED = """
+import json, sys
+from torch import nn
+import convzoo
+from tests.data.some_model import Net
+
+def seq():
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
+
+fresh = "torch._dynamo" not in sys.modules
+peaks = {
+    name: [convzoo.analyze(make(), (3, 32, 32)).totals.peak_activation_bytes for _ in range(3)]
+    for name, make in (("net", lambda: Net(3)), ("seq", seq))
+}
+print(json.dumps({"fresh": fresh, **peaks}))
+"""
+
+
+def test_peak_is_the_same_in_a_fresh_process_and_on_every_call() -> None:
+    """Issue 20: the first analysis in a process (torch's first dispatch through the tracer
+    imports ``torch._dynamo``) found more bytes live than the next ones. Run in a process
+    that has not imported torchvision (which imports ``torch._dynamo`` itself), each model
+    three times; every peak is the hand count of live tensors."""
+    env = {**os.environ, "PYTHONPATH": str(CONFIGS.parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-c", _REPEATED],
+        cwd=CONFIGS.parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.splitlines()[-1])
+    x, conv = nbytes(1, 3, 32, 32), nbytes(1, 8, 30, 30)
+    # Net: at relu, the input, the conv's output and relu's (the pool's 8 floats come later)
+    assert got["net"] == [x + conv + conv] * 3
+    # Sequential: at the pool, the input, the conv's output and the pool's; then conv dies
+    assert got["seq"] == [x + conv + nbytes(1, 8, 1, 1)] * 3
+    assert got["fresh"]  # the case of the issue: nothing had imported torch._dynamo before
 
 
 def test_tracer_holds_no_tensor() -> None:

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
 
-@pytest.mark.slow  # ~15 s: every console example of the README, run in one process
+@pytest.mark.slow  # ~60 s: every console example of the README, each in a fresh process
 def test_generated_parts_are_current() -> None:
     done = subprocess.run(
         [sys.executable, "scripts/update_readme.py", "--check"],

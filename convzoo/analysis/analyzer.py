@@ -154,15 +154,18 @@ def analyze(
 ) -> Report:
     """Params, MACs, shapes, receptive fields and activation memory of ``model``.
 
-    ``model`` is an ``nn.Module`` (TorchScript included), a config dict or a config path.
+    ``model`` is an ``nn.Module`` (TorchScript included), a config dict or path, or any
+    target string of ``convzoo report`` (:mod:`convzoo.targets`: ``"resnet18"``,
+    ``"configs/resnet18.yaml"``, ``"torchvision:resnet18"``, ``"timm:resnet18"``,
+    ``"file.py:Net"``, ``"package.module:factory"``), built with seeded random weights.
     ``input_size`` is ``(C, H, W)`` (the batch is ``batch_size``), a tuple of sizes for
     several inputs, a list of unbatched sizes for a list argument (detection models:
     ``[[(3, 480, 640)]]``) or example tensors (see :mod:`convzoo.analysis.inputs`); models
-    built from configs default to their config's input. ``dtype`` (floating or complex)
-    casts the model's floating parameters and buffers and the inputs (default: the model's
-    own dtype; integer inputs, e.g. a token model's, are given as example tensors). The
-    limits hold as on the command line: ``batch_size`` and each size at most
-    :data:`~convzoo.limits.MAX_SIZE`, one input at most
+    built from configs default to their config's input, targets to theirs. ``dtype``
+    (floating or complex) casts the model's floating parameters and buffers and the inputs
+    (default: the model's own dtype; integer inputs, e.g. a token model's, are given as
+    example tensors). The limits hold as on the command line: ``batch_size`` and each size
+    at most :data:`~convzoo.limits.MAX_SIZE`, one input at most
     :data:`~convzoo.limits.MAX_INPUT_ELEMENTS` elements, batch included.
 
     Runs on meta tensors (no arithmetic, any input size costs the same) and falls back to
@@ -189,18 +192,27 @@ def analyze(
     memory.check_optimizer(optimizer)
     if isinstance(model, nn.Module):  # never str(model): a module's repr is its whole tree
         target = getattr(model, "config_name", None) or type(model).__name__
-    else:
-        target = str(model) if isinstance(model, (str, Path)) else "config"
-    if not isinstance(model, nn.Module):
+    elif isinstance(model, str):  # any CLI target: the one resolver the CLI uses
+        from convzoo.targets import resolve
+
+        one = (tuple(input_size),) if inputs.is_size(input_size) else ()
+        found = resolve(model, one, input_needed=False)
+        model, target = found.model, found.name
+        if input_size is None and found.input_size:
+            sizes = found.input_size
+            input_size = sizes[0] if len(sizes) == 1 else sizes
+    else:  # a config dict or file
         from convzoo.builder import build
 
-        size = tuple(input_size) if input_size is not None else None
-        model = build(model, size, meta=True)  # counting needs no weights
-        target = getattr(model, "config_name", target)
+        size = tuple(input_size) if inputs.is_size(input_size) else None
+        built = build(model, size, meta=True)  # counting needs no weights
+        model, target = built, built.config_name
     if input_size is None:
         input_size = getattr(model, "input_size", None) or None  # () for a sliced Model
         if input_size is None:
-            raise ConvZooError("analyze needs input_size, e.g. (3, 224, 224)")
+            raise ConvZooError(
+                f"{target} has no default input: analyze needs input_size, e.g. (3, 224, 224)"
+            )
     with isolation.gc_paused():
         run = trace(
             model,

@@ -28,7 +28,7 @@ from convzoo.errors import ConvZooError, render
 MAX_RANK = 8
 
 
-def _is_size(value: Any) -> bool:
+def is_size(value: Any) -> bool:
     return (
         isinstance(value, (tuple, list))
         and 0 < len(value) <= MAX_RANK
@@ -84,7 +84,7 @@ def spec(input_size: Any, batch: int, default_dtype: torch.dtype) -> Maker:
     """
     if isinstance(input_size, torch.Tensor):
         input_size = (input_size,)
-    if _is_size(input_size):
+    if is_size(input_size):
         size = _check_size(input_size, batch)
         return lambda device, cast: (
             torch.zeros((batch, *size), dtype=cast or default_dtype, device=device),
@@ -99,9 +99,9 @@ def spec(input_size: Any, batch: int, default_dtype: torch.dtype) -> Maker:
         return _examples(tuple(input_size))
     args: list[Any] = []
     for i, item in enumerate(input_size):
-        if _is_size(item):
+        if is_size(item):
             args.append(("batched", _check_size(item, batch)))
-        elif isinstance(item, list) and item and all(_is_size(s) for s in item):
+        elif isinstance(item, list) and item and all(is_size(s) for s in item):
             args.append(("list", [_check_size(s) for s in item]))
         else:
             raise ConvZooError(
