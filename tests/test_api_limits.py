@@ -215,6 +215,7 @@ def check_exit_2(process: subprocess.Popen[str], message: str) -> None:
     assert message in err, err
 
 
+@pytest.mark.slow  # a subprocess: the fast tier keeps one per command (test_contract)
 def test_a_file_targets_default_input_over_the_limits_is_exit_2(tmp_path: Path) -> None:
     """As a user runs it: ``python -m convzoo report factory.py:net``, one process."""
     argv, message = cli_cases(tmp_path)[3]

@@ -75,6 +75,7 @@ def test_analyze_takes_a_timm_target() -> None:
     assert report.totals.params == RESNET18 and report.input_shape == [[1, 3, 224, 224]]
 
 
+@pytest.mark.slow  # a subprocess: the fast tier keeps one per command (test_contract)
 def test_analyze_of_a_target_is_the_report_command(monkeypatch: pytest.MonkeyPatch) -> None:
     """One resolution for both: the JSON of ``convzoo report TARGET`` is the API's report."""
     monkeypatch.chdir(ROOT)
@@ -155,6 +156,7 @@ def test_only_the_channels_are_fixed() -> None:
     assert convzoo.build({"layers": conv["layers"]}, (5, 8, 8)).input_size == (5, 8, 8)
 
 
+@pytest.mark.slow  # a subprocess: the fast tier keeps one per command (test_contract)
 def test_cli_refuses_an_input_with_other_channels() -> None:
     done = cli("report", "resnet18", "--input", "224x224x3")
     assert done.returncode == 2 and done.stdout == ""

@@ -115,6 +115,7 @@ def test_a_3d_config_of_residual_blocks_builds_and_is_counted_exactly() -> None:
     assert stride == (2, 2, 2)
 
 
+@pytest.mark.slow  # a subprocess: the fast tier keeps one per command (test_contract)
 def test_the_command_reports_a_3d_residual_config(tmp_path: Path) -> None:
     path = tmp_path / "volume.yaml"
     path.write_text(yaml.safe_dump(CONFIG_3D))

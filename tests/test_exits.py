@@ -108,7 +108,7 @@ def one_line(err: str, status: int, code: int, end: str) -> None:
 # -- the user's code ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", [0, 3])
+@pytest.mark.parametrize("status", [0, pytest.param(3, marks=pytest.mark.slow)])
 def test_sys_exit_at_import_is_one_line(tmp_path: Path, status: int) -> None:
     (tmp_path / "net.py").write_text(f"import sys\nsys.exit({status})\n")
     code, out, err = convzoo("report", "net.py:Net", cwd=tmp_path)

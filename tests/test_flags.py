@@ -244,6 +244,7 @@ def test_an_input_dtype_feeds_token_ids(capsys: pytest.CaptureFixture[str]) -> N
 # -- the installed command ------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a subprocess: the fast tier keeps one per command (test_contract)
 def test_cli_top_and_sort_apply_to_json() -> None:
     done = cli("report", SMALL, "--no-fields", "--format", "json", "--top", "2", "--sort", "params")
     assert done.returncode == 0 and done.stderr == ""
@@ -255,6 +256,7 @@ def test_cli_an_unknown_flag_gets_a_suggestion() -> None:
     assert line.endswith("did you mean --format?")
 
 
+@pytest.mark.slow  # a subprocess: the fast tier keeps one per command (test_contract)
 def test_cli_token_ids_for_an_embedding() -> None:
     done = cli("report", TOKENS, "--input", "16:int64", "--format", "csv")
     assert done.returncode == 0 and done.stderr == ""

@@ -88,6 +88,7 @@ def test_a_meta_config_model_changed_after_its_build_is_refused() -> None:
         materialize(meta)
 
 
+@pytest.mark.slow  # a subprocess: the fast tier keeps one per command (test_contract)
 def test_two_inputs_for_a_one_input_config_get_the_forwards_own_error() -> None:
     done = cli("report", "seed_64x64_5x5", "--input", "1x64x64", "--input", "1x64x64")
     assert done.returncode == 2, done.stderr

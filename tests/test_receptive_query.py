@@ -14,7 +14,7 @@ from convzoo.cli import main
 from convzoo.plots import effective_field
 
 CONFIGS = sorted(Path("configs").glob("*.yaml"))
-BIG = {"mobilenet_v1.yaml", "resnet18.yaml", "resnet50.yaml", "vgg16.yaml"}
+BIG = {"mobilenet_v1.yaml", "resnet18.yaml", "resnet50.yaml", "vgg16.yaml", "every_conv.yaml"}
 
 
 @pytest.mark.parametrize(

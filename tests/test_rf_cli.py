@@ -214,6 +214,7 @@ def test_rf_format_json(models: tuple[Path, dict[str, Any]]) -> None:
     }
 
 
+@pytest.mark.slow  # a subprocess: the fast tier keeps one per command (test_contract)
 def test_rf_plot_refuses_an_input_it_cannot_draw_before_any_work(
     models: tuple[Path, dict[str, Any]], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
