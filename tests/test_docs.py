@@ -35,7 +35,7 @@ def ids(found: list[tuple[str, str]]) -> list[str]:
     return [name for name, _ in found]
 
 
-@pytest.mark.slow  # ~3 minutes: every console example, each in a fresh process
+@pytest.mark.slow  # 75 s on 2 cores: every console example, each in a fresh process
 def test_generated_parts_are_current() -> None:
     done = subprocess.run(
         [sys.executable, "scripts/update_docs.py", "--check"],
