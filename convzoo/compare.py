@@ -3,8 +3,8 @@
 ``compare(kernel=7, in_channels=64, out_channels=64, size=56)`` builds each design at the
 same input and output shape, analyzes it (params, MACs, receptive field) and, with
 ``bench=True``, times it; every ratio is against the plain k x k ``conv``. ``efficiency``
-is the measured speed-up divided by the theoretical MAC ratio: 1.0 means the hardware
-delivers all of the saving, 0.5 half of it.
+is the measured speed-up divided by the theoretical one (speed-up x MAC ratio): 1.0 means
+the hardware delivers all of the saving, 0.5 half of it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Documented resource limits: every input that enters convzoo is checked against these.
 
-One place for the numbers, so the README (its "Limits" table is tested against
-:func:`limits_table`), the CLI, the builder and the analyzer agree.
+One place for the numbers, so the docs (the table of docs/limits.md is made by
+:func:`limits_table` and tested against it), the CLI, the builder and the analyzer agree.
 """
 
 from __future__ import annotations
@@ -67,14 +67,14 @@ LIMITS: dict[str, tuple[int, str]] = {
     "MAX_TEXT_CHARS": (MAX_TEXT_CHARS, "characters of description: or source:"),
     "MAX_SAMPLES": (MAX_SAMPLES, "rf --samples"),
 }
-"""Every limit by name: (value, what it bounds); the README's table is made from it."""
+"""Every limit by name: (value, what it bounds); the docs' table is made from it."""
 
 
 _BYTE_LIMITS = {"MEMORY_BUDGET", "MAX_CONFIG_BYTES"}
 
 
 def limits_table() -> str:
-    """The markdown table of :data:`LIMITS` that README.md's "Limits" section shows."""
+    """The markdown table of :data:`LIMITS` that docs/limits.md shows."""
     lines = ["| limit | value | bounds |", "|---|---|---|"]
     for name, (value, what) in LIMITS.items():
         amount = f"{value:,} ({human(value)})" if name in _BYTE_LIMITS else f"{value:,}"

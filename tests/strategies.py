@@ -42,7 +42,7 @@ ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "mish", "hardswish",
 SATURATING = ("relu6", "sigmoid", "tanh")  # zero gradients on big inputs: not in RF examples
 
 
-# -- lengths from the definitions (README, "Padding modes"), one axis --------------------------
+# -- lengths from the definitions (docs/zoo.md, "Padding modes"), one axis ---------------------
 def padded(pad: Pad, span: int) -> int:
     """Total zeros on one axis for "valid", "full" or an int (not "same")."""
     return 0 if pad == "valid" else 2 * (span - 1) if pad == "full" else 2 * int(pad)

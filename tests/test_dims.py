@@ -19,7 +19,7 @@ DIMS = [1, 3]
 
 
 def pad(x: torch.Tensor, mode, k: int, s: int, d: int, value: float = 0.0) -> torch.Tensor:
-    """Pad every spatial axis of ``x`` by the README's definition of ``mode``."""
+    """Pad every spatial axis of ``x`` by the docs' definition of ``mode``."""
     n = x.dim() - 2
     pads = [reference_padding(mode, x.shape[2 + a], d * (k - 1) + 1, s) for a in range(n)]
     return F.pad(x, [p for pair in reversed(pads) for p in pair], value=value)

@@ -1,4 +1,4 @@
-"""The README's lists of which layers take ``dims`` against the registry, every listed layer
+"""The lists of which layers take ``dims`` (docs/zoo.md) against the registry, every listed layer
 built from a 1-D and a 3-D config, and 3-D configs of residual blocks, through the library
 and the installed command."""
 
@@ -20,14 +20,14 @@ import convzoo
 from convzoo.registry import LAYERS
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+ZOO_PAGE = (ROOT / "docs" / "zoo.md").read_text(encoding="utf-8")
 LABELS = {"`dims=1|2|3`": "any", "`dims=2` only": "2-D", "no `dims`": "none"}
 SIZES = {1: (8,), 3: (6, 6, 6)}
 
 
-def readme_lists() -> dict[str, list[str]]:
+def documented_lists() -> dict[str, list[str]]:
     """``{"any" | "2-D" | "none": names}`` from the bullets ``- LABEL: NAMES (remark)``."""
-    bullets = re.findall(r"^- (.*?)(?=\n- |\n\n)", README, re.M | re.S)
+    bullets = re.findall(r"^- (.*?)(?=\n- |\n\n)", ZOO_PAGE, re.M | re.S)
     found: dict[str, list[str]] = {}
     for bullet in bullets:
         label, _, rest = " ".join(bullet.split()).partition(": ")
@@ -38,7 +38,7 @@ def readme_lists() -> dict[str, list[str]]:
     return found
 
 
-LISTS = readme_lists()
+LISTS = documented_lists()
 
 
 def every_conv_specs() -> dict[str, dict]:

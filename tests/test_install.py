@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,7 @@ def test_plain_install_runs_every_target_form_outside_the_checkout(tmp_path: Pat
     listing = sh(sys.executable, "-m", "zipfile", "-l", wheel, cwd=tmp_path)
     assert "convzoo/configs/resnet18.yaml" in listing
     assert "convzoo/configs/compare/bottleneck_vs_two_3x3.yaml" in listing
+    assert "convzoo/py.typed" in listing  # PEP 561: type checkers read convzoo's hints
 
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
@@ -77,3 +79,10 @@ def test_plain_install_runs_every_target_form_outside_the_checkout(tmp_path: Pat
     assert json.loads(out)["totals"]["macs"] == 30 * 30 * 8 * 27 + 8 * 2
     version = sh(convzoo, "--version", cwd=work, env=clean).strip()
     assert version == f"convzoo {convzoo_version}"
+
+
+def test_the_package_is_typed() -> None:
+    """PEP 561: ``py.typed`` is in the package and in its package data (so in the wheel)."""
+    assert (ROOT / "convzoo" / "py.typed").is_file()
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^"convzoo" = \[[^\]]*"py\.typed"', pyproject, re.M)

@@ -1,5 +1,5 @@
 """convzoo.limits and convzoo.errors.render: the documented limits, bounded rendering of
-any user value, strict memory amounts; the README's "Limits" table is the one in limits."""
+any user value, strict memory amounts; the "Limits" table of the docs is the one in limits."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from convzoo import limits
 from convzoo.errors import RENDER_CHARS, ConvZooError, render
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+LIMITS_PAGE = (Path(__file__).resolve().parent.parent / "docs" / "limits.md").read_text()
 
 
 def alias_bomb(levels: int = 9) -> list:
@@ -103,7 +103,7 @@ def test_check_memory_refuses_over_the_budget() -> None:
         limits.check_memory(1024, 100, "x")
 
 
-def test_readme_limits_table_is_the_one_in_limits() -> None:
-    assert limits.limits_table() in README
+def test_docs_limits_table_is_the_one_in_limits() -> None:
+    assert limits.limits_table() in LIMITS_PAGE
     for name, (value, _) in limits.LIMITS.items():
         assert getattr(limits, name) == value

@@ -2,7 +2,7 @@
 
 :class:`Geometry` holds them for any number of spatial axes (1-D sequences, 2-D images,
 3-D volumes) and answers the questions every windowed layer asks: the padding for an input
-size, the output size, whether the kernel fits. Conventions (see README, "Padding modes"),
+size, the output size, whether the kernel fits. Conventions (see docs/zoo.md, "Padding modes"),
 per axis with ``k_eff = dilation * (k - 1) + 1``:
 
 * ``"valid"``: no padding, output ``floor((n - k_eff) / s) + 1``.
