@@ -19,12 +19,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convzoo.arguments import budget, check_command, given, parse_input, parse_size
-from convzoo.catalogue import config_paths, configs_table, registry_table
+from convzoo.arguments import budget, check_command, check_needs, given, parse_input, parse_size
+from convzoo.catalogue import CONFIG_FOLDERS, config_paths, configs_table, registry_table
 from convzoo.cli_parser import (
     COMPARE_DEFAULTS,
     DESIGN_FLAGS,
+    NEEDS,
     NOT_UPSAMPLING,
+    SAMPLES,
     UPSAMPLE_DEFAULTS,
     parser,
 )
@@ -84,12 +86,41 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+CONFIG_KINDS = {
+    "build": "a YAML config (a path, or a name from convzoo list --configs)",
+    "compare": "a config with a 'compare:' mapping (a path, or a name from convzoo list --configs)",
+}
+"""What the commands that take only a config take (``report`` and ``rf`` take any target)."""
+
+
+def config_file(text: str, command: str) -> str | Path:
+    """``text`` as the config of ``command``: a packaged config's name or a path. A packaged
+    config for other commands, or any other target form, is refused in one line that names
+    it (``build torchvision:resnet18``)."""
+    for folder, commands in CONFIG_FOLDERS.items():
+        path = config_paths(folder).get(text)
+        if path is not None and command in commands.split(", "):
+            return path
+        if path is not None:
+            raise ConvZooError(
+                f"{render(text)} is a config for {commands}: convzoo {command} takes "
+                f"{CONFIG_KINDS[command]}"
+            )
+    from convzoo.targets import FORMS
+
+    found = next((f.name for f in FORMS if f.matches(text)), "a config path")
+    if found != "a config path":
+        raise ConvZooError(
+            f"{render(text)} is {found}: convzoo {command} takes {CONFIG_KINDS[command]}"
+        )
+    return text
+
+
 @command("build")
 def cmd_build(args: argparse.Namespace) -> int:
     from convzoo.builder import build
-    from convzoo.targets import packaged_configs
 
-    config: str | Path = packaged_configs().get(args.config, args.config)
+    config = config_file(args.config, "build")
     model = build(config, parse_size(args.input) if args.input else None, meta=True)
     params = sum(p.numel() for p in model.parameters())
     print(model)
@@ -115,10 +146,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if args.output is not None:  # refused before any work (torch is not even imported)
         writable(args.output, args.force, own_files(args.target), "the report")
-    layer_flags = [f for f, v in (("--sort", args.sort), ("--top", args.top)) if v is not None]
-    layer_flags += ["--depth"] if args.depth is not None else []
-    if args.by_op and layer_flags:
-        raise ConvZooError(f"--by-op lists operators, not layers: drop {', '.join(layer_flags)}")
+    if args.by_op:  # operators' counts: no layer rows, no bytes
+        layers = [f"--{f}" for f in ("sort", "top", "depth") if getattr(args, f) is not None]
+        if layers:
+            raise ConvZooError(f"--by-op lists operators, not layers: drop {', '.join(layers)}")
+        memory = [f"--{f}" for f in ("dtype", "optimizer") if getattr(args, f) is not None]
+        if memory:
+            raise ConvZooError(f"--by-op counts operators, not bytes: drop {', '.join(memory)}")
     inputs = [parse_input(text) for text in args.input or ()]
     typed = any(dtype for _, dtype in inputs)
     if typed and args.check_fvcore:
@@ -137,9 +171,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         model,
         size,
         batch_size=args.batch,
-        dtype=getattr(torch, args.dtype),
+        dtype=getattr(torch, args.dtype or "float32"),
         train=args.train,
-        receptive_fields=not args.no_fields,
+        receptive_fields=not (args.no_fields or args.by_op),  # --by-op shows none
         optimizer=args.optimizer,
         **budget(args),
     )
@@ -186,8 +220,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         "progress": (args.bench or args.train) and sys.stderr.isatty(),  # quiet when piped
         "max_memory": args.max_memory,
     }
-    if args.force and not args.plot:
-        raise ConvZooError("--force overwrites the --plot file: it needs --plot")
     designs = given(args, DESIGN_FLAGS)
     if args.config and designs:
         raise ConvZooError(
@@ -197,11 +229,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     ignored = given(args, NOT_UPSAMPLING) if args.upsample else []
     if ignored:
         raise ConvZooError(f"--upsample designs all pad 'same': {apply(ignored)}")
+    if args.designs is not None:  # checked here, to name the flag
+        from convzoo.compare import DESIGNS, UPSAMPLERS, pick
+
+        try:
+            pick(args.designs, UPSAMPLERS if args.upsample else DESIGNS, [])
+        except ConvZooError as exc:
+            raise ConvZooError(f"--designs: {exc}") from None
     defaults = UPSAMPLE_DEFAULTS if args.upsample else COMPARE_DEFAULTS
     for dest, value in defaults.items():
         setattr(args, dest, value if getattr(args, dest) is None else getattr(args, dest))
     if args.config:
-        rows = compare_config(config_paths("compare").get(args.config, args.config), **options)
+        config = config_file(args.config, "compare")
+        rows = compare_config(config, **options)
         title = f"designs of {args.config}"
     elif args.upsample:
         k, size = args.kernel, args.size
@@ -256,6 +296,8 @@ def cmd_rf(args: argparse.Namespace) -> int:
     if args.plot:  # a float64 forward and backward per sample: estimated before any work
         from convzoo.plots import effective_field_bytes
 
+        if len(size) != 3:
+            raise ConvZooError(f"--plot needs a CxHxW input, got {'x'.join(map(str, size))}")
         needed = effective_field_bytes(model, size)
         check_memory(needed, args.max_memory, "rf --plot (a float64 forward and backward)")
     report = analyze(model, size, **budget(args))
@@ -270,6 +312,7 @@ def cmd_rf(args: argparse.Namespace) -> int:
         )
     row, remark = pick_layer(report, args.layer)
     rf = row.receptive_field
+    exact = unit_text(row, unit) if unit is not None else None  # refused before any output
     if remark:
         print(f"{name}: {remark}")
     axes = rf.to_dict() if rf is not None else {}  # per-axis lists, as printed before
@@ -278,17 +321,15 @@ def cmd_rf(args: argparse.Namespace) -> int:
         f"{field_text(rf)}; size {axes.get('size')}, stride {axes.get('stride')}, start "
         f"{axes.get('start')}, period {axes.get('period')} (input pixels, per axis)"
     )
-    if unit is not None:
-        print(unit_text(row, unit))
+    if exact is not None:
+        print(exact)
     if args.plot:
         from convzoo.plots import output_path, plot_receptive_field
 
-        if len(size) != 3:
-            raise ConvZooError(f"--plot needs a CxHxW input, got {'x'.join(map(str, size))}")
         chw = (size[0], size[1], size[2])
         path = output_path(args.plot, args.force, own_files(args.target))
         drawn = plot_receptive_field(
-            model, chw, path, row.name, args.samples, name, unit, remark, args.max_memory
+            model, chw, path, row.name, args.samples or SAMPLES, name, unit, remark, args.max_memory
         )
         if unit is None and rf is not None and rf.spatial:  # the unit drawn: its exact field
             print(unit_text(row, drawn.unit))
@@ -307,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         check_command(argv, list(COMMANDS))
         args = parser().parse_args(argv)
+        check_needs(args, NEEDS)
         with user_code("stopped by the target's code"):
             return COMMANDS[args.command](args)
     except ConvZooError as exc:
