@@ -121,6 +121,21 @@ def given(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
     return [flag for flag, dest in flags.items() if getattr(args, dest) not in (None, False)]
 
 
+def check_needs(args: argparse.Namespace, needs: dict[tuple[str, str], tuple[str, str]]) -> None:
+    """Refuse an option given without the option it needs (``needs``: ``(command, option) ->
+    (needed option, what the first does)``): ``--force overwrites the --plot file: it needs
+    --plot``."""
+    for (command, flag), (needed, what) in needs.items():
+        if args.command != command or not given(args, {flag: _dest(flag)}):
+            continue
+        if not given(args, {needed: _dest(needed)}):
+            raise ConvZooError(f"{what}: it needs {needed}")
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
 def budget(args: argparse.Namespace) -> dict[str, Any]:
     """``max_memory=`` for :func:`~convzoo.analysis.analyzer.analyze` when the user set one
     (its real-tensor fallback is bounded by it)."""

@@ -17,14 +17,17 @@ import shutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convzoo.arguments import budget, check_command, given, parse_input, parse_size
-from convzoo.catalogue import config_paths, configs_table, registry_table
+from convzoo.arguments import budget, check_command, check_needs, given, parse_input, parse_size
+from convzoo.catalogue import CONFIG_FOLDERS, config_paths, configs_table, registry_table
 from convzoo.cli_parser import (
     COMPARE_DEFAULTS,
     DESIGN_FLAGS,
+    NEEDS,
     NOT_UPSAMPLING,
+    SAMPLES,
     UPSAMPLE_DEFAULTS,
     parser,
 )
@@ -84,11 +87,42 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+CONFIG_KINDS = {
+    "build": "a YAML config (a path, or a name from convzoo list --configs)",
+    "compare": "a config with a 'compare:' mapping (a path, or a name from convzoo list --configs)",
+}
+"""What the commands that take only a config take (``report`` and ``rf`` take any target)."""
+
+
+def config_file(text: str, command: str) -> str | Path:
+    """``text`` as the config of ``command``: a packaged config's name or a path. A packaged
+    config for other commands, or any other target form, is refused in one line that names
+    it (``build torchvision:resnet18``)."""
+    for folder, commands in CONFIG_FOLDERS.items():
+        path = config_paths(folder).get(text)
+        if path is not None and command in commands.split(", "):
+            return path
+        if path is not None:
+            raise ConvZooError(
+                f"{render(text)} is a config for {commands}: convzoo {command} takes "
+                f"{CONFIG_KINDS[command]}"
+            )
+    from convzoo.targets import form_of
+
+    found = form_of(text)
+    if found is not None and found.name != "a config path":
+        raise ConvZooError(
+            f"{render(text)} is {found.name}: convzoo {command} takes {CONFIG_KINDS[command]}"
+        )
+    return text
+
+
 @command("build")
 def cmd_build(args: argparse.Namespace) -> int:
     from convzoo.builder import build
 
-    model = build(args.config, parse_size(args.input) if args.input else None, meta=True)
+    config = config_file(args.config, "build")
+    model = build(config, parse_size(args.input) if args.input else None, meta=True)
     params = sum(p.numel() for p in model.parameters())
     print(model)
     print(f"{model.config_name}: {params:,} parameters, input {model.input_size}")
@@ -113,10 +147,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if args.output is not None:  # refused before any work (torch is not even imported)
         writable(args.output, args.force, own_files(args.target), "the report")
-    layer_flags = [f for f, v in (("--sort", args.sort), ("--top", args.top)) if v is not None]
-    layer_flags += ["--depth"] if args.depth is not None else []
-    if args.by_op and layer_flags:
-        raise ConvZooError(f"--by-op lists operators, not layers: drop {', '.join(layer_flags)}")
+    if args.by_op:  # operators' counts: no layer rows, no bytes
+        layers = [f"--{f}" for f in ("sort", "top", "depth") if getattr(args, f) is not None]
+        if layers:
+            raise ConvZooError(f"--by-op lists operators, not layers: drop {', '.join(layers)}")
+        memory = [f"--{f}" for f in ("dtype", "optimizer") if getattr(args, f) is not None]
+        if memory:
+            raise ConvZooError(f"--by-op counts operators, not bytes: drop {', '.join(memory)}")
     inputs = [parse_input(text) for text in args.input or ()]
     typed = any(dtype for _, dtype in inputs)
     if typed and args.check_fvcore:
@@ -135,9 +172,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         model,
         size,
         batch_size=args.batch,
-        dtype=getattr(torch, args.dtype),
+        dtype=getattr(torch, args.dtype or "float32"),
         train=args.train,
-        receptive_fields=not args.no_fields,
+        receptive_fields=not (args.no_fields or args.by_op),  # --by-op shows none
         optimizer=args.optimizer,
         **budget(args),
     )
@@ -184,8 +221,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         "progress": (args.bench or args.train) and sys.stderr.isatty(),  # quiet when piped
         "max_memory": args.max_memory,
     }
-    if args.force and not args.plot:
-        raise ConvZooError("--force overwrites the --plot file: it needs --plot")
     designs = given(args, DESIGN_FLAGS)
     if args.config and designs:
         raise ConvZooError(
@@ -195,11 +230,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     ignored = given(args, NOT_UPSAMPLING) if args.upsample else []
     if ignored:
         raise ConvZooError(f"--upsample designs all pad 'same': {apply(ignored)}")
+    if args.designs is not None:  # checked here, to name the flag
+        from convzoo.compare import DESIGNS, UPSAMPLERS, pick
+
+        try:
+            pick(args.designs, UPSAMPLERS if args.upsample else DESIGNS, [])
+        except ConvZooError as exc:
+            raise ConvZooError(f"--designs: {exc}") from None
     defaults = UPSAMPLE_DEFAULTS if args.upsample else COMPARE_DEFAULTS
     for dest, value in defaults.items():
         setattr(args, dest, value if getattr(args, dest) is None else getattr(args, dest))
     if args.config:
-        rows = compare_config(config_paths("compare").get(args.config, args.config), **options)
+        config = config_file(args.config, "compare")
+        rows = compare_config(config, **options)
         title = f"designs of {args.config}"
     elif args.upsample:
         k, size = args.kernel, args.size
@@ -299,7 +342,7 @@ def cmd_rf(args: argparse.Namespace) -> int:
 
         path = output_path(args.plot, args.force, own_files(args.target))
         drawn = plot_receptive_field(
-            model, plot_size(size), path, row.name, args.samples, name, unit, remark,
+            model, plot_size(size), path, row.name, args.samples or SAMPLES, name, unit, remark,
             args.max_memory,
         )  # fmt: skip
         if unit is None and describe.spatial(row):  # the unit drawn: its exact field
@@ -327,6 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         check_command(argv, list(COMMANDS))
         args = parser().parse_args(argv)
+        check_needs(args, NEEDS)
         with user_code("stopped by the target's code"):
             return COMMANDS[args.command](args)
     except ConvZooError as exc:

@@ -40,6 +40,18 @@ TARGET_HELP = (
 WRITES = {"report": "--output", "compare": "--plot", "rf": "--plot"}
 """The commands that write a file, by the option naming it; each takes ``--force``."""
 
+NEEDS = {
+    **{
+        (command, "--force"): (flag, f"--force overwrites the {flag} file")
+        for command, flag in WRITES.items()
+    },
+    ("rf", "--samples"): ("--plot", "--samples averages the effective field that --plot draws"),
+}
+"""Options that do something only with another: ``(command, option) -> (the option it needs,
+what it does)``; given without it, the command line is refused (a flag never does nothing)."""
+SAMPLES = 8
+"""``rf --samples`` when ``--plot`` is given without it."""
+
 OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")  # memory.OPTIMIZER_STATES (no torch here)
 
 
@@ -67,7 +79,7 @@ def add_report(sub: Any) -> None:
         f"that dtype ({', '.join(INPUT_DTYPES)}), e.g. token ids: 16:int64",
     )
     p.add_argument("--batch", type=lambda t: count(t, 1), default=1, help="batch size (1)")
-    p.add_argument("--dtype", choices=DTYPES, default="float32", help="(float32)")
+    p.add_argument("--dtype", choices=DTYPES, help="of parameters and activations (float32)")
     p.add_argument("--train", action="store_true", help="count in train mode (default: eval)")
     p.add_argument(
         "--optimizer",
@@ -182,8 +194,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--samples",
         type=lambda t: count(t, 1, MAX_SAMPLES),
-        default=8,
-        help=f"random inputs averaged for the effective field (8; at most {MAX_SAMPLES:,})",
+        help=f"random inputs averaged for the effective field of --plot ({SAMPLES}; at most "
+        f"{MAX_SAMPLES:,})",
     )
     p.add_argument(
         "--format",

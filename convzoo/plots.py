@@ -50,12 +50,22 @@ def output_path(path: str | Path, force: bool = False, inputs: Sequence[str | Pa
     return writable(path, force, inputs, "a plot")
 
 
+UNDATED = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}
+"""Metadata that would stamp a file with the time it was written: left out, so the same plot
+is the same bytes on every run."""
+
+
 def save(fig: Any, path: str | Path) -> Path:
     """Write ``fig`` to exactly ``path`` (the format from its extension, an existing file
-    replaced); one-line errors, and a FIFO or device refused rather than waited on."""
+    replaced): the same bytes for the same figure on every run (no date, SVG ids from a fixed
+    salt); one-line errors, and a FIFO or device refused rather than waited on."""
     path = Path(path)
-    with created(path, force=True, binary=True) as file:
-        fig.savefig(file, dpi=110, format=path.suffix[1:].lower())
+    fmt = path.suffix[1:].lower()
+    with (
+        _pyplot().rc_context({"svg.hashsalt": "convzoo"}),
+        created(path, force=True, binary=True) as file,
+    ):
+        fig.savefig(file, dpi=110, format=fmt, metadata=UNDATED.get(fmt))
     return path
 
 

@@ -123,11 +123,12 @@ def layers_text(
 
 
 def csv_with_totals(report: Report) -> str:
-    """``report.to_csv()`` plus a last row named ``(total)`` with the report's totals."""
+    """``report.to_csv()`` plus a last row named ``(total)`` with the report's totals (and,
+    with a training step, its saved bytes and the step's total bytes)."""
     out = io.StringIO(report.to_csv())
     out.seek(0, io.SEEK_END)
     writer = csv.DictWriter(out, fieldnames=render.CSV_FIELDS, lineterminator="\n")
-    t = report.totals
+    t, step = report.totals, report.training
     writer.writerow(
         {
             "name": "(total)",
@@ -137,6 +138,8 @@ def csv_with_totals(report: Report) -> str:
             "macs": t.macs,
             "elementwise_ops": t.elementwise_ops,
             "activation_bytes": t.activation_bytes,
+            "saved_bytes": "" if step is None else step.saved_bytes,
+            "training_step_bytes": "" if step is None else step.total_bytes,
         }
     )
     return out.getvalue()

@@ -1,13 +1,46 @@
-"""Shared test helpers: dtypes and tolerances."""
+"""Shared test helpers: dtypes and tolerances, and the ``convzoo`` command run as a user runs it."""
 
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 DTYPES = [torch.float32, torch.float64]
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = Path(sys.executable).with_name("convzoo")
+"""The installed console script (``pip install -e .`` puts it next to the interpreter)."""
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment of a ``convzoo`` subprocess: this checkout first on the path, a
+    terminal 100 columns wide (``list`` wraps to it), ``extra`` on top."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "COLUMNS": "100", **extra}
+
+
+def cli(
+    *argv: str | Path, cwd: Path = ROOT, timeout: float = 600, script: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``python -m convzoo ARGV`` (or, with ``script``, the installed ``convzoo``) in a
+    subprocess, as a user runs it; stdout and stderr decoded exactly (no newline
+    translation, undecodable bytes kept as surrogates)."""
+    command = [str(SCRIPT)] if script else [sys.executable, "-m", "convzoo"]
+    done = subprocess.run(
+        [*command, *map(str, argv)], capture_output=True, timeout=timeout, cwd=cwd, env=cli_env()
+    )
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, decode(done.stdout), decode(done.stderr)
+    )
+
+
+def decode(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
 
 
 def tol(dtype: torch.dtype) -> dict[str, float]:

@@ -8,10 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ import pytest
 import convzoo
 from convzoo.catalogue import categories, config_paths, shipped
 from convzoo.cli import main
+from tests.helpers import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = "encoder_decoder"  # a packaged config: 3x64x64, two levels of modules
@@ -29,19 +28,6 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-    """The command as a user runs it: ``python -m convzoo ARGV`` in a subprocess."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100"}
-    return subprocess.run(
-        [sys.executable, "-m", "convzoo", *argv],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-        env=env,
-    )
 
 
 def refused(done: subprocess.CompletedProcess[str], *words: str) -> str:

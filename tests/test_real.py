@@ -4,10 +4,7 @@ effective field (``rf --plot``), ``--check-fvcore`` and the analyzer's fallback.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,22 +15,10 @@ import convzoo
 from convzoo.errors import ConvZooError
 from convzoo.real import materialize, on_meta, seeded
 from convzoo.targets import packaged_configs
+from tests.helpers import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(packaged_configs())
-
-
-def cli(*argv: str, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """The installed command as a user runs it: ``python -m convzoo ARGV`` in a subprocess."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "convzoo", *argv],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        env=env,
-    )
 
 
 def test_a_meta_config_model_gets_a_seeded_real_twin() -> None:

@@ -54,6 +54,8 @@ CSV_FIELDS = [
     "rf_kind",
     "activation_bytes",
     "calls",
+    "saved_bytes",
+    "training_step_bytes",
 ]
 
 
@@ -349,6 +351,8 @@ def operator_table(report: Report, fmt: str = "table", module: str | None = None
 
 def csv_row(row: LayerStats, computed: bool = True) -> dict[str, Any]:
     """A layer flattened to :data:`CSV_FIELDS` (receptive field per axis, None -> '';
+    ``saved_bytes`` empty unless the report has a training step (``--optimizer``), and
+    ``training_step_bytes`` filled only in the totals row;
     ``rf_kind`` is :func:`field_kind`, ``computed`` False when fields were skipped)."""
     rf = row.receptive_field
     flat: dict[str, Any] = {
@@ -362,6 +366,7 @@ def csv_row(row: LayerStats, computed: bool = True) -> dict[str, Any]:
         "elementwise_ops": row.elementwise_ops,
         "activation_bytes": row.activation_bytes,
         "calls": row.calls,
+        "saved_bytes": "" if row.saved_bytes is None else row.saved_bytes,
     }
     for key in ("size", "stride", "start"):
         values = list(getattr(rf, key, None) or [])[-2:]  # 3-D: h and w; 1-D: its axis as h
