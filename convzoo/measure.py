@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from convzoo.analysis.analyzer import analyze
-from convzoo.analysis.guard import Guard, give_back, rehearse
+from convzoo.analysis.guard import Guard, rehearse
 from convzoo.analysis.isolation import private_copy
+from convzoo.analysis.resident import give_back
 from convzoo.errors import ConvZooError
 from convzoo.limits import MAX_PARAMS
 

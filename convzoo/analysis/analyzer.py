@@ -253,8 +253,6 @@ def trace(
         except Exception as exc:
             reason = f"{type(exc).__name__}: {first_line(exc, 160)}"
             notes.append(f"ran on real tensors: the model cannot run on meta tensors ({reason})")
-            what = "the real-tensor fallback (the model cannot run on meta tensors)"
-            check_precision(_device(model), dtype or _model_dtype(model), what)
             # the weights, and the live activations up to where the meta forward stopped
             estimate = isolation.tensor_bytes(model, dtype) + tracer.memory.peak
             what = "the real-tensor fallback (its weights and the meta forward's activations)"
@@ -276,6 +274,7 @@ def _real_trace(
     """The real-tensor forward of :func:`trace`: every real tensor it makes (the model's
     real twin, its private copy, the inputs, every op's outputs and workspace) is sized and
     checked against the memory budget before it is allocated (:mod:`convzoo.analysis.guard`)."""
+    check_precision(_device(model), dtype or _model_dtype(model), "the real-tensor forward")
     guard = Guard(budget, "the real-tensor fallback")
     with guard:
         if any(t.device.type == "meta" for t in [*model.parameters(), *model.buffers()]):

@@ -26,7 +26,6 @@ and kernel workspaces without a rule.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +38,7 @@ from torch.utils._pytree import tree_map_only
 from convzoo import limits
 from convzoo.analysis import isolation, meta_kernels, workspaces
 from convzoo.analysis.memory import LiveBytes
+from convzoo.analysis.resident import RETAINED, give_back, resident_bytes
 from convzoo.errors import ConvZooError, MemoryBudgetError
 
 META = torch.device("meta")
@@ -138,48 +138,6 @@ def size(func: Any, facts: OpFacts, args: tuple, kwargs: dict) -> int:
         return facts.bound(args, kwargs)
     extra = facts.workspace(margs, mkwargs, out) if facts.workspace is not None else 0
     return _storage_bytes(out) + extra
-
-
-RETAINED = 16 * 2**20
-"""Bytes of freed memory the allocator may keep resident before the guard hands it back."""
-
-
-def resident_bytes() -> int | None:
-    """The process's resident set size (Linux ``/proc/self/statm``), None where unknown."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE
-    except Exception:
-        return None
-
-
-def _libc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim`` (None on other platforms)."""
-    try:
-        import ctypes
-
-        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
-        return trim
-    except Exception:
-        return None
-
-
-def _page_size() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE")
-    except Exception:
-        return 4096
-
-
-_PAGE = _page_size()
-_TRIM = _libc_trim()
-
-
-def give_back() -> None:
-    """Return the pages of freed memory that glibc's allocator keeps to the system
-    (``malloc_trim``; nothing on other platforms)."""
-    if _TRIM is not None:
-        _TRIM(0)
 
 
 class Guard(TorchDispatchMode):
