@@ -190,7 +190,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         totals = report.totals  # fvcore runs a real forward at batch 1: estimate it first
         needed = totals.param_bytes + totals.activation_bytes // args.batch
         check_memory(needed + 4 * math.prod(sizes[0]), args.max_memory, "--check-fvcore")
-        check = compare_fvcore(model, sizes[0]).to_text()
+        check = compare_fvcore(model, sizes[0], args.max_memory).to_text()
     if args.by_op:
         text = views.operators_text(report, args.format)
     else:
@@ -303,11 +303,11 @@ def cmd_rf(args: argparse.Namespace) -> int:
     unit = describe.parse_unit(args.unit) if args.unit else None
     model, size, name = load_target(args.target, size, args.kwargs)
     if args.plot:  # a float64 forward and backward per sample: estimated before any work
-        from convzoo.plots import effective_field_bytes
+        from convzoo.plots import check_effective_field
 
         plot_size(size)  # the target's own input, known now
-        needed = effective_field_bytes(model, size)
-        check_memory(needed, args.max_memory, "rf --plot (a float64 forward and backward)")
+        what = "rf --plot (a float64 forward and backward)"
+        check_effective_field(model, size, args.layer, args.max_memory, what)
     report = analyze(model, size, **budget(args))
     names = [row.name for row in report.layers]
     if args.layer not in names:

@@ -20,6 +20,10 @@ class ConvZooError(ValueError):
     """Base class for every error convzoo raises on purpose."""
 
 
+class MemoryBudgetError(ConvZooError):
+    """Real tensors would cross the memory budget (raised before they are allocated)."""
+
+
 class LayerArgumentError(ConvZooError):
     """A layer was given an argument it cannot work with.
 

@@ -12,9 +12,15 @@ import re
 KiB, MiB, GiB, TiB = 2**10, 2**20, 2**30, 2**40
 
 MEMORY_BUDGET = 4 * GiB
-"""Bytes of real tensors that real-tensor work (the analyzer's fallback, ``rf --plot``,
-``compare --bench``, ``report --check-fvcore``) may allocate before it is refused; raise it
-with ``max_memory=`` in Python or ``--max-memory`` on the command line."""
+"""Bytes of real tensors that real-tensor work (the analyzer's fallback and any real tensor
+a forward makes on the meta path, ``rf --plot``, ``compare --bench/--train``,
+``report --check-fvcore``) may hold at once, checked before each allocation (kernel
+workspaces included); raise it with ``max_memory=`` in Python or ``--max-memory``."""
+
+MEMORY_SLACK = 64 * MiB
+"""How far the peak resident memory of real-tensor work may go above the process's own peak
+before it plus the budget: kernel workspaces without a rule, allocator bookkeeping, Python
+objects (see :mod:`convzoo.analysis.guard`; measured with glibc on 2 cores)."""
 
 MAX_PARAMS = 2_000_000_000
 """Parameters a model built from a config or a layer from :func:`convzoo.create` may have,
@@ -119,12 +125,13 @@ def parse_bytes(text: str) -> int:
 
 def check_memory(needed: int, budget: int | None, what: str) -> None:
     """Refuse real-tensor work estimated at ``needed`` bytes above ``budget`` (None: the
-    default :data:`MEMORY_BUDGET`) with a one-line :class:`~convzoo.errors.ConvZooError`."""
-    from convzoo.errors import ConvZooError
+    default :data:`MEMORY_BUDGET`) with a one-line
+    :class:`~convzoo.errors.MemoryBudgetError` (a ``ConvZooError``)."""
+    from convzoo.errors import MemoryBudgetError
 
     limit = MEMORY_BUDGET if budget is None else budget
     if needed > limit:
-        raise ConvZooError(
+        raise MemoryBudgetError(
             f"{what} needs about {human(needed)} of real tensors, over the memory budget of "
             f"{human(limit)}; raise it with max_memory= (Python) or --max-memory (CLI)"
         )

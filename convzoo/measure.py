@@ -4,8 +4,8 @@ baseline); and the rows as a table, JSON or CSV (see :mod:`convzoo.compare`)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -14,8 +14,11 @@ import torch
 from torch import nn
 
 from convzoo.analysis.analyzer import analyze
+from convzoo.analysis.guard import Guard, rehearse
+from convzoo.analysis.isolation import private_copy
+from convzoo.analysis.resident import give_back
 from convzoo.errors import ConvZooError
-from convzoo.limits import MAX_PARAMS, check_memory
+from convzoo.limits import MAX_PARAMS
 from convzoo.real import seeded
 
 
@@ -45,38 +48,69 @@ def _field_size(report: Any) -> int | None:
     return int(max(v for v in rf.size if v is not None))
 
 
-def measure_ms(module: nn.Module, x: torch.Tensor, train: bool, min_run_time: float) -> float:
-    """Median time of a forward (or forward + backward) after a warm-up, in ms."""
+def _statement(module: nn.Module, x: torch.Tensor, train: bool) -> tuple[str, dict[str, Any], Any]:
+    """What one timed run executes: ``(statement, its globals, its autograd context)``; a
+    forward, or with ``train`` a forward and backward from an input that needs gradients.
+    Sets ``module``'s mode."""
+    module.train(train)
+    if train:
+        x = x.clone().requires_grad_(True)
+        return "m(x).sum().backward()", {"m": module, "x": x}, torch.enable_grad()
+    return "m(x)", {"m": module, "x": x}, torch.no_grad()
+
+
+def measure_ms(
+    module: nn.Module,
+    x: torch.Tensor,
+    train: bool,
+    min_run_time: float,
+    guard: Guard | None = None,
+) -> float:
+    """Median time of a forward (or forward + backward) after a warm-up, in ms.
+
+    With a ``guard`` the first warm-up run is guarded (every allocation checked against
+    the memory budget before it is made); the timed runs repeat it unguarded.
+    """
     # torch.utils.benchmark imports cpp_extension, which warns about CUDA on CPU machines
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     from torch.utils.benchmark import Timer
 
-    if train:
-        x = x.clone().requires_grad_(True)
-        stmt = "m(x).sum().backward()"
-        module.train()
-    else:
-        stmt = "m(x)"
-        module.eval()
-    context = torch.enable_grad() if train else torch.no_grad()
+    with guard or contextlib.nullcontext():
+        stmt, names, context = _statement(module, x, train)
+        with context:
+            eval(stmt, names)  # the first warm-up
+    give_back()  # what the allocator kept from it: the timed runs start from the live tensors
     with context:
-        for _ in range(2):
-            eval(stmt, {"m": module, "x": x})  # warm-up
-        timer = Timer(stmt, globals={"m": module, "x": x})
+        eval(stmt, names)
+        timer = Timer(stmt, globals=names)
         return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
 
 
-def bench_bytes(
-    reports: Mapping[str, Any], input_size: tuple[int, ...], batch: int, train: bool
-) -> int:
-    """About the bytes of real tensors a benchmark of these designs needs: every design's
-    weights (and gradients when ``train``), the input, and twice (three times when
-    ``train``) the largest design's activations for the buffers its kernels use."""
-    elements = batch * math.prod(input_size)
-    params = sum(r.totals.param_bytes for r in reports.values())
-    activations = max(r.totals.activation_bytes for r in reports.values())
-    factor = 2 if train else 1
-    return 4 * elements * factor + params * factor + activations * (factor + 1)
+def rehearse_bench(
+    modules: Mapping[str, nn.Module],
+    input_size: tuple[int, ...],
+    batch: int,
+    train: bool,
+    max_memory: int | None,
+) -> int | None:
+    """Refuse, before any real tensor exists, a benchmark whose real tensors would cross
+    ``max_memory`` (None: the default budget): every design's weights, the input, and each
+    design's timed statement in turn (gradients kept, as the real run keeps them), run on
+    meta copies of the designs, plus the allocator's margin for unguarded runs. Returns
+    the bytes needed, or None when a design cannot run on meta tensors (the real run is
+    guarded op by op all the same)."""
+    copies = {name: private_copy(m, meta=True) for name, m in modules.items()}
+    x = torch.empty(batch, *input_size, device="meta")
+
+    def step() -> None:
+        for module in copies.values():
+            stmt, names, context = _statement(module, x, train)
+            with context:
+                eval(stmt, names)
+
+    weights = [t for m in copies.values() for t in [*m.parameters(), *m.buffers()]]
+    what = f"benchmarking at batch {batch:,}"
+    return rehearse(step, max_memory, what, [weights, x], unguarded=True)
 
 
 def measure(
@@ -93,7 +127,8 @@ def measure(
     """Analyze (and optionally time) named modules on one input; the first is the baseline.
 
     ``modules`` may be on the meta device; ``bench`` then times the ones ``real()`` builds,
-    once :func:`bench_bytes` is within ``max_memory`` (None: the default budget).
+    once a rehearsal on meta tensors (:func:`rehearse_bench`) is within ``max_memory``
+    (None: the default budget); building them and the first run of each are guarded too.
     """
     total = sum(p.numel() for m in modules.values() for p in m.parameters())
     if total > MAX_PARAMS:
@@ -121,11 +156,12 @@ def measure(
         for n, r in reports.items()
     ]
     if bench:
-        needed = bench_bytes(reports, input_size, batch, train)
-        check_memory(needed, max_memory, f"benchmarking at batch {batch:,}")
-        if real is not None:
-            modules = seeded(real)  # real, seeded weights: the same on every run
-        x = torch.randn(batch, *input_size)
+        rehearse_bench(modules, input_size, batch, train, max_memory)
+        guard = Guard(max_memory, f"benchmarking at batch {batch:,}")
+        with guard:
+            if real is not None:
+                modules = seeded(real)  # real, seeded weights: the same on every run
+            x = torch.randn(batch, *input_size)
         items = list(modules.items())
         if progress:
             from tqdm import tqdm
@@ -133,9 +169,10 @@ def measure(
             items = tqdm(items, desc="benchmarking", unit="design", leave=False)
         times = {}
         for name, module in items:
-            times[name] = measure_ms(module, x, False, min_run_time)
+            times[name] = measure_ms(module, x, False, min_run_time, guard)
             if train:
-                rows[list(modules).index(name)].train_ms = measure_ms(module, x, True, min_run_time)
+                row = rows[list(modules).index(name)]
+                row.train_ms = measure_ms(module, x, True, min_run_time, guard)
         for row in rows:
             row.forward_ms = times[row.design]
             row.speedup = times[base_name] / times[row.design]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from convzoo.analysis.guard import Guard, rehearse
+from convzoo.analysis.isolation import private_copy
 from convzoo.errors import ConvZooError, render, user_code
 from convzoo.limits import MAX_SAMPLES, check_memory, check_size
 from convzoo.outputs import created, writable
@@ -115,6 +118,9 @@ def plot_comparison(rows: Sequence[Any], path: str | Path, title: str) -> Path:
         plt.close(fig)
 
 
+FIELD_WORK = "the effective field (a float64 forward and backward)"
+
+
 def effective_field(
     model: nn.Module,
     input_size: tuple[int, int, int],
@@ -130,31 +136,45 @@ def effective_field(
     channels summed); returns the map and the unit's (row, col). The model is run on a
     deep copy in eval mode (a model built on meta from a config on its real twin with
     seeded weights, :func:`convzoo.real.materialize`); ``samples`` is at most
-    :data:`~convzoo.limits.MAX_SAMPLES`, with a progress bar on a terminal. The memory it
-    needs (:func:`effective_field_bytes`) is estimated first and refused above
-    ``max_memory`` (None: the default budget).
+    :data:`~convzoo.limits.MAX_SAMPLES`, with a progress bar on a terminal. Its real
+    tensors are held to ``max_memory`` bytes (None: the default budget): rehearsed on meta
+    tensors first (:func:`check_effective_field`), then every op checked before it
+    allocates (:mod:`convzoo.analysis.guard`).
     """
-    import copy
-
     check_size(samples, "samples", MAX_SAMPLES)
-    needed = effective_field_bytes(model, input_size)
-    check_memory(needed, max_memory, "the effective field (a float64 forward and backward)")
+    check_effective_field(model, input_size, layer, max_memory)
+    generator = torch.Generator().manual_seed(seed)
 
-    model = copy.deepcopy(materialize(model)).eval().double()
+    def draw() -> torch.Tensor:
+        return torch.randn((1, *input_size), generator=generator, dtype=torch.float64)
+
+    with Guard(max_memory, FIELD_WORK):
+        model = materialize(model)  # a config's real twin: built under the budget too
+        return _field(model, input_size, layer, samples, unit, draw, sys.stderr.isatty())
+
+
+def _field(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    layer: str,
+    samples: int,
+    want: tuple[int, ...] | None,
+    draw: Callable[[], torch.Tensor],
+    bar: bool = False,
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """:func:`effective_field` on inputs from ``draw()`` (``Tensor[1, C, H, W]`` float64,
+    real or meta), without the checks around it."""
+    model = copy.deepcopy(model).eval().double()
     target = dict(model.named_modules()).get(layer)
     if target is None:
         raise ConvZooError(f"no layer named {render(layer)}")
     captured: dict[str, torch.Tensor] = {}
     handle = target.register_forward_hook(lambda m, i, o: captured.__setitem__("out", o))
-    generator = torch.Generator().manual_seed(seed)
-    total = torch.zeros(input_size[1:], dtype=torch.float64)
-    want = (unit[0], unit[1]) if unit is not None and len(unit) == 2 else None
+    total: torch.Tensor | None = None
     unit = (0, 0)
     try:
-        for _ in progress(range(samples), "effective field", "input"):
-            x = torch.randn(
-                (1, *input_size), generator=generator, dtype=torch.float64, requires_grad=True
-            )
+        for _ in progress(range(samples), "effective field", "input") if bar else range(samples):
+            x = draw().requires_grad_(True)
             with user_code("the model's forward (effective field)"):
                 model(x)
             out = captured["out"]
@@ -162,11 +182,15 @@ def effective_field(
                 raise ConvZooError(
                     f"layer {render(layer)} has no spatial output ({list(out.shape)})"
                 )
-            unit = (out.shape[2] // 2, out.shape[3] // 2) if want is None else want
+            unit = (out.shape[2] // 2, out.shape[3] // 2) if want is None else (want[0], want[1])
             (grad,) = torch.autograd.grad(out[0, :, unit[0], unit[1]].sum(), x)
-            total += grad.abs().sum((0, 1))
+            field = grad.abs().sum((0, 1))
+            total = field if total is None else total + field
+            del out, grad, x, field  # the next sample starts from the running sum alone
+            captured.clear()
     finally:
         handle.remove()
+    assert total is not None  # samples >= 1
     return total / samples, unit
 
 
@@ -210,14 +234,39 @@ class FieldPlot:
         }
 
 
-def effective_field_bytes(model: nn.Module, input_size: tuple[int, ...]) -> int:
-    """About the bytes of real tensors :func:`effective_field` needs: the model and its
-    float64 copy, and float64 activations kept for the backward pass and their gradients
-    (estimated from a meta-tensor analysis, so ``model`` may be on the meta device)."""
+def check_effective_field(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    layer: str = "",
+    max_memory: int | None = None,
+    what: str = FIELD_WORK,
+) -> int:
+    """Refuse :func:`effective_field` above ``max_memory`` before any real tensor exists;
+    returns the bytes it needs.
+
+    Rehearsed on a meta copy of ``model`` (the float64 copy, two samples' forward and
+    backward, kernel workspaces; ``model`` may be on the meta device); a model that cannot
+    run on meta tensors is estimated from its analysis instead: its weights three times
+    (the copy and its float64 cast) and float64 activations kept for backward and their
+    gradients (four times its float32 activation bytes).
+    """
+    meta = private_copy(model, meta=True)
+
+    def draw() -> torch.Tensor:
+        return torch.empty((1, *input_size), dtype=torch.float64, device="meta")
+
+    def rehearsal() -> None:  # two samples: the second starts with the first's map alive
+        _field(meta, input_size, layer, 2, None, draw)
+
+    needed = rehearse(rehearsal, max_memory, what)
+    if needed is not None:
+        return needed
     from convzoo.analysis.analyzer import analyze
 
-    totals = analyze(model, input_size, receptive_fields=False).totals
-    return 3 * totals.param_bytes + 4 * totals.activation_bytes + 16 * math.prod(input_size)
+    totals = analyze(model, input_size, receptive_fields=False, max_memory=max_memory).totals
+    needed = 3 * totals.param_bytes + 4 * totals.activation_bytes + 16 * math.prod(input_size)
+    check_memory(needed, max_memory, what)
+    return needed
 
 
 def progress(items: Sequence[Any], desc: str, unit: str) -> Any:
@@ -255,7 +304,7 @@ def plot_receptive_field(
     from convzoo.analysis.render import field_text
 
     plt = _pyplot()
-    report = analyze(model, input_size)
+    report = analyze(model, input_size, max_memory=max_memory)
     row = report.layer(layer)
     rf = row.receptive_field
     if gridded(row) and rf is not None:

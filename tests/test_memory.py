@@ -26,7 +26,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.profiler import ProfilerActivity, profile
 
 from convzoo.analysis import isolation
-from convzoo.analysis.analyzer import analyze
+from convzoo.analysis.analyzer import analyze, trace
 from convzoo.analysis.counting import Tracer
 from convzoo.analysis.memory import OPTIMIZER_STATES, measured_saved_bytes
 from convzoo.analysis.receptive import Field
@@ -360,11 +360,13 @@ def test_real_fallback_counts_the_same_and_keeps_the_budget() -> None:
     real = analyze(model, (3, 16, 16), batch_size=2, optimizer="sgd", meta=False)
     assert meta.training == real.training
     assert meta.totals.peak_activation_bytes == real.totals.peak_activation_bytes
-    fixed = isolation.tensor_bytes(model)  # parameters and buffers; the peak has the inputs
-    peak = meta.totals.peak_activation_bytes
-    analyze(model, (3, 16, 16), batch_size=2, meta=False, max_memory=fixed + peak)
+    # the guard's peak: the weights, the live activations and one op's outputs + workspace
+    peak = trace(model, (3, 16, 16), batch_size=2, meta=False).tracer.guard.peak
+    fixed = isolation.tensor_bytes(model)  # parameters and buffers
+    assert peak > fixed + meta.totals.peak_activation_bytes  # workspaces come on top
+    analyze(model, (3, 16, 16), batch_size=2, meta=False, max_memory=peak)
     with pytest.raises(ConvZooError, match="memory budget"):
-        analyze(model, (3, 16, 16), batch_size=2, meta=False, max_memory=fixed + peak - 1)
+        analyze(model, (3, 16, 16), batch_size=2, meta=False, max_memory=peak - 1)
 
 
 def test_train_mode_failure_is_one_line_naming_the_layer() -> None:

@@ -22,6 +22,7 @@ from torch.utils._pytree import tree_flatten
 from convzoo import limits
 from convzoo.analysis import adapters, inputs, isolation, memory, training
 from convzoo.analysis.counting import ModuleStats, Tracer
+from convzoo.analysis.guard import Guard, check_precision
 from convzoo.analysis.receptive import Field
 from convzoo.analysis.report import (
     LayerStats,
@@ -108,10 +109,6 @@ def _trace(
             raise
 
 
-def _largest_output(tracer: Tracer) -> int:
-    return max((s.activation_bytes // max(s.calls, 1) for s in tracer.stats.values()), default=0)
-
-
 Named = list[tuple[str, nn.Module]]  # named_modules(remove_duplicate=False), listed once
 
 
@@ -171,7 +168,9 @@ def analyze(
     Runs on meta tensors (no arithmetic, any input size costs the same) and falls back to
     real tensors, saying so in ``notes``, when the model cannot run on meta; the fallback
     is refused above ``max_memory`` bytes (default :data:`convzoo.limits.MEMORY_BUDGET`),
-    estimated before it starts and watched while it runs. Counts are for eval mode unless
+    estimated before it starts and checked before each op allocates (real tensors a forward
+    makes on the meta path, ``torch.ones(...)``, count too); in float16 on the CPU it is
+    refused up front (too slow, kernels missing). Counts are for eval mode unless
     ``train=True``. ``receptive_fields=False`` skips the field propagation.
     ``optimizer`` ("sgd", "sgd-momentum", "adam", "adamw") adds the memory of one training
     step (``report.training`` and each row's ``saved_bytes``, from a second forward in train
@@ -227,7 +226,7 @@ def analyze(
         report = _report(run, target)
         if optimizer is not None:
             try:
-                training.attach(report, run.model, run.args, optimizer, run.tracer.budget)
+                training.attach(report, run.model, run.args, optimizer, run.tracer.guard)
             except Exception as exc:  # e.g. batch norm over one value per channel, sys.exit
                 if isinstance(exc, ConvZooError) and not isinstance(exc, UserCodeError):
                     raise  # worded already (a refused budget)
@@ -268,7 +267,9 @@ def trace(
         with isolation.gc_paused():  # meta tensors: cycles hold no real memory meanwhile
             clone = isolation.private_copy(model, dtype, meta=True)
             args = make("meta", dtype)
-        tracer = Tracer(fast=True, fields=receptive_fields)
+        # real tensors the forward makes of its own (torch.ones(...)) are held to the budget
+        guard = Guard(budget, "the analysis (the forward makes real tensors of its own)")
+        tracer = Tracer(fast=True, fields=receptive_fields, guard=guard)
         try:
             with isolation.gc_paused():
                 _trace(clone, args, tracer, train)
@@ -276,13 +277,12 @@ def trace(
         except ConvZooError as exc:
             raise _failure(exc, args) from None
         except Exception as exc:
-            notes.append(
-                f"ran on real tensors: the model cannot run on meta tensors "
-                f"({type(exc).__name__}: {first_line(exc, 160)})"
-            )
-            fixed = isolation.tensor_bytes(model, dtype) + inputs.nbytes(args)
-            estimate = fixed + 2 * _largest_output(tracer)
-            limits.check_memory(estimate, budget, "the real-tensor fallback")
+            reason = f"{type(exc).__name__}: {first_line(exc, 160)}"
+            notes.append(f"ran on real tensors: the model cannot run on meta tensors ({reason})")
+            # the weights, and the live activations up to where the meta forward stopped
+            estimate = isolation.tensor_bytes(model, dtype) + tracer.memory.peak
+            what = "the real-tensor fallback (its weights and the meta forward's activations)"
+            limits.check_memory(estimate, budget, what)
     with isolation.gc_resumed():  # real tensors: let cycles holding them be collected
         return _real_trace(model, make, dtype, train, receptive_fields, budget, notes)
 
@@ -296,14 +296,17 @@ def _real_trace(
     budget: int,
     notes: list[str],
 ) -> Traced:
-    """The real-tensor forward of :func:`trace`, within the memory budget."""
-    model = materialize(model)
-    clone = isolation.private_copy(model, dtype, meta=False)
-    args = make(_device(model), dtype)
-    weights = isolation.tensor_bytes(clone)
-    limits.check_memory(weights + inputs.nbytes(args), budget, "the real-tensor forward")
-    # the tracer's live activations (the inputs among them) are checked against the rest
-    tracer = Tracer(fast=False, fields=receptive_fields, budget=budget - weights)
+    """The real-tensor forward of :func:`trace`: every real tensor it makes (the model's
+    real twin, :func:`convzoo.real.materialize`, its private copy, the inputs, every op's
+    outputs and workspace) is sized and checked against the memory budget before it is
+    allocated (:mod:`convzoo.analysis.guard`)."""
+    check_precision(_device(model), dtype or _model_dtype(model), "the real-tensor forward")
+    guard = Guard(budget, "the real-tensor fallback")
+    with guard:
+        model = materialize(model)
+        clone = isolation.private_copy(model, dtype, meta=False)
+        args = make(_device(model), dtype)
+    tracer = Tracer(fast=False, fields=receptive_fields, guard=guard)
     try:
         _trace(clone, args, tracer, train)
     except Exception as exc:

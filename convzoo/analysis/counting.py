@@ -21,9 +21,9 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from convzoo import limits
 from convzoo.analysis import meta_kernels, ops
 from convzoo.analysis.field_flow import FieldFacts, FieldFlow
+from convzoo.analysis.guard import Guard
 from convzoo.analysis.memory import LiveBytes
 from convzoo.errors import user_code
 
@@ -136,15 +136,17 @@ class Tracer(TorchDispatchMode):
     """Counts every op and attributes it to the modules on the call stack.
 
     ``memory`` follows the bytes of live activations (the inputs of :meth:`run` and the
-    storages ops allocate, see :mod:`convzoo.analysis.memory`); with a ``budget`` the forward
-    stops with a one-line error once they pass it. The tracer holds no tensor: fields are
-    kept in weak storage, so tensors die when the forward drops them.
+    storages ops allocate, see :mod:`convzoo.analysis.memory`). With a ``guard``, every op
+    that no fast shape rule answers runs through :meth:`Guard.run
+    <convzoo.analysis.guard.Guard.run>`, which refuses it before it allocates real tensors
+    over the memory budget. The tracer holds no tensor: fields are kept in weak storage, so
+    tensors die when the forward drops them.
     """
 
-    def __init__(self, fast: bool = True, fields: bool = True, budget: int | None = None) -> None:
+    def __init__(self, fast: bool = True, fields: bool = True, guard: Guard | None = None) -> None:
         super().__init__()
         self.fast = fast
-        self.budget = budget  # bytes of live activations allowed (None: no guard)
+        self.guard = guard  # real tensors within the memory budget (None: unguarded)
         self.memory = LiveBytes(lambda: self.stack[-1] if self.stack else "")
         self.with_fields = fields
         self.stack: list[str] = []
@@ -175,10 +177,9 @@ class Tracer(TorchDispatchMode):
         if self.fast and facts.shape_rule is not None:
             out = facts.shape_rule(args, kwargs)  # meta tensors only (None otherwise)
         if out is None:
-            out = func(*args, **kwargs)
+            guard = self.guard
+            out = func(*args, **kwargs) if guard is None else guard.run(func, args, kwargs)
         self.memory.op(func, out)
-        if self.budget is not None and self.memory.live > self.budget:
-            limits.check_memory(self.memory.live, self.budget, "the real-tensor forward")
         kind, name = facts.kind, facts.name
         key = (self.stack[-1] if self.stack else "", name)
         tally = self.per_op.get(key)

@@ -115,6 +115,16 @@ class LiveBytes:
         for t in _tensors(out):
             self._count(t.untyped_storage())
 
+    def fresh(self, out: Any) -> int:
+        """Bytes of the storages behind ``out`` not counted yet (what :meth:`op` would add
+        for an op that returns no alias)."""
+        new: dict[int, int] = {}
+        for t in _tensors(out):
+            storage = t.untyped_storage()
+            if storage._cdata not in self._refs:
+                new[storage._cdata] = storage.nbytes()
+        return sum(new.values())
+
     def _count(self, storage: torch.UntypedStorage) -> None:
         key = storage._cdata
         if key in self._refs:

@@ -22,6 +22,7 @@ from torch import nn
 
 from convzoo.analysis import formulas
 from convzoo.analysis.analyzer import analyze
+from convzoo.analysis.guard import check_forward
 from convzoo.analysis.isolation import private_copy
 from convzoo.analysis.render import human
 from convzoo.analysis.report import Report
@@ -247,11 +248,14 @@ def op_counts(report: Report) -> Counter[tuple[str, str]]:
     return counts
 
 
-def convzoo_report(model: nn.Module, input_size: Sequence[int]) -> Report:
+def convzoo_report(
+    model: nn.Module, input_size: Sequence[int], max_memory: int | None = None
+) -> Report:
     """:func:`~convzoo.analysis.analyzer.analyze` of one eval-mode forward at batch 1
     without receptive fields: on meta tensors (so fused eval-only fast paths such as
-    ``_native_multi_head_attention`` are not taken either), with its real-tensor fallback."""
-    return analyze(model, tuple(input_size), receptive_fields=False)
+    ``_native_multi_head_attention`` are not taken either), with its real-tensor fallback
+    (within ``max_memory`` bytes; None: the default budget)."""
+    return analyze(model, tuple(input_size), receptive_fields=False, max_memory=max_memory)
 
 
 def fvcore_by_op(
@@ -347,20 +351,27 @@ def _reason(r: OpComparison, static: str, skipped: list[str], ignored: list[str]
     return "; ".join(parts)
 
 
-def compare_fvcore(model: nn.Module, input_size: Sequence[int]) -> FvcoreCheck:
+def compare_fvcore(
+    model: nn.Module, input_size: Sequence[int], max_memory: int | None = None
+) -> FvcoreCheck:
     """Count with convzoo and with fvcore's ``FlopCountAnalysis`` at batch 1, op type by type.
 
     ``input_size`` is ``(C, H, W)`` (or any per-sample shape). Both run in eval mode under
     ``torch.no_grad`` (fvcore on a real random input, convzoo on meta tensors like
-    ``analyze``); the model's mode flags are restored.
+    ``analyze``); the model's mode flags are restored. fvcore's real forward is refused
+    above ``max_memory`` bytes (None: the default budget) before it runs
+    (:func:`~convzoo.analysis.guard.check_forward`: fvcore's ``torch.jit.trace`` cannot
+    run under the guard itself).
     """
     try:
-        report = convzoo_report(model, input_size)
+        report = convzoo_report(model, input_size, max_memory)
     except Exception as exc:
         raise ConvZooError(
             f"the model fails for input {tuple(input_size)}: {first_line(exc)}"
         ) from None
-    inputs = (torch.randn(1, *input_size),)
+    shape = (1, *input_size)
+    check_forward(model, shape, max_memory, "--check-fvcore (fvcore's real forward)")
+    inputs = (torch.randn(shape),)
     try:
         with user_code("the model's forward under fvcore"):
             theirs, unsupported, ignored = fvcore_by_op(materialize(model), inputs)

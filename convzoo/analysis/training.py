@@ -11,28 +11,27 @@ masks, as in a real step.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from convzoo.analysis import isolation
 from convzoo.analysis.counting import Tracer
+from convzoo.analysis.guard import Guard
 from convzoo.analysis.memory import OPTIMIZER_STATES, SavedBytes, storage_keys, trainable_bytes
 from convzoo.analysis.report import Report, TrainingMemory
 
 
 def saved_tensors(
-    model: nn.Module, args: tuple, budget: int | None = None
+    model: nn.Module, args: tuple, guard: Guard | None = None
 ) -> tuple[int, dict[str, int]]:
     """Bytes autograd saves in one train-mode forward of ``model`` (a private copy: its mode
     and batch-norm statistics change), in total and per module name (subtree sums).
 
     ``args`` are the inputs (meta or real, ``Tensor[B, C, H, W]`` for an image model);
-    ``budget`` bounds the live bytes of a real-tensor forward (None: no guard).
+    ``guard`` holds its real tensors to the memory budget (None: unguarded).
     """
     meta = all(t.device.type == "meta" for t in [*model.parameters(), *model.buffers()])
-    tracer = Tracer(fast=meta, fields=False, budget=budget)
+    tracer = Tracer(fast=meta, fields=False, guard=guard)
     own = storage_keys([*model.parameters(), *model.buffers()])
     saved = SavedBytes(own, tracer.stack, lambda name: id(tracer.stats[name]))
     model.train(True)
@@ -58,9 +57,11 @@ def training_memory(model: nn.Module, optimizer: str, saved: int) -> TrainingMem
     )
 
 
-def attach(report: Report, model: nn.Module, args: tuple, optimizer: str, budget: Any) -> None:
+def attach(
+    report: Report, model: nn.Module, args: tuple, optimizer: str, guard: Guard | None
+) -> None:
     """Fill ``report.training`` and every row's ``saved_bytes`` for one ``optimizer`` step."""
-    total, per_name = saved_tensors(model, args, budget)
+    total, per_name = saved_tensors(model, args, guard)
     report.training = training_memory(model, optimizer, total)
     for row in report.layers:
         row.saved_bytes = per_name.get(row.name, 0)
