@@ -26,7 +26,7 @@ from convzoo import measure
 from convzoo.analysis import guard as budget_guard
 from convzoo.analysis.analyzer import trace
 from convzoo.analysis.guard import Guard, check_forward, rehearse
-from convzoo.compare import make_variant, on_meta
+from convzoo.compare import make_design, on_meta
 from convzoo.errors import ConvZooError, MemoryBudgetError
 from convzoo.limits import MEMORY_SLACK, MiB, parse_bytes
 from convzoo.plots import check_effective_field
@@ -199,7 +199,7 @@ def test_float16_fallback_on_the_cpu_is_refused_up_front() -> None:
 
 def designs(names: list[str]) -> Any:
     def build() -> dict[str, nn.Module]:
-        return {n: make_variant(n, 7, 64, 64, padding="same", bias=True) for n in names}
+        return {n: make_design(n, 7, 64, 64, padding="same", bias=True) for n in names}
 
     return build
 
@@ -413,7 +413,7 @@ def test_peak_rss_stays_within_the_budget_on_every_path(tmp_path: Path) -> None:
         return ["report", f"models.py:{name}", "--input", size, *extra, "--max-memory", budget]
 
     def compare(flag: str, names: str, size: str, budget: str) -> list[str]:
-        return ["compare", flag, "--variants", names, "--size", size, "--max-memory", budget]
+        return ["compare", flag, "--designs", names, "--size", size, "--max-memory", budget]
 
     def rf(size: str, budget: str) -> list[str]:
         plot = ["--layer", "conv2", "--plot", f"{size}.png", "--force", "--samples", "3"]
