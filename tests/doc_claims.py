@@ -77,6 +77,11 @@ def functions() -> dict[str, Callable]:
     public = {name: getattr(convzoo, name) for name in convzoo.__all__ if name != "__version__"}
     found = {name: f for name, f in public.items() if inspect.isfunction(f)}
     found.update(compare=compare.compare, compare_upsample=compare.compare_upsample)
+    found.update(  # a report's public methods, as the docs call them: report.top(...)
+        (f"report.{name}", method)
+        for name, method in vars(convzoo.Report).items()
+        if inspect.isfunction(method) and not name.startswith("_")
+    )
     return found
 
 

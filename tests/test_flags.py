@@ -280,3 +280,21 @@ def test_cli_list_and_compare_apply_their_flags() -> None:
     assert done.returncode == 0 and json.loads(done.stdout)[0]["design"] == "conv"
     done = cli("report", SMALL, "--no-fields", "--format", "csv", "--depth", "0")
     assert done.returncode == 0 and done.stdout.splitlines()[1].startswith(f"{SMALL},")
+
+
+def test_report_top_is_the_rows_the_command_shows() -> None:
+    """``Report.top`` in Python picks the rows ``--top/--sort/--depth`` print."""
+    import json
+
+    from convzoo import views
+
+    report = convzoo.analyze(ROOT / "configs" / "resnet18.yaml", receptive_fields=False)
+    for n, sort, depth in ((2, "params", None), (3, "macs", 2), (None, "macs", 1)):
+        shown = json.loads(views.layers_text(report, "json", sort, n, depth))["layers"]
+        picked = report.top(n, sort, depth)
+        assert [row.name for row in picked.layers] == [row["name"] for row in shown]
+        assert picked.totals == report.totals
+    assert (
+        len(report.top(2).layers) == 2
+        and report.top(2).layers[0].macs >= report.top(2).layers[1].macs
+    )

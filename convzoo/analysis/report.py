@@ -190,6 +190,15 @@ class Report:
         hint = f"; did you mean {', '.join(map(repr, hints))}?" if hints else ""
         raise KeyError(f"no layer named {name!r} in {self.target or 'the model'}{hint}")
 
+    def top(self, n: int | None = None, sort: str = "macs", depth: int | None = None) -> Report:
+        """This report with only its ``n`` heaviest rows by ``sort`` ("macs" or "params"),
+        heaviest first, at most ``depth`` deep (the model's own row left out; all rows when
+        ``n`` is None); totals unchanged. ``convzoo report --sort SORT --top N --depth D``
+        shows the same rows in every format."""
+        from convzoo.views import heaviest
+
+        return heaviest(self, sort, n, depth)[0]
+
     def __getitem__(self, name: str) -> LayerStats:
         """``report["layer4"]``: :meth:`layer`."""
         return self.layer(name)
