@@ -175,9 +175,8 @@ def test_cli_refuses_an_input_with_other_channels() -> None:
         ),
         (
             ["build", "torchvision:resnet18"],
-            "'torchvision:resnet18' is a torchvision model, not a config: build makes models "
-            "from configs (a YAML file or a packaged config such as resnet18); analyze and "
-            "report take any target",
+            "'torchvision:resnet18' is a torchvision model: convzoo build takes a YAML config "
+            "(a path, or a name from convzoo list --configs)",
         ),
     ],
 )

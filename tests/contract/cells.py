@@ -122,11 +122,11 @@ def rf_cells() -> Table:
         Cell((*base, "--format", "xml"), refused("--format")),
     ]
     cells["--kwargs"] += [
-        Cell(("rf", "usernet.py:Net", "--kwargs", '{"width": 8}'), ok(shows("[1, 8, 14, 14]"))),
+        Cell(("rf", "usernet.py:Net", "--kwargs", '{"width": 8}'), ok(shows("1x8x14x14"))),
         Cell((*base, "--kwargs", '{"width": 8}'), refused("--kwargs")),
     ]
     cells["--input"] += [
-        Cell((*base, "--input", "3x32x32"), ok(shows("[1, 5, 32, 32]"))),
+        Cell((*base, "--input", "3x32x32"), ok(shows("1x5x32x32"))),
         Cell((*base, "--input", "3x0x5"), refused("--input")),
     ]
     cells["--layer"] += [

@@ -179,13 +179,14 @@ def heaviest(key: str, top: int | None = None) -> Check:
 
 def fields(r: Result) -> list[object]:
     """Each layer's receptive field as shown, None where "not computed" (JSON null, empty CSV
-    cells, ``-`` in a table)."""
+    cells, ``not computed`` in a table)."""
     found = read.layers(r.stdout, r.format)
     if r.format == "json":
         return [row["receptive_field"] for row in found]
     if r.format == "csv":
         return [row["rf_size_h"] or None for row in found]
-    return [None if row["receptive field"] == "-" else row["receptive field"] for row in found]
+    shown = [row["receptive field"] for row in found]
+    return [None if field == "not computed" else field for field in shown]
 
 
 def no_fields(r: Result, base: Result | None) -> None:
