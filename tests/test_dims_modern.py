@@ -17,6 +17,7 @@ from convzoo.layers.capsule import squash
 from convzoo.layers.involution import windows_nd
 from convzoo.layers.subpixel import shuffle_nd
 from tests.test_dims import CONV, pad
+from tests.test_modern import make as make_2d
 
 SIZES = {1: (12,), 3: (4, 6, 4)}
 POOL = {1: F.avg_pool1d, 3: F.avg_pool3d}
@@ -25,17 +26,8 @@ DIMS = [1, 3]
 
 
 def make(name: str, dims: int, **kwargs) -> nn.Module:
-    """float64, eval, batch norms with random statistics (so folding them is checked)."""
-    torch.manual_seed(0)
-    module = convzoo.create(name, dims=dims, **kwargs).double()
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.running_mean.normal_(0, 0.3)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.normal_(1, 0.2)
-                m.bias.normal_(0, 0.2)
-    return module.eval()
+    """:func:`tests.test_modern.make` in ``dims`` dimensions."""
+    return make_2d(name, dims=dims, **kwargs)
 
 
 def data(dims: int, channels: int = 4) -> torch.Tensor:

@@ -16,6 +16,7 @@ TOL = {"rtol": 1e-9, "atol": 1e-10}
 
 
 def make(name: str, **kwargs) -> nn.Module:
+    """float64, eval, batch norms with random statistics (so folding them is checked)."""
     torch.manual_seed(0)
     module = convzoo.create(name, **kwargs).double()
     with torch.no_grad():  # random batch-norm statistics, so folding them is checked
