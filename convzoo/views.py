@@ -23,9 +23,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from convzoo.analysis.report import Report
 
-SORT_KEYS = {"macs": "macs", "params": "params"}
-"""``--sort`` choices -> the LayerStats field rows are ordered by (largest first)."""
-
 
 def _leaf_names(report: Report) -> set[str]:
     names = [row.name for row in report.layers]
@@ -71,21 +68,14 @@ def subtree(report: Report, model: nn.Module, name: str) -> Report:
 
 
 def heaviest(report: Report, key: str, top: int | None, depth: int | None) -> tuple[Report, str]:
-    """The report with only its ``top`` rows (all when None) of largest ``key``, heaviest
-    first, at most ``depth`` deep (the model row itself is left out); totals unchanged. And
+    """:meth:`Report.top` (the ``top`` rows of largest ``key``, at most ``depth`` deep) and
     a caption saying so: ``'top 3 of 98 layers by macs; total: the whole resnet18'``."""
-    if key not in SORT_KEYS:
-        raise ConvZooError(
-            f"--sort must be one of {', '.join(SORT_KEYS)}, got {errors.render(key)}"
-        )
-    rows = [r for r in report.layers if r.depth > 0 and (depth is None or r.depth <= depth)]
-    rows.sort(key=lambda r: getattr(r, SORT_KEYS[key]), reverse=True)
-    rows = rows[:top] if top is not None else rows
+    picked = report.top(top, key, depth)
     caption = (
-        f"top {len(rows)} of {len(report.layers) - 1} layers by {key}; "
+        f"top {len(picked.layers)} of {len(report.layers) - 1} layers by {key}; "
         f"total: the whole {report.target or 'model'}"
     )
-    return dataclasses.replace(report, layers=rows), caption
+    return picked, caption
 
 
 def layers_text(

@@ -26,13 +26,16 @@ JSON schema (``Report.to_json()``, version :data:`SCHEMA_VERSION`), keys in this
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from dataclasses import field as _field
 from typing import Any, ClassVar, Final
 
 from convzoo.analysis import render
 from convzoo.analysis.report_types import Axes, DictAccess, ReceptiveField, Totals
 from convzoo.errors import ConvZooError
+
+SORT_KEYS: Final = ("macs", "params")
+"""What :meth:`Report.top` (``--sort``) orders rows by, largest first: a LayerStats field."""
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -195,9 +198,11 @@ class Report:
         heaviest first, at most ``depth`` deep (the model's own row left out; all rows when
         ``n`` is None); totals unchanged. ``convzoo report --sort SORT --top N --depth D``
         shows the same rows in every format."""
-        from convzoo.views import heaviest
-
-        return heaviest(self, sort, n, depth)[0]
+        if sort not in SORT_KEYS:
+            raise ConvZooError(f"sort must be one of {', '.join(SORT_KEYS)}, got {sort!r:.40}")
+        rows = [r for r in self.layers if r.depth > 0 and (depth is None or r.depth <= depth)]
+        rows.sort(key=lambda r: getattr(r, sort), reverse=True)
+        return replace(self, layers=rows[:n] if n is not None else rows)
 
     def __getitem__(self, name: str) -> LayerStats:
         """``report["layer4"]``: :meth:`layer`."""
