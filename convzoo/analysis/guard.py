@@ -37,7 +37,7 @@ from torch.utils._pytree import tree_map_only
 
 from convzoo import limits
 from convzoo.analysis import isolation, meta_kernels, workspaces
-from convzoo.analysis.memory import LiveBytes
+from convzoo.analysis.memory import LiveBytes, strided_tensors
 from convzoo.analysis.resident import RETAINED, give_back, resident_bytes
 from convzoo.errors import ConvZooError, MemoryBudgetError
 
@@ -109,9 +109,10 @@ def _meta_like(t: torch.Tensor) -> torch.Tensor:
 
 
 def _storage_bytes(out: Any) -> int:
-    """Bytes of the distinct storages behind the tensors in ``out``."""
+    """Bytes of the distinct storages behind the strided tensors in ``out`` (the tensors
+    :class:`~convzoo.analysis.memory.LiveBytes` counts while they live)."""
     seen: dict[int, int] = {}
-    for t in workspaces.tensors(out):
+    for t in strided_tensors(out):
         storage = t.untyped_storage()
         seen[storage._cdata] = storage.nbytes()
     return sum(seen.values())

@@ -47,7 +47,7 @@ def check_optimizer(name: Any) -> str | None:
     raise ConvZooError(f"optimizer must be one of {', '.join(OPTIMIZER_STATES)}, got {shown}")
 
 
-def _tensors(values: Any) -> list[torch.Tensor]:
+def strided_tensors(values: Any) -> list[torch.Tensor]:
     """The strided, non-nested tensors in ``values``: a tensor, or lists, tuples and dicts of
     them at any depth (op arguments and outputs; cheaper than a pytree flatten)."""
     found: list[torch.Tensor] = []
@@ -66,7 +66,7 @@ def _tensors(values: Any) -> list[torch.Tensor]:
 
 def storage_keys(tensors: Any) -> set[int]:
     """Identities of the storages behind ``tensors`` (StorageImpl addresses: meta and real)."""
-    return {t.untyped_storage()._cdata for t in _tensors(tensors)}
+    return {t.untyped_storage()._cdata for t in strided_tensors(tensors)}
 
 
 _ALIASES: dict[Any, bool] = {}
@@ -99,7 +99,7 @@ class LiveBytes:
 
     def add(self, tensors: Any) -> None:
         """Count the storages of ``tensors`` (e.g. the model's inputs) not counted yet."""
-        for t in _tensors(tensors):
+        for t in strided_tensors(tensors):
             self._count(t.untyped_storage())
 
     def op(self, func: Any, out: Any) -> None:
@@ -112,14 +112,14 @@ class LiveBytes:
             if not out.is_nested and out.layout is torch.strided:
                 self._count(out.untyped_storage())
             return
-        for t in _tensors(out):
+        for t in strided_tensors(out):
             self._count(t.untyped_storage())
 
     def fresh(self, out: Any) -> int:
         """Bytes of the storages behind ``out`` not counted yet (what :meth:`op` would add
         for an op that returns no alias)."""
         new: dict[int, int] = {}
-        for t in _tensors(out):
+        for t in strided_tensors(out):
             storage = t.untyped_storage()
             if storage._cdata not in self._refs:
                 new[storage._cdata] = storage.nbytes()

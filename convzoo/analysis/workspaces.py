@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 Rule = Callable[[tuple, dict, Any], int]  # (args, kwargs, meta outputs) -> bytes
 Bound = Callable[[tuple, dict], int]  # (args, kwargs) -> bytes
+F = TypeVar("F", bound=Callable[..., int])
 WORKSPACES: dict[str, Rule] = {}
 """Workspace rules by op name (``aten::convolution``: every overload)."""
 BOUNDS: dict[str, Bound] = {}
@@ -44,31 +45,27 @@ ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
 """Dtypes whose CPU convolution runs oneDNN; others unfold their input (im2col)."""
 
 
-def workspace(*ops: str) -> Callable[[Rule], Rule]:
-    """Register the workspace rule of ops by name (an op registered twice is an error);
-    names, not op objects, so that torchvision is not imported to register its ops."""
+def _registrar(table: dict[str, F], what: str) -> Callable[..., Callable[[F], F]]:
+    """A decorator factory filling ``table`` by op name (an op registered twice is an
+    error); names, not op objects, so that torchvision is not imported to register its ops."""
 
-    def decorator(fn: Rule) -> Rule:
-        for op in ops:
-            if op in WORKSPACES:
-                raise ValueError(f"workspace rule for {op} registered twice")
-            WORKSPACES[op] = fn
-        return fn
+    def register(*ops: str) -> Callable[[F], F]:
+        def decorator(fn: F) -> F:
+            for op in ops:
+                if op in table:
+                    raise ValueError(f"{what} for {op} registered twice")
+                table[op] = fn
+            return fn
 
-    return decorator
+        return decorator
+
+    return register
 
 
-def bound(*ops: str) -> Callable[[Bound], Bound]:
-    """Register an upper bound of the outputs of data-dependent ops by name."""
-
-    def decorator(fn: Bound) -> Bound:
-        for op in ops:
-            if op in BOUNDS:
-                raise ValueError(f"output bound for {op} registered twice")
-            BOUNDS[op] = fn
-        return fn
-
-    return decorator
+workspace = _registrar(WORKSPACES, "workspace rule")
+"""Register the workspace rule of ops by name."""
+bound = _registrar(BOUNDS, "output bound")
+"""Register an upper bound of the outputs of data-dependent ops by name."""
 
 
 def nbytes(t: Any) -> int:
