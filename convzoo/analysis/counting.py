@@ -1,8 +1,10 @@
 """Op-level counting attributed to modules: one TorchDispatchMode plus module hooks.
 
 Every aten op the forward runs is classified (:mod:`convzoo.analysis.ops`), costed and
-added to every module on the current call stack, so functional calls inside a user's
-``forward`` count too, and containers hold the sum of their subtree. The same pass
+added to the innermost module running it and to that module's ancestors by name (the one
+attribution rule, :mod:`convzoo.analysis.owners`), so functional calls inside a user's
+``forward`` count too, and every row, a container that never runs included, holds the sum
+of its subtree. The same pass
 propagates receptive fields tensor by tensor (:mod:`convzoo.analysis.receptive`).
 """
 
@@ -21,10 +23,10 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from convzoo.analysis import meta_kernels, ops
+from convzoo.analysis import meta_kernels, ops, owners
 from convzoo.analysis.field_flow import FieldFacts, FieldFlow
 from convzoo.analysis.guard import Guard
-from convzoo.analysis.memory import LiveBytes
+from convzoo.analysis.memory import LiveBytes, strided_tensors
 from convzoo.errors import user_code
 
 aten = torch.ops.aten
@@ -103,11 +105,15 @@ def _inside(name: str, outer: str) -> bool:
 
 @dataclass
 class ModuleStats:
-    """Accumulated per module (by qualified name) over all its calls.
+    """Accumulated per module (by its first name, :mod:`convzoo.analysis.owners`) over all
+    its calls.
 
-    ``macs``/``elementwise`` count every op run while the module is on the call stack;
+    ``macs``/``elementwise`` count every op owned by the module's subtree (run while a
+    module whose first name lies under this one is the innermost);
     ``self_macs``/``self_elementwise`` only those run while it is the innermost module (its
     own forward, outside its children), so the self counts of all rows add up to the total.
+    ``activation_bytes``: the outputs of the leaf modules of its subtree (a leaf: its own),
+    each output by its own bytes unless it is an input passed on unchanged.
     """
 
     macs: int = 0
@@ -149,8 +155,12 @@ class Tracer(TorchDispatchMode):
         self.guard = guard  # real tensors within the memory budget (None: unguarded)
         self.memory = LiveBytes(lambda: self.stack[-1] if self.stack else "")
         self.with_fields = fields
-        self.stack: list[str] = []
-        self.stats: dict[str, ModuleStats] = {}
+        self.stack: list[str] = []  # first names of the modules running, innermost last
+        self.stats: dict[str, ModuleStats] = {}  # by first name (aliases have none)
+        self.aliases: dict[str, str] = {}  # other names -> first names
+        self.leaves: set[str] = set()  # first names of modules without children
+        self._owners: dict[str, tuple[ModuleStats, ...]] = {}  # a name's stats and prefixes'
+        self._given: list[dict[int, int]] = []  # input versions of modules followed by hooks
         self.uncounted: Counter[tuple[str, str]] = Counter()  # (op, module) -> calls
         self.per_op: dict[tuple[str, str], OpTally] = {}  # (innermost module, op) -> tally
         self.notes: list[str] = []
@@ -203,15 +213,28 @@ class Tracer(TorchDispatchMode):
             self.fields.step(func, facts.field, args, kwargs, out)
         return out
 
+    def owners(self, name: str) -> tuple[ModuleStats, ...]:
+        """The stats a cost of module ``name`` (a first name) goes to: its own and those of
+        its prefixes (:func:`convzoo.analysis.owners.chain`)."""
+        found = self._owners.get(name)
+        if found is None:
+            found = tuple(self.stats.setdefault(n, ModuleStats()) for n in owners.chain(name))
+            self._owners[name] = found
+        return found
+
+    def owner_names(self) -> tuple[str, ...]:
+        """The names the cost of an op running now goes to (none outside the model)."""
+        return owners.chain(self.stack[-1]) if self.stack else ()
+
     def _add(self, amount: int, macs: bool) -> None:
-        """Add one op's cost to every module on the stack, and to the innermost as self."""
+        """Add one op's cost to the innermost module and its prefixes, and to it as self."""
         if not self.stack or not amount:
             return
         attr = "macs" if macs else "elementwise"
-        for name in self.stack:
-            stats = self.stats[name]
+        chain = self.owners(self.stack[-1])
+        for stats in chain:
             setattr(stats, attr, getattr(stats, attr) + amount)
-        top = self.stats[self.stack[-1]]
+        top = chain[-1]
         setattr(top, "self_" + attr, getattr(top, "self_" + attr) + amount)
 
     # -- module hooks --------------------------------------------------------------------
@@ -227,12 +250,13 @@ class Tracer(TorchDispatchMode):
         with self.hooks(model), self:
             self.stack.append("")
             self.stats[""].calls += 1
+            given = _versions(args)
             try:
                 with user_code():
                     out = model(*args, **kwargs)
             finally:
                 self.stack.pop()
-            self._record("", model, args, out)
+            self._record("", model, args, given, out)
         return out
 
     @contextmanager
@@ -245,22 +269,26 @@ class Tracer(TorchDispatchMode):
         module with hooks of its own is followed by hooks instead, so that its recorded
         output is the one its hooks return, and so is one whose ``forward`` looks for
         hooks (``nn.TransformerEncoderLayer`` takes its fused path only without them), so
-        that it runs as it always did under the analysis. A module reachable under several names is
-        followed once, under its first name; the other names share its statistics.
+        that it runs as it always did under the analysis. A module reachable under several
+        names is followed once, under its first name; the others are :attr:`aliases`
+        (:mod:`convzoo.analysis.owners`).
         TorchScript modules run no Python hooks: their cost is in the nearest Python
         ancestor (a note says so).
         """
         handles = []
         wrapped: list[tuple[nn.Module, Any]] = []
-        primary: dict[int, str] = {id(model): ""}
+        named = list(model.named_modules(remove_duplicate=False))
+        self.aliases = owners.aliases(named)
         scripted = [""] if isinstance(model, torch.jit.ScriptModule) else []
         try:
-            for name, module in model.named_modules(remove_duplicate=False):
-                if id(module) in primary:
-                    self.stats[name] = self.stats.setdefault(primary[id(module)], ModuleStats())
+            for name, module in named:
+                if name in self.aliases:
                     continue
-                primary[id(module)] = name
                 self.stats.setdefault(name, ModuleStats())
+                if owners.is_leaf(module) or isinstance(module, torch.jit.ScriptModule):
+                    self.leaves.add(name)  # TorchScript: its children run no hooks
+                if not name:
+                    continue  # the model itself: followed by run
                 if isinstance(module, torch.jit.ScriptModule):
                     scripted.append(name)
                 elif module._forward_hooks or module._forward_pre_hooks or _hook_aware(module):
@@ -294,6 +322,7 @@ class Tracer(TorchDispatchMode):
         def call(*args: Any, **kwargs: Any) -> Any:
             stack.append(name)
             stats.calls += 1
+            given = _versions(args)
             try:
                 out = forward(*args, **kwargs)
             except BaseException:
@@ -302,7 +331,7 @@ class Tracer(TorchDispatchMode):
             finally:
                 if stack and stack[-1] == name:
                     stack.pop()
-            self._record(name, module, args, out)
+            self._record(name, module, args, given, out)
             return out
 
         return call
@@ -311,6 +340,7 @@ class Tracer(TorchDispatchMode):
         def hook(module: nn.Module, inputs: tuple) -> None:
             self.stack.append(name)
             self.stats[name].calls += 1
+            self._given.append(_versions(inputs))
 
         return hook
 
@@ -318,15 +348,32 @@ class Tracer(TorchDispatchMode):
         def hook(mod: nn.Module, inputs: tuple, output: Any) -> None:
             if self.stack and self.stack[-1] == name:
                 self.stack.pop()
+            given = self._given.pop() if self._given else {}
             if sys.exc_info()[1] is not None:  # called while an exception propagates
                 self.failed_in = self.failed_in or name
                 return
-            self._record(name, module, inputs, output)
+            self._record(name, module, inputs, given, output)
 
         return hook
 
-    def _record(self, name: str, module: nn.Module, inputs: tuple, output: Any) -> None:
-        """Output shape, activation bytes and receptive field of one call of ``name``."""
+    def _record(
+        self,
+        name: str,
+        module: nn.Module,
+        inputs: tuple,
+        given: dict[int, int],
+        output: Any,
+    ) -> None:
+        """Output shape, activation bytes and receptive field of one call of ``name``;
+        ``given`` holds the versions of the call's tensor arguments' storages before it ran
+        (:func:`_versions`).
+
+        A leaf's outputs count by their own bytes, in its row and its prefixes' rows, except
+        an argument passed on unchanged or a view of one (``nn.Identity``, ``nn.Flatten``,
+        dropout in eval mode: no new values). One written in place (``ReLU(inplace=True)``:
+        its version moved) holds new values and counts as a fresh output would, so
+        ``activation_bytes`` is the same whether an op runs in place or not.
+        """
         stats = self.stats[name]
         if isinstance(output, torch.Tensor):
             tensors = [output]
@@ -336,10 +383,32 @@ class Tracer(TorchDispatchMode):
         if not tensors:
             return
         stats.output_shape = list(tensors[0].shape)
-        given = {id(t) for t in inputs if isinstance(t, torch.Tensor)}
-        stats.activation_bytes += sum(
-            t.numel() * t.element_size() for t in tensors if id(t) not in given
-        )  # not an input passed on
+        if name in self.leaves:
+            size = sum(t.numel() * t.element_size() for t in tensors if not _passed_on(t, given))
+            for owner in self.owners(name):
+                owner.activation_bytes += size
         if self.with_fields:
             self.fields.module(module, inputs, tensors[0])
             stats.rf = self.fields.get(tensors[0])
+
+
+def _version(t: torch.Tensor) -> int:
+    """``t``'s version counter (bumped by every in-place write); -1 for a tensor made in
+    inference mode, which keeps none."""
+    try:
+        return int(t._version)
+    except RuntimeError:
+        return -1
+
+
+def _versions(args: Any) -> dict[int, int]:
+    """The version of each storage behind a call's tensor arguments, before it runs (views
+    share their base's version counter, which every in-place write bumps)."""
+    return {t.untyped_storage()._cdata: _version(t) for t in strided_tensors(args)}
+
+
+def _passed_on(t: torch.Tensor, given: dict[int, int]) -> bool:
+    """Whether output ``t`` is an argument (or a view of one) that the call left unwritten."""
+    if t.layout is not torch.strided:
+        return False
+    return given.get(t.untyped_storage()._cdata, -2) == _version(t)

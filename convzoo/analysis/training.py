@@ -25,7 +25,8 @@ def saved_tensors(
     model: nn.Module, args: tuple, guard: Guard | None = None
 ) -> tuple[int, dict[str, int]]:
     """Bytes autograd saves in one train-mode forward of ``model`` (a private copy: its mode
-    and batch-norm statistics change), in total and per module name (subtree sums).
+    and batch-norm statistics change), in total and per module first name (subtree sums,
+    :mod:`convzoo.analysis.owners`).
 
     ``args`` are the inputs (meta or real, ``Tensor[B, C, H, W]`` for an image model);
     ``guard`` holds its real tensors to the memory budget (None: unguarded).
@@ -33,7 +34,7 @@ def saved_tensors(
     meta = all(t.device.type == "meta" for t in [*model.parameters(), *model.buffers()])
     tracer = Tracer(fast=meta, fields=False, guard=guard)
     own = storage_keys([*model.parameters(), *model.buffers()])
-    saved = SavedBytes(own, tracer.stack, lambda name: id(tracer.stats[name]))
+    saved = SavedBytes(own, tracer.owner_names)
     model.train(True)
     with torch.enable_grad(), isolation.rng_kept(), saved:
         try:
@@ -41,8 +42,7 @@ def saved_tensors(
         except Exception as exc:
             exc.convzoo_layer = tracer.failed_in  # type: ignore[attr-defined]
             raise
-    per_name = {name: saved.by_slot.get(id(stats), 0) for name, stats in tracer.stats.items()}
-    return saved.total, per_name
+    return saved.total, dict(saved.by_name)
 
 
 def training_memory(model: nn.Module, optimizer: str, saved: int) -> TrainingMemory:
