@@ -88,6 +88,7 @@ def test_a_module_under_two_names_counts_once_under_its_first_name() -> None:
     assert (a.macs, a.params, a.calls, a.activation_bytes) == (macs, 8 * 27 + 8, 1, out)
     assert a.saved_bytes == report.training.saved_bytes == 3 * 8 * 8 * 4  # the input
     assert b.alias_of == "a" and (b.macs, b.params, b.calls, b.saved_bytes) == (0, 0, 0, 0)
+    assert (b.output_shape, b.receptive_field) == (a.output_shape, a.receptive_field)  # not costs
     assert_rows_add_up(report, model)
     # the alias is shown in every format
     assert "Conv2d (alias of a)" in report.to_table()

@@ -300,8 +300,9 @@ def _failure(exc: Exception, args: tuple) -> AnalysisError:
 
 
 def _rows(named: owners.Named, tracer: Tracer, input_hw: Any) -> list[LayerStats]:
-    """One row per name (:mod:`convzoo.analysis.owners`: an alias's row holds nothing and
-    says whose it is)."""
+    """One row per name (:mod:`convzoo.analysis.owners`): an alias's row holds no counts and
+    says whose it is; it shows its module's output shape and receptive field (the same
+    module's output, not a cost)."""
     owned = owners.subtree_params(named)
     rows = []
     fields: dict[int, ReceptiveField] = {}  # a field shared by several rows: summarised once
@@ -313,18 +314,19 @@ def _rows(named: owners.Named, tracer: Tracer, input_hw: Any) -> list[LayerStats
 
     for name, module in named:
         alias = tracer.aliases.get(name)
-        stats = ModuleStats() if alias is not None else tracer.stats.get(name, ModuleStats())
+        looks = tracer.stats.get(alias if alias is not None else name, ModuleStats())
+        stats = ModuleStats() if alias is not None else looks
         rows.append(
             LayerStats(
                 name=name,
                 type=_type_name(module),
                 depth=name.count(".") + 1 if name else 0,
-                output_shape=stats.output_shape,
+                output_shape=looks.output_shape,
                 params=owned.get(name, 0),
                 macs=stats.macs,
                 self_macs=stats.self_macs,
                 elementwise_ops=stats.elementwise,
-                receptive_field=None if stats.rf is None else summary(stats.rf),
+                receptive_field=None if looks.rf is None else summary(looks.rf),
                 activation_bytes=stats.activation_bytes,
                 calls=stats.calls,
                 alias_of=alias,

@@ -3,8 +3,9 @@
 A module can be reachable under several names (``self.a = self.b = conv``, one ``Linear``
 placed in two blocks). Every module belongs to its **first name** in
 ``model.named_modules(remove_duplicate=False)`` order (as with fvcore's
-``ancestor_mode("owner")``); its other names are **aliases**: their rows say ``alias_of`` that first name and hold
-nothing, and so do the rows below them. Each cost is then owned by exactly one row and by
+``ancestor_mode("owner")``); its other names are **aliases**: their rows say ``alias_of``
+that first name and hold no counts (they show the module's output shape and field), nor do
+the rows below them. Each cost is then owned by exactly one row and by
 that row's ancestors *by name* (the prefixes of its first name):
 
 - an op (its MACs, element-wise ops, the bytes autograd saves for it) belongs to the

@@ -65,7 +65,8 @@ class LayerStats:
 
     Every cost has one owner (:mod:`convzoo.analysis.owners`): a module reachable under
     several names belongs to its first name; the rows of its other names say ``alias_of``
-    that name and hold nothing (zero counts, as do the rows below them). So each row equals
+    that name and hold no counts (zero, as do the rows below them; they show the module's
+    output shape and receptive field). So each row equals
     its own part plus its children's rows, and the rows' own parts add up to the totals; a
     container that never runs (``nn.ModuleList``) shows its children's sums.
 
