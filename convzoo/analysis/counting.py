@@ -160,7 +160,7 @@ class Tracer(TorchDispatchMode):
         self.aliases: dict[str, str] = {}  # other names -> first names
         self.leaves: set[str] = set()  # first names of modules without children
         self._owners: dict[str, tuple[ModuleStats, ...]] = {}  # a name's stats and prefixes'
-        self._given: list[dict[int, int]] = []  # input versions of modules followed by hooks
+        self._given: list[dict[int, int]] = []  # per hooked module on the stack: _versions
         self.uncounted: Counter[tuple[str, str]] = Counter()  # (op, module) -> calls
         self.per_op: dict[tuple[str, str], OpTally] = {}  # (innermost module, op) -> tally
         self.notes: list[str] = []
@@ -346,9 +346,10 @@ class Tracer(TorchDispatchMode):
 
     def _exit(self, name: str, module: nn.Module) -> Any:
         def hook(mod: nn.Module, inputs: tuple, output: Any) -> None:
-            if self.stack and self.stack[-1] == name:
+            given: dict[int, int] = {}
+            if self.stack and self.stack[-1] == name:  # its pre-hook ran (a user's may raise)
                 self.stack.pop()
-            given = self._given.pop() if self._given else {}
+                given = self._given.pop()
             if sys.exc_info()[1] is not None:  # called while an exception propagates
                 self.failed_in = self.failed_in or name
                 return
