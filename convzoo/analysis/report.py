@@ -66,9 +66,9 @@ class LayerStats:
     Every cost has one owner (:mod:`convzoo.analysis.owners`): a module reachable under
     several names belongs to its first name; the rows of its other names say ``alias_of``
     that name and hold no counts (zero, as do the rows below them; they show the module's
-    output shape and receptive field). So each row equals
-    its own part plus its children's rows, and the rows' own parts add up to the totals; a
-    container that never runs (``nn.ModuleList``) shows its children's sums.
+    output shape and receptive field). So each row equals its own part plus its children's
+    rows, and the rows' own parts add up to the totals; a container that never runs
+    (``nn.ModuleList``) shows its children's sums.
 
     ``params`` counts the parameters of the module's subtree, each tensor once, in the
     first module holding it; ``macs`` and ``elementwise_ops`` count every op its subtree
