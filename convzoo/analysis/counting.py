@@ -24,6 +24,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from convzoo.analysis import meta_kernels, ops
+from convzoo.analysis.dtype_conflicts import Operands
 from convzoo.analysis.field_flow import FieldFacts, FieldFlow
 from convzoo.analysis.guard import Guard
 from convzoo.analysis.memory import LiveBytes
@@ -37,9 +38,10 @@ aten = torch.ops.aten
 class OpFacts:
     """What the tracer needs to know of one op overload, looked up once per analysis:
     its class (:func:`ops.classify`), packet name, fast shape rule, cost rule, fused rule,
-    what :mod:`convzoo.analysis.field_flow` needs of its field rule, and whether a call may
-    be an import's work rather than the model's (``outside``: a factory or query, which
-    takes no tensor, or an op convzoo cannot count; see :func:`imports_running`)."""
+    what :mod:`convzoo.analysis.field_flow` needs of its field rule, whether a call may be
+    an import's work rather than the model's (``outside``: a factory or query, which takes
+    no tensor, or an op convzoo cannot count; see :func:`imports_running`), and the
+    operands its real kernel requires to share a dtype (:mod:`.dtype_conflicts`)."""
 
     kind: str
     name: str
@@ -48,6 +50,7 @@ class OpFacts:
     fused: Any
     field: FieldFacts
     outside: bool
+    operands: Operands
 
     @classmethod
     def of(cls, func: Any) -> OpFacts:
@@ -60,6 +63,7 @@ class OpFacts:
             ops.fused(func),
             FieldFacts.of(func),
             entry.kind == "uncounted" or not takes_tensors(func),
+            Operands.of(func),
         )
 
 
@@ -199,6 +203,8 @@ class Tracer(TorchDispatchMode):
             facts = self.facts[func] = OpFacts.of(func)
         if facts.outside and imports_running() > self.imports:  # an import's: count nothing
             return self._call(func, args, kwargs)
+        if facts.operands.positions:  # meta kernels would mix dtypes a real one refuses
+            facts.operands.check(func, args, kwargs)
         out = None
         if self.fast and facts.shape_rule is not None:
             out = facts.shape_rule(args, kwargs)  # meta tensors only (None otherwise)
