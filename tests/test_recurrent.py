@@ -55,22 +55,30 @@ def test_issue_case_bidirectional_lstm() -> None:
     "make",
     [
         lambda: Head(nn.LSTM(8, 12, num_layers=2, batch_first=True, bias=False, dropout=0.5)),
-        lambda: Head(nn.LSTM(8, 12, bidirectional=True)),
-        lambda: Head(nn.LSTM(8, 12, num_layers=2, proj_size=4)),  # unfused on the CPU too
         lambda: Head(nn.GRU(8, 12, num_layers=2, bidirectional=True, batch_first=True)),
-        lambda: Head(nn.RNN(8, 12, nonlinearity="relu", bias=False)),
+        pytest.param(lambda: Head(nn.LSTM(8, 12, bidirectional=True)), marks=pytest.mark.slow),
+        pytest.param(  # unfused on the CPU too
+            lambda: Head(nn.LSTM(8, 12, num_layers=2, proj_size=4)), marks=pytest.mark.slow
+        ),
+        pytest.param(
+            lambda: Head(nn.RNN(8, 12, nonlinearity="relu", bias=False)), marks=pytest.mark.slow
+        ),
     ],
-    ids=["lstm-bf-nobias-dropout", "lstm-bi", "lstm-proj", "gru-bi-bf", "rnn-relu"],
+    ids=["lstm-bf-nobias-dropout", "gru-bi-bf", "lstm-bi", "lstm-proj", "rnn-relu"],
 )
 def test_saved_bytes_match_the_cpu_kernel(make) -> None:
     _check(make(), (4, 8))
 
 
-def test_float64_lstm_takes_the_unfused_path() -> None:
+def test_the_kernel_by_dtype_and_projection() -> None:
     x = torch.empty(2, 3, 4)
     assert takes_onednn(x, (torch.empty(1, 3, 5), torch.empty(1, 3, 5)))
     assert not takes_onednn(x.double(), (torch.empty(1, 3, 5), torch.empty(1, 3, 5)))
     assert not takes_onednn(x, (torch.empty(1, 3, 2), torch.empty(1, 3, 5)))  # proj_size
+
+
+@pytest.mark.slow
+def test_float64_lstm_takes_the_unfused_path() -> None:
     _check(nn.LSTM(8, 12, num_layers=2), (4, 8), dtype=torch.float64)
 
 
@@ -140,13 +148,21 @@ def test_saved_bytes_sweep() -> None:
         _check(model, (rng.randint(1, 9), rnn.input_size), batch=rng.randint(1, 5))
 
 
+@pytest.mark.slow
 def test_bfloat16_lstm() -> None:
     if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         pytest.skip("this CPU runs bfloat16 LSTMs unfused")
     _check(nn.LSTM(8, 12, num_layers=2), (4, 8), dtype=torch.bfloat16)
 
 
-@pytest.mark.parametrize("kind", [nn.LSTM, nn.GRU, nn.RNN])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        nn.LSTM,
+        pytest.param(nn.GRU, marks=pytest.mark.slow),
+        pytest.param(nn.RNN, marks=pytest.mark.slow),
+    ],
+)
 def test_macs_are_the_matrix_products(kind) -> None:
     """MACs are those of the cell's matrix products, as FlopCounterMode counts them on the
     unfused forward (the fused kernel has no FLOP formula), and by hand."""
