@@ -1,4 +1,4 @@
-"""What the CPU's fused LSTM kernel saves for backward, reproduced on meta tensors.
+"""What the CPU's recurrent kernels save for backward, reproduced on meta tensors.
 
 On the CPU, ``nn.LSTM`` (``torch._VF.lstm``, unpacked input) runs oneDNN's fused kernel,
 ``aten::mkldnn_rnn_layer``, once per layer and direction, when :func:`takes_onednn` says so
@@ -8,15 +8,16 @@ in for absent biases), initial ``h`` and ``c``, its output, final ``h`` and ``c`
 workspace of :func:`workspace_bytes`. Meta tensors cannot take that path (its condition is
 "a CPU tensor"), so their forward is the unfused decomposition, which saves something else
 (a 2-layer bidirectional LSTM 16->32: 39,040 bytes where the kernel saves 174,208).
+GRU, RNN and the other LSTMs run unfused on the CPU too, but project the first layer's
+whole sequence at once (:func:`unfused`), where meta tensors go step by step.
 
-:func:`cpu_kernel_saves` makes a meta forward take the kernel's path instead: the same
-sequence of ops as ATen's ``mkldnn_rnn`` (contiguous input, per-layer and per-direction
-``mkldnn_rnn_layer`` through its meta kernel, ``cat``, dropout between layers, ``stack``),
-plus a workspace of the kernel's size saved beside each layer. The saved storages are then
-the real run's, shared with neighbouring ops exactly as there (a ``Linear`` after the LSTM
-saves the same output storage). GRU and RNN have no fused CPU kernel: their meta and CPU
-forwards are the same decomposition. A GPU runs cuDNN, which saves its own reserve space:
-not modelled (see docs/limits.md).
+:func:`cpu_kernel_saves` makes a meta forward take the CPU's path instead: for the fused
+LSTM, the same sequence of ops as ATen's ``mkldnn_rnn`` (contiguous input, per-layer and
+per-direction ``mkldnn_rnn_layer`` through its meta kernel, ``cat``, dropout between
+layers, ``stack``) plus a workspace of the kernel's size saved beside each layer. The
+saved storages are then the real run's, shared with neighbouring ops exactly as there (a
+``Linear`` after the LSTM saves the same output storage). A GPU runs cuDNN, which saves a
+reserve space of its own: not modelled (docs/memory.md).
 """
 
 from __future__ import annotations
