@@ -11,11 +11,13 @@ propagates receptive fields tensor by tensor (:mod:`convzoo.analysis.receptive`)
 from __future__ import annotations
 
 import functools
+import importlib._bootstrap
 import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 import torch
@@ -24,9 +26,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from convzoo.analysis import meta_kernels, ops, owners
+from convzoo.analysis.dtype_conflicts import Operands
 from convzoo.analysis.field_flow import FieldFacts, FieldFlow
 from convzoo.analysis.guard import Guard
 from convzoo.analysis.memory import LiveBytes, strided_tensors
+from convzoo.analysis.ops.table import takes_tensors
 from convzoo.errors import user_code
 
 aten = torch.ops.aten
@@ -36,7 +40,10 @@ aten = torch.ops.aten
 class OpFacts:
     """What the tracer needs to know of one op overload, looked up once per analysis:
     its class (:func:`ops.classify`), packet name, fast shape rule, cost rule, fused rule,
-    and what :mod:`convzoo.analysis.field_flow` needs of its field rule."""
+    what :mod:`convzoo.analysis.field_flow` needs of its field rule, whether a call may be
+    an import's work rather than the model's (``outside``: a factory or query, which takes
+    no tensor, or an op convzoo cannot count; see :func:`imports_running`), and the
+    operands its real kernel requires to share a dtype (:mod:`.dtype_conflicts`)."""
 
     kind: str
     name: str
@@ -44,6 +51,8 @@ class OpFacts:
     cost: Any
     fused: Any
     field: FieldFacts
+    outside: bool
+    operands: Operands
 
     @classmethod
     def of(cls, func: Any) -> OpFacts:
@@ -55,7 +64,25 @@ class OpFacts:
             entry.cost,
             ops.fused(func),
             FieldFacts.of(func),
+            entry.kind == "uncounted" or not takes_tensors(func),
+            Operands.of(func),
         )
+
+
+_IMPORT_FRAME = importlib._bootstrap._call_with_frames_removed.__code__  # type: ignore[attr-defined]
+
+
+def imports_running() -> int:
+    """How many Python imports this thread is running, one inside another (the frames
+    through which importlib executes a module's code). An op called while more run than
+    when the forward began (torchvision, imported on a forward's first call, asks
+    ``torchvision::_cuda_version``) is the import's work, not the model's."""
+    count = 0
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        count += frame.f_code is _IMPORT_FRAME
+        frame = frame.f_back
+    return count
 
 
 _ABSENT = object()  # a module without an instance-level forward
@@ -166,6 +193,7 @@ class Tracer(TorchDispatchMode):
         self.notes: list[str] = []
         self.fields = FieldFlow(self.notes, lambda: self.stack[-1] if self.stack else "")
         self.failed_in = ""  # innermost module an exception passed through
+        self.imports = 0  # imports running when the forward began (see imports_running)
         self.facts: dict[Any, OpFacts] = {}  # per op overload, for this analysis
 
     # -- receptive fields ----------------------------------------------------------------
@@ -183,12 +211,15 @@ class Tracer(TorchDispatchMode):
         facts = self.facts.get(func)
         if facts is None:
             facts = self.facts[func] = OpFacts.of(func)
+        if facts.outside and imports_running() > self.imports:  # an import's: count nothing
+            return self._call(func, args, kwargs)
+        if facts.operands.positions:  # meta kernels would mix dtypes a real one refuses
+            facts.operands.check(func, args, kwargs)
         out = None
         if self.fast and facts.shape_rule is not None:
             out = facts.shape_rule(args, kwargs)  # meta tensors only (None otherwise)
         if out is None:
-            guard = self.guard
-            out = func(*args, **kwargs) if guard is None else guard.run(func, args, kwargs)
+            out = self._call(func, args, kwargs)
         self.memory.op(func, out)
         kind, name = facts.kind, facts.name
         key = (self.stack[-1] if self.stack else "", name)
@@ -226,6 +257,10 @@ class Tracer(TorchDispatchMode):
         """The names the cost of an op running now goes to (none outside the model)."""
         return owners.chain(self.stack[-1]) if self.stack else ()
 
+    def _call(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """Run one op, held to the memory budget when there is a guard."""
+        return func(*args, **kwargs) if self.guard is None else self.guard.run(func, args, kwargs)
+
     def _add(self, amount: int, macs: bool) -> None:
         """Add one op's cost to the innermost module and its prefixes, and to it as self."""
         if not self.stack or not amount:
@@ -247,6 +282,7 @@ class Tracer(TorchDispatchMode):
         _first_dispatch()
         self.stats.setdefault("", ModuleStats())
         self.memory.add([args, kwargs])  # the inputs are live activations
+        self.imports = imports_running()  # analyze() itself may run inside an import
         with self.hooks(model), self:
             self.stack.append("")
             self.stats[""].calls += 1
