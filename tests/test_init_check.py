@@ -10,11 +10,14 @@ import pytest
 import torch
 from torch import nn
 
+from convzoo.builder import build
 from convzoo.config import INITS
 from convzoo.errors import ConvZooError
 from convzoo.initcheck.check import init_check
 from convzoo.initcheck.findings import SATURATION
 from convzoo.initcheck.inits import INITS as INIT_FUNCTIONS
+from convzoo.real import SEED, seeded_rng
+from convzoo.targets import packaged_configs, resolve
 from tests.sacred import fingerprint
 
 
@@ -181,3 +184,69 @@ def test_bad_arguments_are_one_line(kwargs: dict, words: list[str]) -> None:
     with pytest.raises(ConvZooError) as info:
         init_check(nn.Linear(2, 2), (2,), **kwargs)
     assert all(w in str(info.value) for w in words) and "\n" not in str(info.value)
+
+
+def test_signal_and_gradient_norms_are_those_of_a_plain_step() -> None:
+    """The reference: the same seeded batch and cotangent through the model itself, the
+    statistics as ``timm.utils.model`` defines them (population variance here)."""
+    net = nn.Sequential(nn.Conv2d(3, 6, 3), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 36, 5))
+    report = init_check(net, (3, 8, 8), batch_size=4)
+    model = copy.deepcopy(net)
+    with seeded_rng(SEED):
+        x = torch.randn(4, 3, 8, 8)
+        outputs: list[torch.Tensor] = []
+        hooks = [
+            model[i].register_forward_hook(lambda m, a, o: outputs.append(o.detach()))
+            for i in (0, 3)
+        ]
+        out = model(x)
+        (out * torch.randn(out.shape)).sum().backward()
+    for hook in hooks:
+        hook.remove()
+    for row, o, layer in zip(report.layers, outputs, (model[0], model[3]), strict=True):
+        dims = [0, *range(2, o.dim())]
+        assert row.sq_mean == pytest.approx(float(o.mean(dims).pow(2).mean()), rel=1e-5)
+        assert row.variance == pytest.approx(float(o.var(dims, correction=0).mean()), rel=1e-5)
+        assert row.grad_norm == pytest.approx(float(layer.weight.grad.norm()), rel=1e-5)
+    assert report.grad_ratio == pytest.approx(
+        report.layers[0].grad_norm / report.layers[1].grad_norm
+    )
+
+
+SEEDS = {"seed_init_zero", "seed_init_ones", "seed_deep_plain", "seed_deep_residual"}
+AT_64 = {"mobilenet_v1", "resnet18", "resnet50", "vgg16"}  # 224 by default: quicker at 64
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(set(packaged_configs()) - SEEDS))
+def test_kaiming_init_flags_nothing_on_the_shipped_configs(name: str) -> None:
+    target = resolve(name, ((3, 64, 64),) if name in AT_64 else ())
+    report = init_check(target.model, target.input_size[0], batch_size=4, init="kaiming")
+    assert report.findings == [], [f.line() for f in report.findings]
+
+
+@pytest.mark.slow
+def test_a_deep_plain_sigmoid_mlp_vanishes_and_its_residual_twin_does_not() -> None:
+    plain = init_check(build("seed_deep_plain", meta=True))
+    twin = init_check(build("seed_deep_residual", meta=True))
+    linears = [row for row in plain.layers if row.type == "Linear"]
+    assert len(linears) == 51 and len(twin.layers) == 51  # 50 layers and the head each
+    assert plain.grad_ratio is not None and plain.grad_ratio < 1e-6
+    assert [f.kind for f in plain.findings] == ["vanishing"]
+    assert twin.grad_ratio is not None and twin.grad_ratio > 1e-6 and not twin.findings
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "kinds"),
+    [
+        ("seed_init_zero", ["symmetric", "dead", "symmetric", "dead", "separated"]),
+        ("seed_init_ones", ["symmetric", "symmetric", "symmetric", "saturated", "separated"]),
+    ],
+)
+def test_the_seed_configs_show_their_failure_and_kaiming_undoes_it(
+    name: str, kinds: list[str]
+) -> None:
+    model = build(name, meta=True)
+    assert [f.kind for f in init_check(model).findings if f.layer] == kinds
+    assert init_check(model, init="kaiming").findings == []

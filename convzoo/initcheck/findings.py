@@ -59,8 +59,9 @@ VERDICTS = {
         "stalls (seed 004 DL0002: activation saturation)"
     ),
     "vanishing": (
-        "the first layers get almost no gradient and barely learn; residual connections give "
-        "the gradient a direct path back (seed 004 DL0001)"
+        "the first layers get almost no gradient and barely learn (each layer on the way back "
+        "shrinks it); residual connections give the gradient a direct path back (seed 004 "
+        "DL0001)"
     ),
     "exploding": (
         "the first layers get far larger gradients than the last: training diverges unless "
