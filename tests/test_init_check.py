@@ -11,12 +11,12 @@ import torch
 from torch import nn
 
 from convzoo.builder import build
-from convzoo.config import INITS
+from convzoo.config import INITS, ConfigError
 from convzoo.errors import ConvZooError
 from convzoo.initcheck.check import init_check
 from convzoo.initcheck.findings import SATURATION
 from convzoo.initcheck.inits import INITS as INIT_FUNCTIONS
-from convzoo.real import SEED, seeded_rng
+from convzoo.real import SEED, materialize, seeded_rng
 from convzoo.targets import packaged_configs, resolve
 from tests.sacred import fingerprint
 
@@ -250,3 +250,16 @@ def test_the_seed_configs_show_their_failure_and_kaiming_undoes_it(
     model = build(name, meta=True)
     assert [f.kind for f in init_check(model).findings if f.layer] == kinds
     assert init_check(model, init="kaiming").findings == []
+
+
+def test_a_configs_init_sets_its_real_weights_and_a_bad_one_is_located() -> None:
+    config = {"input": [4], "init": "ones", "layers": [{"type": "linear", "out_features": 3}]}
+    real = build(config)
+    twin = materialize(build(config, meta=True))  # the real twin of a meta build too
+    for model in (real, twin):
+        assert torch.equal(model[0].weight, torch.ones(3, 4))
+        assert torch.equal(model[0].bias, torch.zeros(3))
+    with pytest.raises(
+        ConfigError, match=r"init: expected one of zeros, .*\(did you mean 'zeros'\?\)"
+    ):
+        build({**config, "init": "zero"})

@@ -38,10 +38,9 @@ def plot_signal(report: InitReport, path: str | Path) -> Path:
         ax.grid(True, alpha=0.3)
     kinds = sorted({f.kind for f in report.findings})
     found = f"findings: {', '.join(kinds)}" if kinds else "no findings"
-    title = (
-        f"{report.target}: init {report.init}, {report.mode} mode, batch "
-        f"{report.input_shape[0][0] if report.input_shape else '?'}; {found}"
-    )
+    weights = "weights as built" if report.init is None else f"init {report.init}"
+    batch = report.input_shape[0][0] if report.input_shape else "?"
+    title = f"{report.target}: {weights}, {report.mode} mode, batch {batch}; {found}"
     fig.suptitle(wrap(title, 13), fontsize=10)
     try:
         return save(fig, path)
