@@ -72,7 +72,8 @@ def init_check(
         input_size = getattr(model, "input_size", None)
         if input_size is None:
             raise ConvZooError("init_check needs input_size, e.g. (3, 224, 224)")
-    make = inputs.spec(input_size, batch_size, torch.float32)
+    floating = (p.dtype for p in model.parameters() if p.is_floating_point())
+    make = inputs.spec(input_size, batch_size, next(floating, torch.float32))  # the weights'
     rehearsed = _rehearse(model, make, train, max_memory)
     guard = Guard(max_memory, WORK)
     with seeded_rng(seed):
