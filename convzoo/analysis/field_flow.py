@@ -117,6 +117,8 @@ class FieldFlow:
                 self.map[first] = field
             return True
         if facts.moves_axes and len(traced) == 1 and first is out and field.known:
+            if field.channels is not None:  # the channels move too: the rule follows them
+                return False
             return self._moved(func, traced[0], args, out)
         return False
 

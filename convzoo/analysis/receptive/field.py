@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+import numpy as np
+
+from convzoo.analysis.receptive import channels as ch
 from convzoo.analysis.receptive.intervals import union_spans
 from convzoo.analysis.receptive.span import Span, empty_units, summary
 from convzoo.errors import ConvZooError
@@ -71,11 +74,11 @@ class FieldSummary(dict[str, Any]):
 
     field: Field | None = None
 
-    def unit(self, *index: int) -> list[tuple[int, int] | None]:
+    def unit(self, *index: int, channel: int | None = None) -> list[tuple[int, int] | None]:
         """See :meth:`Field.unit`."""
         if self.field is None:
             raise ConvZooError("this receptive field carries no per-unit data (a copy)")
-        return self.field.unit(*index)
+        return self.field.unit(*index, channel=channel)
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,6 +90,11 @@ class Field:
     field could not be followed. ``bound``: a merge had a branch that sees only padding
     along one axis at some units but not along another; those units' fields are then an
     upper bound (the per-axis union of every branch), not exact.
+
+    ``channels``: None when every channel has this field (the common case); else which
+    spans each channel has (:class:`~.channels.Channels`), and ``axes`` is their union
+    over the channels (what the summary and :meth:`unit` describe; ``unit(..., channel=c)``
+    gives one channel's).
     """
 
     axes: tuple[Span | None, ...]
@@ -94,6 +102,7 @@ class Field:
     layout: Places | None = None
     reason: str = ""
     bound: bool = False
+    channels: ch.Channels | None = None
 
     @staticmethod
     def identity(sizes: Sequence[int]) -> Field:
@@ -118,10 +127,11 @@ class Field:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Field):
             return NotImplemented
-        return (self.is_global, self.layout, self.axes) == (
+        return (self.is_global, self.layout, self.axes, self.channels) == (
             other.is_global,
             other.layout,
             other.axes,
+            other.channels,
         )
 
     __hash__ = object.__hash__
@@ -134,12 +144,58 @@ class Field:
         """A copy with new ``axes`` and ``places``, normalised for a tensor of ``shape``."""
         kept = tuple(ABSENT if p.extent == 1 and p.inner != 0 else p for p in places)
         layout = None if kept == standard_places(shape, len(kept)) else kept
-        return Field(tuple(axes), self.is_global, layout, self.reason, self.bound)
+        return Field(tuple(axes), self.is_global, layout, self.reason, self.bound, self.channels)
 
-    def unit(self, *index: int) -> list[tuple[int, int] | None]:
+    def uniform(self) -> Field:
+        """This field for every channel: the union over channels (itself when uniform)."""
+        if self.channels is None:
+            return self
+        cached = self.__dict__.get("_uniform")
+        if cached is None:
+            cached = Field(self.axes, self.is_global, self.layout, self.reason, self.bound)
+            self.__dict__["_uniform"] = cached
+        return cached
+
+    def part(self, axes: ch.Part) -> Field | None:
+        """A uniform field with ``axes`` in this field's layout (None: sees nothing)."""
+        if axes is None:
+            return None
+        return Field(axes, False, self.layout, self.reason, self.bound)
+
+    def channel(self, c: int) -> Field | None:
+        """The field of channel ``c`` alone (flat index over the channel dims; any channel
+        of a field without channel segments); None when that channel sees no input."""
+        if self.channels is None:
+            return self
+        if not 0 <= c < len(self.channels.ids):
+            raise ConvZooError(f"channel {c} out of range ({len(self.channels.ids)} channels)")
+        return self.part(self.channels.part(c))
+
+    def segmented(
+        self, dims: Sequence[int], ids: Any, parts: Sequence[ch.Part], bound: bool | None = None
+    ) -> Field | None:
+        """A field in this one's layout whose channel ``c`` (over ``dims``) has the spans
+        ``parts[ids[c]]``; uniform when all channels have the same part, None when no
+        channel sees anything."""
+        keep = self.bound if bound is None else bound
+        channels = ch.normalise(dims, ids, parts)
+        axes = ch.single(ids, parts) if channels is None else ch.union_axes(channels.parts)
+        if axes is None:
+            return None
+        return Field(axes, False, self.layout, self.reason, keep, channels)
+
+    def unit(self, *index: int, channel: int | None = None) -> list[tuple[int, int] | None]:
         """The exact input pixels ``(first, last)`` per axis that unit ``index`` (one index
         per axis, e.g. ``(i, j)`` for an image) depends on; None on every axis when it sees
-        no input pixel (only padding along some axis). Raises for global and unknown fields."""
+        no input pixel (only padding along some axis). Raises for global and unknown fields.
+
+        ``channel``: that channel's field (:meth:`channel`); without it, the union over
+        the channels (the same for every channel unless :attr:`channels` is set)."""
+        if channel is not None and self.channels is not None:
+            one = self.channel(channel)
+            if one is None:
+                return [None] * len(self.axes)
+            return one.unit(*index)
         if self.is_global or not self.known:
             what = "global: every unit sees the whole input" if self.is_global else "unknown"
             raise ConvZooError(
@@ -245,7 +301,27 @@ def merge_fields(fields: list[Field]) -> tuple[Field, list[str]]:
             "fields there are an upper bound (the union over the branches), not exact"
         )
     first = distinct[0]
-    return Field(tuple(axes), first.is_global, first.layout, first.reason, bound), notes
+    merged = Field(tuple(axes), first.is_global, first.layout, first.reason, bound)
+    if any(f.channels is not None for f in distinct):
+        return merge_channels(distinct, merged, notes)
+    return merged, notes
+
+
+def merge_channels(fields: list[Field], merged: Field, notes: list[str]) -> tuple[Field, list[str]]:
+    """:func:`merge_fields` of branches some of which have channel segments: channel by
+    channel the union (the segmented branches must hold their channels in the same dims)."""
+    segs = [f.channels for f in fields if f.channels is not None]
+    if len({(c.dims, len(c.ids)) for c in segs}) > 1:
+        note = "merged tensors hold their channel segments differently: union over channels"
+        return replace(merged, bound=True), [*notes, f"{note}, an upper bound"]
+    combos, inverse = np.unique(np.stack([c.ids for c in segs]), axis=1, return_inverse=True)
+    plain = [f.axes for f in fields if f.channels is None]
+    parts = [
+        ch.union_axes([*(c.parts[i] for c, i in zip(segs, column, strict=True)), *plain])
+        for column in combos.T.tolist()
+    ]
+    out = merged.segmented(segs[0].dims, inverse.reshape(-1), parts)
+    return (merged if out is None else out), notes
 
 
 def partly_empty(fields: list[Field]) -> bool:
