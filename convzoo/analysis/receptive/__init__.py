@@ -23,6 +23,7 @@ from convzoo.analysis.receptive.field import Field, FieldSummary, Place, merge_f
 from convzoo.analysis.receptive.modules import MODULE_RULES, module_field
 from convzoo.analysis.receptive.span import Span, Summary, summary
 from convzoo.analysis.receptive.spatial import DEFORMABLE_NOTE
+from convzoo.analysis.receptive.writes import into_view
 
 __all__ = [
     "DEFORMABLE_NOTE",
@@ -32,6 +33,7 @@ __all__ = [
     "Place",
     "Span",
     "Summary",
+    "into_view",
     "keeps_global_field",
     "merge_fields",
     "moves_axes",
