@@ -181,7 +181,8 @@ def contraction(call: Call) -> Result:
             last = Place(-1, 1, call.out.shape[-1]) if call.out.dim() else Place(None)
             f, places, notes = mixed_axes(call, f, places, hit, partial(at, last))
         new = tuple(
-            p if p.dim is None else Place(dims.get(p.dim, p.dim), p.inner, p.extent) for p in places
+            p if p.dim is None or k in hit else Place(dims.get(p.dim, p.dim), p.inner, p.extent)
+            for k, p in enumerate(places)
         )
         pairs.append((f, new))
     if len({places for _, places in pairs if places}) > 1:

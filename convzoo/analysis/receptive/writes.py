@@ -13,7 +13,7 @@ held and what was written, flagged as an upper bound.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -107,6 +107,9 @@ def write(
     for f in (held, value):
         if f is not None and not f.known:
             return f, []
+    split = by_segment(shape, held, region, value)
+    if split is not None:
+        return split
     n = len((held or value).axes)  # type: ignore[union-attr]
     places = held.places(shape) if held is not None else standard_places(shape, n)
     dims = [None if p.dim is None else len(shape) + p.dim for p in places]
@@ -117,6 +120,8 @@ def write(
         return Field.unknown(note), [f"{note}, is not followed; field unknown"]
     new = tuple(scattered(shape, region, item, d) for item, d in zip(items, dims, strict=True))
     template = held or Field((None,) * n).with_axes((None,) * n, places, shape)
+    if value is not None and value.bound and not template.bound:
+        template = replace(template, bound=True)  # an upper bound written stays one
     partial = region.partial(shape)
     others = [d for d in partial if d not in dims]
     if (value is not None and value.channels is not None) or len(others) > 1:
@@ -135,8 +140,51 @@ def write(
         if value is None or all(ch.same_span(a, b) for m, (a, b) in pairs if m != k):
             axes = list(held.axes)
             axes[k] = overlaid(held.axes[k], new[k], region.spans[partial[0]])
-            return Field(tuple(axes), False, held.layout, held.reason, held.bound), []
+            return Field(tuple(axes), False, held.layout, held.reason, template.bound), []
     return union(held, new, template)
+
+
+def by_segment(
+    shape: tuple[int, ...], held: Field | None, region: Region, value: Field | None
+) -> Result | None:
+    """A write that fills every channel of segments both sides share (the border copies of
+    circular padding), or where one side has one field for all channels: :func:`write`
+    segment by segment. None when that does not apply."""
+    kept = held.channels if held is not None else None
+    given = value.channels if value is not None else None
+    if kept is None and given is None:
+        return None
+    dims = kept.dims if kept is not None else ()
+    if given is not None:
+        ours = [region.dims[len(region.shape) + d] for d in given.dims]
+        if None in ours:
+            return None
+        mapped = tuple(d - len(shape) for d in ours)  # type: ignore[operator]
+        if kept is not None and (mapped != dims or not np.array_equal(kept.ids, given.ids)):
+            return None
+        dims = mapped
+    if any(len(shape) + d in region.partial(shape) for d in dims):
+        return None
+    channels = kept or given
+    assert channels is not None
+    parts: list[ch.Part] = []
+    notes: list[str] = []
+    template: Field | None = None
+    for k in range(len(channels.parts)):
+        h = held.part(kept.parts[k]) if held is not None and kept is not None else held
+        v = value.part(given.parts[k]) if value is not None and given is not None else value
+        got, more = write(shape, h, region, v)
+        if got is not None and (got.is_global or not got.known):
+            return None
+        if got is not None and template is not None and got.layout != template.layout:
+            return None
+        template = template or got
+        parts.append(None if got is None else got.axes)
+        notes += [n for n in more if n not in notes]
+    if template is None:
+        return None, notes
+    bound = template.bound or bool(notes)
+    return template.segmented(dims, channels.ids, parts, bound), notes
 
 
 def valued(region: Region, value: Field | None, dims: list[int | None]) -> list[Item] | None:
