@@ -291,6 +291,13 @@ def linear_step(rng: random.Random, c: int, h: int, w: int):  # noqa: ANN201
     return nn.Linear(w, out), c, h, out
 
 
+def axis_step(rng: random.Random, c: int, h: int, w: int):  # noqa: ANN201
+    """A scan along one axis: unit ``u`` sees ``0..u``, flagged as a bound (the whole axis);
+    a softmax would be exact, but its gradient cancels (no support to compare with)."""
+    dim = rng.choice([-1, -2])
+    return Lambda(lambda m, x: x.cumsum(dim)), c, h, w
+
+
 def pool_step(rng: random.Random, c: int, h: int, w: int):  # noqa: ANN201
     if min(h, w) < 4:
         return None
@@ -304,6 +311,7 @@ STEPS: list[Step] = [
     shuffle_step,
     pad_step,
     linear_step,
+    axis_step,
     pool_step,
 ]
 

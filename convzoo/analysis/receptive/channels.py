@@ -8,14 +8,16 @@ shuffling and grouped convolutions then keep exactly the channels' own fields, a
 that mixes channels (a dense convolution, a matrix product over them) takes the union.
 
 The channel index runs row-major over ``dims``, one or more consecutive tensor dims (one
-for ``(N, C, H, W)``; two while a channel shuffle holds ``(N, g, C/g, H, W)``).
+for ``(N, C, H, W)``; two while a channel shuffle holds ``(N, g, C/g, H, W)``), or sits
+inside one dim merged with others, at place value ``inner`` (``(N·C·H, W)`` while a linear
+layer runs on the last dim of a feature map; views and matrix products follow it there).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -29,18 +31,20 @@ Part = Axes | None  # None: these channels see no input pixel
 @dataclass(frozen=True, eq=False)
 class Channels:
     """Channel ``c`` (flat, row-major over the negative, consecutive ``dims``) has the
-    spans ``parts[ids[c]]``; a part None sees no input pixel. Made by :func:`segmented`,
-    which keeps at least two distinct parts."""
+    spans ``parts[ids[c]]``; a part None sees no input pixel. ``inner``: the place value of
+    the channel index inside ``dims[0]`` when that one dim also holds others (1: alone).
+    Made by :func:`normalise`, which keeps at least two distinct parts."""
 
     dims: tuple[int, ...]
     ids: np.ndarray  # int64[C]
     parts: tuple[Part, ...]
+    inner: int = 1
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Channels):
             return NotImplemented
         return (
-            self.dims == other.dims
+            (self.dims, self.inner) == (other.dims, other.inner)
             and np.array_equal(self.ids, other.ids)
             and len(self.parts) == len(other.parts)
             and all(same_part(a, b) for a, b in zip(self.parts, other.parts, strict=True))
@@ -56,7 +60,14 @@ class Channels:
         """Whether a tensor of ``shape`` has these channel dims, of the right sizes."""
         if not self.dims or -self.dims[0] > len(shape):
             return False
+        if self.inner != 1:
+            return len(self.dims) == 1 and shape[self.dims[0]] % (self.inner * len(self.ids)) == 0
         return math.prod(shape[d] for d in self.dims) == len(self.ids)
+
+    @property
+    def alone(self) -> bool:
+        """Whether the channel dims hold the channels only (not merged with other dims)."""
+        return self.inner == 1
 
     def grid(self, shape: Sequence[int]) -> np.ndarray:
         """``ids`` shaped as the channel dims of a tensor of ``shape``."""
@@ -86,7 +97,9 @@ def union_axes(parts: Sequence[Part]) -> Axes | None:
     return tuple(axes)
 
 
-def normalise(dims: Sequence[int], ids: np.ndarray, parts: Sequence[Part]) -> Channels | None:
+def normalise(
+    dims: Sequence[int], ids: np.ndarray, parts: Sequence[Part], inner: int = 1
+) -> Channels | None:
     """A :class:`Channels` with only the parts ``ids`` uses, identical parts shared; None
     when every channel has the same part (see :func:`single`)."""
     keys: dict[tuple[int, ...] | None, int] = {}
@@ -102,7 +115,7 @@ def normalise(dims: Sequence[int], ids: np.ndarray, parts: Sequence[Part]) -> Ch
         remap[int(i)] = keys[key]
     if len(kept) == 1:
         return None
-    return Channels(tuple(dims), remap[ids], tuple(kept))
+    return Channels(tuple(dims), remap[ids], tuple(kept), inner)
 
 
 def single(ids: np.ndarray, parts: Sequence[Part]) -> Part:
@@ -116,12 +129,15 @@ def move(
     """The channel dims renumbered by ``mapping`` (positive in -> positive out), reordering
     the channels when a permute changes their order; None when they do not stay together."""
     n_in = len(shape_in)
+    if not channels.alone:
+        new = mapping(n_in + channels.dims[0])
+        return None if new is None else replace(channels, dims=(new - n_out,))
     mapped = [mapping(n_in + d) for d in channels.dims]
-    new = [d for d in mapped if d is not None]
-    if len(new) < len(mapped):
+    found = [d for d in mapped if d is not None]
+    if len(found) < len(mapped):
         return None
-    order = np.argsort(new)
-    ranked = sorted(new)
+    order = np.argsort(found)
+    ranked = sorted(found)
     if ranked != list(range(ranked[0], ranked[0] + len(ranked))):
         return None
     ids = channels.grid(shape_in).transpose(order).reshape(-1)
@@ -134,6 +150,8 @@ def regroup(
     """The channel dims through a view whose groups of dims (positive, from
     :func:`~.field.view_groups`) merge or split them: kept when they are exactly whole
     groups (the flat channel order is the same), else None."""
+    if not channels.alone:
+        return None
     mine = {n_in + d for d in channels.dims}
     out: list[int] = []
     for gi, gj in groups:

@@ -184,7 +184,7 @@ def per_segment(found: FieldRule, call: Call) -> Result | None:
         if got is None or got.is_global or got.layout != top.layout:
             return None
         parts.append(got.axes)
-    out = top.segmented(channels.dims, channels.ids, parts)
+    out = top.segmented(channels.dims, channels.ids, parts, None, channels.inner)
     return out, notes
 
 

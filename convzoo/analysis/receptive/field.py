@@ -172,13 +172,18 @@ class Field:
         return self.part(self.channels.part(c))
 
     def segmented(
-        self, dims: Sequence[int], ids: Any, parts: Sequence[ch.Part], bound: bool | None = None
+        self,
+        dims: Sequence[int],
+        ids: Any,
+        parts: Sequence[ch.Part],
+        bound: bool | None = None,
+        inner: int = 1,
     ) -> Field | None:
         """A field in this one's layout whose channel ``c`` (over ``dims``) has the spans
         ``parts[ids[c]]``; uniform when all channels have the same part, None when no
         channel sees anything."""
         keep = self.bound if bound is None else bound
-        channels = ch.normalise(dims, ids, parts)
+        channels = ch.normalise(dims, ids, parts, inner)
         axes = ch.single(ids, parts) if channels is None else ch.union_axes(channels.parts)
         if axes is None:
             return None
@@ -311,7 +316,7 @@ def merge_channels(fields: list[Field], merged: Field, notes: list[str]) -> tupl
     """:func:`merge_fields` of branches some of which have channel segments: channel by
     channel the union (the segmented branches must hold their channels in the same dims)."""
     segs = [f.channels for f in fields if f.channels is not None]
-    if len({(c.dims, len(c.ids)) for c in segs}) > 1:
+    if len({(c.dims, c.inner, len(c.ids)) for c in segs}) > 1:
         note = "merged tensors hold their channel segments differently: union over channels"
         return replace(merged, bound=True), [*notes, f"{note}, an upper bound"]
     combos, inverse = np.unique(np.stack([c.ids for c in segs]), axis=1, return_inverse=True)
@@ -320,7 +325,7 @@ def merge_channels(fields: list[Field], merged: Field, notes: list[str]) -> tupl
         ch.union_axes([*(c.parts[i] for c, i in zip(segs, column, strict=True)), *plain])
         for column in combos.T.tolist()
     ]
-    out = merged.segmented(segs[0].dims, inverse.reshape(-1), parts)
+    out = merged.segmented(segs[0].dims, inverse.reshape(-1), parts, None, segs[0].inner)
     return (merged if out is None else out), notes
 
 

@@ -83,7 +83,7 @@ def channel_cat(call: Call, d: int, pairs: list[tuple[Field, Places | None]]) ->
     for t in call.args["tensors"]:
         f, count = call.field_of(t), t.shape[d]
         if f is not None and f.channels is not None:
-            if f.channels.dims != (dim,):
+            if f.channels.dims != (dim,) or not f.channels.alone:
                 return merge([(g.uniform(), p) for g, p in pairs], call.out.shape, call.name)
             ids.append(f.channels.ids + len(parts))
             parts.extend(f.channels.parts)
@@ -127,7 +127,7 @@ def channel_shuffle(call: Call) -> Result:
     if f is None or f.is_global or f.channels is None:
         return f, []
     g = int(call.args["groups"])
-    if f.channels.dims != (1 - x.dim(),):
+    if f.channels.dims != (1 - x.dim(),) or not f.channels.alone:
         return replace(f.uniform(), bound=True), [f"{call.name}: {LOST}"]
     ids = f.channels.ids.reshape(g, -1).T.reshape(-1)
     return replace(f, channels=ch.Channels(f.channels.dims, ids, f.channels.parts)), []

@@ -149,7 +149,21 @@ def view(call: Call) -> Result:
     field = f.with_axes(f.axes, places, call.out.shape)
     if f.channels is None:
         return field, []
-    return with_channels(call, field, ch.regroup(f.channels, view_groups(a, b), len(a), len(b)))
+    return with_channels(call, field, view_channels(f.channels, a, b))
+
+
+def view_channels(
+    channels: ch.Channels, a: tuple[int, ...], b: tuple[int, ...]
+) -> ch.Channels | None:
+    """The channel dims through a view from shape ``a`` to ``b``: one dim of channels moves
+    like a spatial axis (:func:`~.field.view_places`: alone again, or merged with other
+    dims at a place value); several (a channel shuffle) follow :func:`~.channels.regroup`."""
+    if len(channels.dims) == 1:
+        place = Place(channels.dims[0], channels.inner, len(channels.ids))
+        moved = view_places((place,), a, b)
+        if moved is not None and moved[0].dim is not None and moved[0].inner > 0:
+            return replace(channels, dims=(moved[0].dim,), inner=moved[0].inner)
+    return ch.regroup(channels, view_groups(a, b), len(a), len(b))
 
 
 @rule(aten.permute)
@@ -240,7 +254,7 @@ def along(call: Call, d: int, exact: Exact, channel_op: ChannelOp | None = None)
         return field, []
     channels = f.channels
     if d - x.dim() in channels.dims:
-        picked = channel_op(channels, shape) if channel_op else None
+        picked = channel_op(channels, shape) if channel_op and channels.alone else None
         if picked is None:
             return replace(field.uniform(), bound=True), [f"{call.name}: {UNPICKED}"]
         ids, dims = picked
@@ -251,7 +265,7 @@ def along(call: Call, d: int, exact: Exact, channel_op: ChannelOp | None = None)
         part = channels.parts[int(ids[0])]
         return (None if part is None else replace(field.uniform(), axes=new_axes(part))), []
     parts = [None if p is None else new_axes(p) for p in channels.parts]
-    return field.segmented(dims, ids, parts), []
+    return field.segmented(dims, ids, parts, None, channels.inner), []
 
 
 def first_of_exact(exact: Exact, p: Place, a: Span) -> Span:

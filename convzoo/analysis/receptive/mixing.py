@@ -46,18 +46,27 @@ def mixed_axes(
     call: Call, f: Field, places: Places, hit: list[int], spot: Callable[[Place], Place]
 ) -> tuple[Field, Places, list[str]]:
     """``f`` with the axes ``hit`` mixed entirely (:func:`whole`), each now at
-    ``spot(its place)``."""
-    axes = list(f.axes)
+    ``spot(its place)``; every channel segment alike."""
     new = list(places)
     for k in hit:
-        a, new[k] = axes[k], spot(places[k])
-        axes[k] = None if a is None else whole(a, new[k].extent)
+        new[k] = spot(places[k])
+
+    def mixed(axes: ch.Axes) -> ch.Axes:
+        return tuple(
+            whole(a, new[k].extent) if k in hit and a is not None else a for k, a in enumerate(axes)
+        )
+
+    channels = f.channels
+    if channels is not None:
+        parts = tuple(None if p is None else mixed(p) for p in channels.parts)
+        channels = replace(channels, parts=parts)
     names = ", ".join(str(k) for k in hit)
     note = (
         f"{call.name} mixes all of spatial axis {names} (e.g. a linear layer on the last dim "
         "of a feature map): every unit sees the whole of that axis; the others stay exact"
     )
-    return Field(tuple(axes), False, f.layout, f.reason, f.bound), tuple(new), [note]
+    field = Field(mixed(f.axes), False, f.layout, f.reason, f.bound, channels)
+    return field, tuple(new), [note]
 
 
 def mixing(call: Call, x: torch.Tensor, dims: set[int], keep: bool, cumulative: bool) -> Result:
@@ -162,15 +171,13 @@ def contraction(call: Call) -> Result:
     pairs: list[tuple[Field, Places | None]] = []
     notes: list[str] = []
     bound = False
+    kept: list[ch.Channels] = []
     for name, dims in CONTRACTIONS[call.func.overloadpacket]:
         t = call.args[name]
         f = call.field_of(t)
         if f is None or f.is_global:
             pairs += [(f, None)] if f else []
             continue
-        if f.channels is not None:
-            bound = bound or any(dims.get(c, 0) is not MIX for c in f.channels.dims)
-            f = f.uniform()
         places = f.places(tuple(t.shape))
         hit = [k for k, p in enumerate(places) if p.dim is not None and dims.get(p.dim, 0) is MIX]
         if hit:
@@ -180,6 +187,14 @@ def contraction(call: Call) -> Result:
                 return Field.global_field(), []
             last = Place(-1, 1, call.out.shape[-1]) if call.out.dim() else Place(None)
             f, places, notes = mixed_axes(call, f, places, hit, partial(at, last))
+        if f.channels is not None:
+            mixed = [dims.get(c, 0) is MIX for c in f.channels.dims]
+            if not any(mixed) and len(f.channels.dims) == 1:
+                moved = dims.get(f.channels.dims[0], f.channels.dims[0])
+                kept.append(replace(f.channels, dims=(moved,)))  # type: ignore[arg-type]
+            else:
+                bound = bound or not all(mixed)
+            f = f.uniform()
         new = tuple(
             p if p.dim is None or k in hit else Place(dims.get(p.dim, p.dim), p.inner, p.extent)
             for k, p in enumerate(places)
@@ -190,6 +205,11 @@ def contraction(call: Call) -> Result:
             f"{call.name} of two spatial operands (attention-like): global"
         ]
     field, more = merge(pairs, call.out.shape, call.name)
+    local = field is not None and field.known and not field.is_global
+    if field is not None and local and len(kept) == 1 and kept[0].fits(call.out.shape):
+        field = replace(field, channels=kept[0])
+    elif kept:
+        bound = True
     if bound and field is not None and field.known and not field.is_global:
         return replace(field, bound=True), [*notes, *more, f"{call.name}: {LOST}"]
     return field, [*notes, *more]

@@ -116,10 +116,19 @@ def pixel_shuffle(call: Call, shuffle: bool) -> Result:
     if shuffle and f.channels is None:
         return top, notes  # every channel alike: each unit reads one input unit (exact)
     standard = f.layout is None and top.layout is None and len(f.axes) == 2 and None not in f.axes
-    dims_ok = f.channels is None or f.channels.dims == (-3,)
+    dims_ok = f.channels is None or (f.channels.dims == (-3,) and f.channels.alone)
     if not (standard and dims_ok and call.x().dim() == 4):
         return replace(top, bound=True), [*notes, f"{call.name}: {SCATTERED}"]
-    return (shuffled if shuffle else unshuffled)(f, top, r, call.out.shape[1]), notes
+    field = (shuffled if shuffle else unshuffled)(f, top, r, call.out.shape[1])
+    if field.bound and not top.bound:
+        notes = [*notes, f"{call.name}: {INTERLEAVED}"]
+    return field, notes
+
+
+INTERLEAVED = (
+    "the channels it interleaves into one have fields that differ along both axes: each "
+    "unit's field is the union per axis over them, an upper bound"
+)
 
 
 SCATTERED = (

@@ -176,7 +176,7 @@ def grouped(call: Call, f: Field, n: int, run: Callable[[Field | None], Result])
     channels, groups = f.channels, int(call.args.get("groups") or 1)
     if top is None or top.is_global or not top.known or channels is None:
         return top, notes
-    if channels.dims != (-n - 1,) or call.out.dim() != n + 2:
+    if channels.dims != (-n - 1,) or not channels.alone or call.out.dim() != n + 2:
         return replace(top, bound=True), [*notes, f"{call.name}: {LOST}"]
     c_out = call.out.shape[1]
     per_group: dict[tuple[int, ...], int] = {}

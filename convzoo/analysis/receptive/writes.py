@@ -154,6 +154,8 @@ def by_segment(
     given = value.channels if value is not None else None
     if kept is None and given is None:
         return None
+    if any(c is not None and not c.alone for c in (kept, given)):
+        return None
     dims = kept.dims if kept is not None else ()
     if given is not None:
         ours = [region.dims[len(region.shape) + d] for d in given.dims]
@@ -245,7 +247,7 @@ def by_channel(
     dim = d - len(shape)
     start, step, count = region.spans[d]
     if held is not None and held.channels is not None:
-        if held.channels.dims != (dim,):
+        if held.channels.dims != (dim,) or not held.channels.alone:
             return union(held, new, template)
         ids, parts = held.channels.ids.copy(), list(held.channels.parts)
     else:
