@@ -15,13 +15,13 @@ from convzoo.analysis.receptive import channels as ch
 from convzoo.analysis.receptive.field import (
     Field,
     Place,
-    merge_fields,
     remap,
     standard_places,
     view_groups,
     view_places,
 )
 from convzoo.analysis.receptive.intervals import affine, collapse, window
+from convzoo.analysis.receptive.merging import merge_fields
 from convzoo.analysis.receptive.span import Span
 from convzoo.analysis.receptive.table import (
     Call,
