@@ -69,7 +69,9 @@ def mixed_axes(
     return field, tuple(new), [note]
 
 
-def mixing(call: Call, x: torch.Tensor, dims: set[int], keep: bool, cumulative: bool) -> Result:
+def mixing(
+    call: Call, x: torch.Tensor, dims: set[int], keep: bool, cumulative: bool = False
+) -> Result:
     """An op mixing every position along ``dims`` (positive) of ``x``: global if that
     includes every spatial axis; a spatial axis alone in a mixed dim sees the whole axis
     (:func:`whole`; an upper bound for cumulative scans); other dims are removed unless
