@@ -174,8 +174,8 @@ def grouped(call: Call, f: Field, n: int, run: Callable[[Field | None], Result])
     sees the union over its input group's channels (exact; one group: the union of all)."""
     top, notes = run(f.uniform())
     channels, groups = f.channels, int(call.args.get("groups") or 1)
-    if top is None or top.is_global or not top.known or channels is None:
-        return top, notes
+    if top is None or top.is_global or not top.known or channels is None or groups == 1:
+        return top, notes  # one group: every output channel sees the union (exact)
     if channels.dims != (-n - 1,) or not channels.alone or call.out.dim() != n + 2:
         return replace(top, bound=True), [*notes, f"{call.name}: {LOST}"]
     c_out = call.out.shape[1]
