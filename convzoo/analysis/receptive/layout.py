@@ -123,9 +123,9 @@ def with_channels(call: Call, field: Field, channels: ch.Channels | None) -> Res
 
 
 UNPICKED = (
-    "its channels have different fields and which channels it keeps is not known here (an "
-    "index tensor on the meta device): each unit's field is the union over the channels, an "
-    "upper bound"
+    "its channels have different fields and which channels it keeps is not followed (an "
+    "index tensor on the meta device, or channels merged with another dim): each unit's "
+    "field is the union over the channels, an upper bound"
 )
 LOST_MOVE = (
     "its channels have different fields and this op scatters them over other dims: each "
