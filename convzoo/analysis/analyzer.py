@@ -347,17 +347,19 @@ def _rows(model: nn.Module, named: Named, tracer: Tracer, input_hw: Any) -> list
                 receptive_field=None if stats.rf is None else summary(stats.rf),
                 activation_bytes=stats.activation_bytes,
                 calls=stats.calls,
+                bytes_moved=stats.bytes_moved,
             )
         )
     return rows
 
 
 def _operators(tracer: Tracer, order: list[str]) -> list[OperatorStats]:
-    """``tracer.per_op`` as rows, in module order (``named_modules``), then by op name."""
+    """``tracer.per_op`` as rows, in module order (``named_modules``), then by op name and
+    class."""
     rank = {name: i for i, name in reversed(list(enumerate(order)))}
     return [
-        OperatorStats(module, op, t.kind, t.calls, t.macs, t.elementwise)
-        for (module, op), t in sorted(
+        OperatorStats(module, op, t.kind, t.calls, t.macs, t.elementwise, op_class, t.bytes)
+        for (module, op, op_class), t in sorted(
             tracer.per_op.items(), key=lambda item: (rank.get(item[0][0], len(rank)), item[0])
         )
     ]
@@ -386,6 +388,7 @@ def _report(run: Traced, target: str) -> Report:
         activation_bytes=sum(tracer.stats[n].activation_bytes for n in leaves.values()),
         param_bytes=sum(p.numel() * p.element_size() for p in params),
         peak_activation_bytes=tracer.memory.peak,
+        bytes_moved=root.bytes_moved,
     )
     uncounted = [
         UncountedOp(op, module or "(model)", calls)

@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from convzoo.analysis import meta_kernels, ops
+from convzoo.analysis import meta_kernels, ops, traffic
 from convzoo.analysis.field_flow import FieldFacts, FieldFlow
 from convzoo.analysis.guard import Guard
 from convzoo.analysis.memory import LiveBytes
@@ -34,7 +34,8 @@ aten = torch.ops.aten
 class OpFacts:
     """What the tracer needs to know of one op overload, looked up once per analysis:
     its class (:func:`ops.classify`), packet name, fast shape rule, cost rule, fused rule,
-    and what :mod:`convzoo.analysis.field_flow` needs of its field rule."""
+    what :mod:`convzoo.analysis.field_flow` needs of its field rule, and its op class for
+    the latency model (:mod:`convzoo.analysis.traffic`; ``refine`` decides it per call)."""
 
     kind: str
     name: str
@@ -42,10 +43,13 @@ class OpFacts:
     cost: Any
     fused: Any
     field: FieldFacts
+    op_class: str
+    refine: traffic.ClassRule | None
 
     @classmethod
     def of(cls, func: Any) -> OpFacts:
         entry = ops.TABLE.resolve(func)
+        op_class = traffic.static_class(func, entry.kind)
         return cls(
             entry.kind,
             str(func.overloadpacket.__name__),
@@ -53,6 +57,8 @@ class OpFacts:
             entry.cost,
             ops.fused(func),
             FieldFacts.of(func),
+            op_class,
+            traffic.refine(func, entry.kind),
         )
 
 
@@ -108,6 +114,7 @@ class ModuleStats:
     ``macs``/``elementwise`` count every op run while the module is on the call stack;
     ``self_macs``/``self_elementwise`` only those run while it is the innermost module (its
     own forward, outside its children), so the self counts of all rows add up to the total.
+    ``bytes_moved``: the bytes its ops read and write (:mod:`convzoo.analysis.traffic`).
     """
 
     macs: int = 0
@@ -118,18 +125,20 @@ class ModuleStats:
     output_shape: list[int] | None = None
     activation_bytes: int = 0
     rf: Any = None
+    bytes_moved: int = 0
 
 
 @dataclass
 class OpTally:
-    """One operator inside one module (the innermost on the call stack when it ran):
-    ``kind`` is "macs", "elementwise", "free" or "uncounted"; ``macs``/``elementwise``
-    its cost over all ``calls`` (a fused kernel has both)."""
+    """One operator of one op class inside one module (the innermost on the call stack when
+    it ran): ``kind`` is "macs", "elementwise", "free" or "uncounted"; ``macs``/``elementwise``
+    its cost over all ``calls`` (a fused kernel has both), ``bytes`` what they move."""
 
     kind: str
     calls: int = 0
     macs: int = 0
     elementwise: int = 0
+    bytes: int = 0
 
 
 class Tracer(TorchDispatchMode):
@@ -152,7 +161,7 @@ class Tracer(TorchDispatchMode):
         self.stack: list[str] = []
         self.stats: dict[str, ModuleStats] = {}
         self.uncounted: Counter[tuple[str, str]] = Counter()  # (op, module) -> calls
-        self.per_op: dict[tuple[str, str], OpTally] = {}  # (innermost module, op) -> tally
+        self.per_op: dict[tuple[str, str, str], OpTally] = {}  # (module, op, op class)
         self.notes: list[str] = []
         self.fields = FieldFlow(self.notes, lambda: self.stack[-1] if self.stack else "")
         self.failed_in = ""  # innermost module an exception passed through
@@ -180,14 +189,22 @@ class Tracer(TorchDispatchMode):
             guard = self.guard
             out = func(*args, **kwargs) if guard is None else guard.run(func, args, kwargs)
         self.memory.op(func, out)
-        kind, name = facts.kind, facts.name
-        key = (self.stack[-1] if self.stack else "", name)
+        kind, name, op_class = facts.kind, facts.name, facts.op_class
+        if facts.refine is not None:
+            op_class = facts.refine(args, kwargs)
+        module = self.stack[-1] if self.stack else ""
+        key = (module, name, op_class)
         tally = self.per_op.get(key)
         if tally is None:
             tally = self.per_op[key] = OpTally(kind)
         tally.calls += 1
+        if op_class != "free":
+            moved = traffic.moved(args, kwargs, out)
+            tally.bytes += moved
+            for frame in self.stack:
+                self.stats[frame].bytes_moved += moved
         if kind == "uncounted":
-            self.uncounted[key[::-1]] += 1
+            self.uncounted[(name, module)] += 1
         elif kind != "free":
             amount = ops.charge(facts.cost, func, args, kwargs, out)
             self._add(amount, kind == "macs")

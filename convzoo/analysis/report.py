@@ -67,7 +67,9 @@ class LayerStats:
     ``receptive_field`` is that of the module's (last) output, per axis, or None where
     the output has no spatial axes it could be traced to; ``activation_bytes`` is the size
     of the module's output(s) summed over its calls; ``saved_bytes`` the tensors autograd
-    saves for backward in its own ops (training-step analysis only, else None).
+    saves for backward in its own ops (training-step analysis only, else None);
+    ``bytes_moved`` the bytes its ops read and write (a lower bound, see
+    :mod:`convzoo.analysis.traffic`) and :attr:`intensity` its MACs per byte.
     """
 
     name: str
@@ -82,6 +84,12 @@ class LayerStats:
     calls: int = 1
     self_macs: int = 0
     saved_bytes: int | None = None
+    bytes_moved: int = 0
+
+    @property
+    def intensity(self) -> float | None:
+        """Arithmetic intensity: MACs per byte moved (None when nothing is moved)."""
+        return self.macs / self.bytes_moved if self.bytes_moved else None
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -101,7 +109,10 @@ class OperatorStats:
     module: the innermost module on the call stack when it ran, by its first qualified name
     ('' for the model's own forward). ``kind`` is "macs", "elementwise", "free" (no
     arithmetic: views, copies) or "uncounted" (arithmetic without a formula); ``macs`` and
-    ``elementwise_ops`` are its cost over all ``calls`` (a fused kernel has both)."""
+    ``elementwise_ops`` are its cost over all ``calls`` (a fused kernel has both);
+    ``op_class`` its class for the latency model and ``bytes_moved`` the bytes its calls
+    read and write (:mod:`convzoo.analysis.traffic`; an op of two classes in one module, a
+    dense and a grouped convolution, has a row per class)."""
 
     module: str
     op: str
@@ -109,6 +120,8 @@ class OperatorStats:
     calls: int
     macs: int = 0
     elementwise_ops: int = 0
+    op_class: str = ""
+    bytes_moved: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -222,10 +235,13 @@ class Report:
         for o in self.operators:
             if not in_subtree(o.module, module or ""):
                 continue
-            got = merged.setdefault(o.op, OperatorStats(module or "", o.op, o.kind, 0))
+            got = merged.setdefault(
+                o.op, OperatorStats(module or "", o.op, o.kind, 0, op_class=o.op_class)
+            )
             got.calls += o.calls
             got.macs += o.macs
             got.elementwise_ops += o.elementwise_ops
+            got.bytes_moved += o.bytes_moved
         return sorted(merged.values(), key=lambda o: (-o.macs, -o.elementwise_ops, -o.calls, o.op))
 
     # -- plain data ------------------------------------------------------------------------

@@ -1,0 +1,137 @@
+"""Bytes moved by one op, and the class of op it is (for the latency model).
+
+**Bytes moved** (a lower bound, the traffic of an ideal cache): an op reads each distinct
+tensor among its arguments once (weights and biases included: they are arguments of the op)
+and writes each of its outputs once, in the dtype used; ``x * x`` reads ``x`` once. A tensor
+counts its distinct elements: a broadcast view (a stride of 0, ``expand``) counts the values
+behind it, not its logical size. Conventions:
+
+- views (outputs that alias an input: ``view``, ``transpose``, ``select``, ...) and
+  uninitialised allocations (``empty``) move nothing: class ``"free"``;
+- an in-place op (``relu_``, ``add_``) reads its argument and writes it back: counted twice,
+  as a read and a write, like the same op out of place;
+- copies, concatenation, padding and indexing (free of arithmetic) still move their bytes:
+  class ``"data"``; so do ops without a cost rule (uncounted).
+
+**Op classes** (:data:`OP_CLASSES`), what a machine profile gives a throughput for:
+``conv`` (dense convolution), ``grouped_conv`` (depthwise or grouped: ``groups > 1``),
+``matmul`` (every other MAC op: linear layers, matrix products, attention), ``elementwise``,
+``reduction`` (pooling, reductions, softmax and normalisations that reduce), ``data`` and
+``free``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+import torch
+
+from convzoo.analysis.memory import strided_tensors
+from convzoo.analysis.ops.table import is_view
+
+aten = torch.ops.aten
+
+OP_CLASSES: Final = (
+    "conv",
+    "grouped_conv",
+    "matmul",
+    "elementwise",
+    "reduction",
+    "data",
+    "free",
+)
+"""Every op class, in the order tables list them."""
+COMPUTE_CLASSES: Final = ("conv", "grouped_conv", "matmul", "elementwise", "reduction")
+"""The classes a machine profile measures a throughput for (the others only move bytes)."""
+
+CONVOLUTIONS: Final = frozenset({aten.convolution, aten._convolution})
+REDUCTIONS: Final = frozenset(
+    {
+        aten._adaptive_avg_pool2d, aten._adaptive_avg_pool3d, aten.adaptive_max_pool1d,
+        aten.adaptive_max_pool2d, aten.adaptive_max_pool3d, aten.max_pool1d_with_indices,
+        aten.max_pool1d, aten.avg_pool1d, aten.max_pool2d_with_indices, aten.avg_pool2d,
+        aten.max_pool3d_with_indices, aten.avg_pool3d, aten.mean, aten.sum, aten.amax,
+        aten.amin, aten.var, aten.std, aten.linalg_vector_norm, aten.norm, aten.max,
+        aten.min, aten.var_mean, aten.prod, aten.cumsum, aten.logsumexp, aten.argmax,
+        aten.argmin, aten.any, aten.all, aten._softmax, aten._log_softmax, aten._safe_softmax,
+        aten.native_layer_norm, aten.native_group_norm, aten.native_batch_norm,
+        aten._native_batch_norm_legit,
+    }
+)  # fmt: skip
+"""Element-wise ops (by packet) that reduce over an axis: a class of their own."""
+UNINITIALISED: Final = frozenset(
+    {aten.empty, aten.empty_like, aten.empty_strided, aten.new_empty, aten.new_empty_strided}
+)
+"""Allocations that write nothing: class ``"free"``, no bytes."""
+
+ClassRule = Callable[[tuple, dict], str]
+"""Decides an op's class per call from its arguments (a convolution's ``groups``)."""
+
+
+def static_class(func: Any, kind: str) -> str:
+    """The class of op overload ``func`` of ``kind`` ("macs", "elementwise", "free",
+    "uncounted"), where no :func:`refine` rule decides it per call."""
+    packet = func.overloadpacket
+    if kind == "macs":
+        return "conv" if packet in CONVOLUTIONS else "matmul"
+    if kind == "elementwise":
+        return "reduction" if packet in REDUCTIONS else "elementwise"
+    if kind == "free" and (packet in UNINITIALISED or is_view(func)):
+        return "free"
+    return "data"
+
+
+def conv_class(args: tuple, kwargs: dict) -> str:
+    """``convolution(input, weight, bias, stride, padding, dilation, transposed,
+    output_padding, groups)``: ``grouped_conv`` when ``groups > 1``."""
+    groups = args[8] if len(args) > 8 else kwargs.get("groups", 1)
+    return "grouped_conv" if groups != 1 else "conv"
+
+
+def batch_norm_class(args: tuple, kwargs: dict) -> str:
+    """``native_batch_norm(input, weight, bias, [running_mean, running_var,] training, ...)``:
+    a reduction in training (batch statistics), element-wise in eval (running ones)."""
+    training = next((a for a in args[3:] if isinstance(a, bool)), kwargs.get("training", True))
+    return "reduction" if training else "elementwise"
+
+
+REFINE: Final[dict[Any, ClassRule]] = {
+    aten.convolution: conv_class,
+    aten._convolution: conv_class,
+    aten.native_batch_norm: batch_norm_class,
+    aten._native_batch_norm_legit: batch_norm_class,
+}
+"""Ops (by packet) whose class depends on the call's arguments."""
+
+
+def refine(func: Any, kind: str) -> ClassRule | None:
+    """The rule that decides ``func``'s class per call, or None when
+    :func:`static_class` is final (an op with a user's MAC rule keeps its own class)."""
+    return REFINE.get(func.overloadpacket) if kind in ("macs", "elementwise") else None
+
+
+def tensor_bytes(t: torch.Tensor) -> int:
+    """Bytes of the distinct values ``t`` shows (``Tensor[C, 1, 1].expand(C, H, W)``: C
+    values); its storage may hold more (a slice), never fewer."""
+    if t.is_contiguous():
+        return t.numel() * t.element_size()
+    distinct = 1
+    for size, stride in zip(t.shape, t.stride(), strict=True):
+        if stride:
+            distinct *= size
+    return distinct * t.element_size() if t.numel() else 0
+
+
+def moved(args: tuple, kwargs: dict, out: Any) -> int:
+    """Bytes one call reads and writes: each distinct argument tensor once, each output
+    once (the module docstring has the conventions; the caller skips ``"free"`` ops)."""
+    total = 0
+    seen: set[int] = set()
+    for t in strided_tensors((args, kwargs)):
+        if id(t) not in seen:
+            seen.add(id(t))
+            total += tensor_bytes(t)
+    if isinstance(out, torch.Tensor):
+        return total + tensor_bytes(out) if out.layout is torch.strided else total
+    return total + sum(tensor_bytes(t) for t in strided_tensors(out))
