@@ -54,6 +54,7 @@ def subtree(report: Report, model: nn.Module, name: str) -> Report:
         elementwise_ops=root.elementwise_ops,
         activation_bytes=sum(r.activation_bytes for r in rows if r.name in leaves),
         param_bytes=sum(p.numel() * p.element_size() for p in params),
+        bytes_moved=root.bytes_moved,
     )
     return dataclasses.replace(
         report,
