@@ -87,12 +87,9 @@ def latency_text(
     latency = estimate(report, profile, dtype)
     shown = selected(report, sort, top, depth)
     rows = [(row, latency.layers.get(row.name, Estimate())) for row in shown.layers]
-    if fmt == "json":
-        data = report.to_dict()
-        kept = {row.name for row in shown.layers}
-        lat = latency.to_dict()
-        lat["layers"] = [entry for entry in lat["layers"] if entry["name"] in kept]
-        return json.dumps({**data, "latency": lat}, indent=2)
+    if fmt == "json":  # the rows shown, as for the layer table; each with its estimate
+        lat = {**latency.to_dict(), "layers": [{"name": r.name, **e.to_dict()} for r, e in rows]}
+        return json.dumps({**shown.to_dict(), "latency": lat}, indent=2)
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")

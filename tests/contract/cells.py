@@ -23,6 +23,7 @@ from tests.contract.checks import (
     well_formed,
 )
 from tests.contract.compare import TWO, compare_cells
+from tests.contract.latency import machine_cells
 from tests.contract.matrix import (
     COMPARE,
     CONFIG,
@@ -176,6 +177,7 @@ COMMANDS = {
     "report": report_cells,
     "compare": compare_cells,
     "rf": rf_cells,
+    "machine": machine_cells,
 }
 
 
@@ -195,4 +197,5 @@ FAST = {  # each command's cell in the fast tier, where the installed command ru
     "report": ("report", CONFIG, "--depth", "1", "--format", "csv"),
     "compare": (*TWO, "--format", "json"),
     "rf": ("rf", "usernet.py:Net", "--unit", "1,1"),
+    "machine": ("machine", "--list"),
 }
