@@ -143,7 +143,7 @@ def plot_roofline(
     fig, ax = plt.subplots(figsize=(7.5, 5), layout="constrained")
     xs = [p[2] for p in points] or [1.0]
     lo, hi = min(xs) / 4, max(xs) * 4
-    colours = {"conv": "#3b7dd8", "grouped_conv": "#d8543b", "matmul": "#3ba858"}
+    colours = {"conv": "#3b7dd8", "depthwise_conv": "#d8543b", "matmul": "#3ba858"}
     for op_class in MAC_CLASSES:
         rate = profile.rate(op_class, dtype)
         knee = rate / profile.bandwidth

@@ -1,7 +1,7 @@
 """Machine profiles: what the latency model knows of a machine, as data (no torch here).
 
 A :class:`Profile` holds a memory bandwidth (bytes/s), a dispatch overhead per op (s) and
-throughputs: ``rates`` per op class (MAC/s for ``conv``, ``grouped_conv``, ``matmul``;
+throughputs: ``rates`` per op class (MAC/s for ``conv``, ``depthwise_conv``, ``matmul``;
 element-wise ops/s for ``elementwise`` and ``reduction``), measured in one dtype by
 ``convzoo machine`` (:mod:`convzoo.machine_bench`), and/or ``peak`` FLOP/s by dtype from a
 datasheet (a MAC is :data:`~convzoo.analysis.formulas.FLOPS_PER_MAC` FLOPs, an element-wise
@@ -25,7 +25,7 @@ SHIPPED: Final = Path(__file__).with_name("profiles")
 LOCAL: Final = "local"
 """The name ``convzoo machine`` saves this machine's profile under (and ``--latency`` reads
 without ``--machine``)."""
-MAC_CLASSES: Final = ("conv", "grouped_conv", "matmul")
+MAC_CLASSES: Final = ("conv", "depthwise_conv", "matmul")
 RATE_CLASSES: Final = (*MAC_CLASSES, "elementwise", "reduction")
 """The op classes a profile has a throughput for (:mod:`convzoo.analysis.traffic`)."""
 FLOPS_PER_MAC: Final = 2  # formulas.FLOPS_PER_MAC, without importing the analysis (torch)

@@ -7,8 +7,10 @@ exactly the work the latency model charges divided by the time it took:
 - ``overhead``: a stack of 1x1x1 convolution, batch norm and ReLU modules on one value, its
   time divided by the ops it dispatches (Python and dispatcher cost per op of an eager
   forward);
-- ``conv``: a dense 3x3 convolution, 128 -> 128 channels at 28x28, batch 4;
-- ``grouped_conv``: a depthwise 3x3 convolution, 256 channels at 56x56, batch 4;
+- ``conv``: dense convolutions of six shapes in turn (:data:`DENSE`: 3x3, 1x1 and 7x7, 32
+  to 512 channels, batch 1 to 8): the rate over the mix;
+- ``depthwise_conv``: depthwise convolutions of six shapes (:data:`DEPTHWISE`: 3x3 to 7x7,
+  32 to 256 channels, batch 1 to 16);
 - ``matmul``: a 1024 -> 1024 linear layer on 256 rows;
 - ``elementwise``: batch norm (eval), ReLU and SiLU on 64 channels at 56x56 (cache-sized:
   its compute rate, not the bandwidth);
@@ -59,13 +61,36 @@ class _Reduction(nn.Module):
         return nn.functional.max_pool2d(x, 3, 2, 1).mean((2, 3))
 
 
+class _Mix(nn.Module):
+    """Convolutions of several shapes, each on an input of its own (a buffer), in turn: a
+    rate over the mix averages the kernels a library picks for each shape. ``shapes``:
+    ``(in channels, out channels, size, batch, kernel, groups)``; ``forward(x)`` ignores
+    ``x``."""
+
+    def __init__(self, shapes: list[tuple[int, int, int, int, int, int]]) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv2d(ci, co, k, padding=k // 2, groups=g, bias=False)
+            for ci, co, _, _, k, g in shapes
+        )
+        for i, (ci, _, size, batch, _, _) in enumerate(shapes):
+            self.register_buffer(f"x{i}", torch.randn(batch, ci, size, size))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [conv(getattr(self, f"x{i}")) for i, conv in enumerate(self.convs)]
+
+
+DENSE = [  # 3x3 and 1x1, few and many channels, batch 1 to 8
+    (64, 64, 56, 1, 3, 1), (128, 128, 28, 4, 3, 1), (256, 64, 56, 1, 1, 1),
+    (64, 256, 56, 1, 1, 1), (512, 512, 7, 8, 3, 1), (32, 32, 112, 1, 7, 1),
+]  # fmt: skip
+DEPTHWISE = [  # kernels 3 to 7, from cache-sized maps to large batches
+    (32, 32, 112, 1, 3, 32), (64, 64, 56, 1, 7, 64), (128, 128, 28, 4, 5, 128),
+    (256, 256, 14, 8, 3, 256), (96, 96, 56, 8, 3, 96), (256, 256, 28, 16, 7, 256),
+]  # fmt: skip
 BENCHES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], int]] = {
-    "conv": (lambda: nn.Conv2d(128, 128, 3, padding=1, bias=False), (128, 28, 28), 4),
-    "grouped_conv": (
-        lambda: nn.Conv2d(256, 256, 3, padding=1, groups=256, bias=False),
-        (256, 56, 56),
-        4,
-    ),
+    "conv": (lambda: _Mix(DENSE), (1,), 1),
+    "depthwise_conv": (lambda: _Mix(DEPTHWISE), (1,), 1),
     "matmul": (lambda: nn.Linear(1024, 1024, bias=False), (1024,), 256),
     "elementwise": (lambda: _Elementwise(64), (64, 56, 56), 1),
     "reduction": (_Reduction, (64, 56, 56), 1),

@@ -26,7 +26,7 @@ ROUND = machine.Profile(
     device="cpu",
     bandwidth=1e9,  # 1 byte per ns
     overhead=1e-6,
-    rates={"conv": 1e9, "grouped_conv": 1e8, "matmul": 2e9, "elementwise": 1e9, "reduction": 5e8},
+    rates={"conv": 1e9, "depthwise_conv": 1e8, "matmul": 2e9, "elementwise": 1e9, "reduction": 5e8},
 )
 
 

@@ -43,15 +43,17 @@ def test_dense_conv_reads_input_weight_bias_and_writes_output() -> None:
     assert report.totals.macs == 2 * 16 * 10 * 10 * 8 * 9  # the MACs the intensity divides
 
 
-def test_depthwise_and_grouped_conv_are_their_own_class() -> None:
+def test_depthwise_conv_is_a_class_and_grouped_conv_a_dense_one() -> None:
     depthwise = nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
     assert ops(depthwise, (8, 6, 6)) == {
-        "convolution": ("grouped_conv", (8 * 36 + 8 * 9 + 8 * 36) * F32)
+        "convolution": ("depthwise_conv", (8 * 36 + 8 * 9 + 8 * 36) * F32)
     }
-    grouped = nn.Conv2d(8, 4, 1, groups=2, bias=False)
-    assert ops(grouped, (8, 6, 6)) == {
-        "convolution": ("grouped_conv", (8 * 36 + 4 * 4 + 4 * 36) * F32)
-    }
+    multiplier = nn.Conv2d(4, 8, 3, padding=1, groups=4, bias=False)  # 2 outputs per channel
+    assert ops(multiplier, (4, 6, 6))["convolution"][0] == "depthwise_conv"
+    grouped = nn.Conv2d(8, 4, 1, groups=2, bias=False)  # 4 input channels per group
+    assert ops(grouped, (8, 6, 6)) == {"convolution": ("conv", (8 * 36 + 4 * 4 + 4 * 36) * F32)}
+    transposed = nn.ConvTranspose2d(4, 4, 2, stride=2, groups=4, bias=False)
+    assert ops(transposed, (4, 3, 3))["convolution"][0] == "depthwise_conv"
 
 
 def test_linear_is_a_matmul_and_its_transposed_weight_a_free_view() -> None:

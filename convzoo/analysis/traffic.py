@@ -14,7 +14,8 @@ behind it, not its logical size. Conventions:
   class ``"data"``; so do ops without a cost rule (uncounted).
 
 **Op classes** (:data:`OP_CLASSES`), what a machine profile gives a throughput for:
-``conv`` (dense convolution), ``grouped_conv`` (depthwise or grouped: ``groups > 1``),
+``conv`` (dense, and grouped with several channels per group), ``depthwise_conv`` (one
+input channel per group),
 ``matmul`` (every other MAC op: linear layers, matrix products, attention), ``elementwise``,
 ``reduction`` (pooling, reductions, softmax and normalisations that reduce), ``data`` and
 ``free``.
@@ -34,7 +35,7 @@ aten = torch.ops.aten
 
 OP_CLASSES: Final = (
     "conv",
-    "grouped_conv",
+    "depthwise_conv",
     "matmul",
     "elementwise",
     "reduction",
@@ -42,7 +43,7 @@ OP_CLASSES: Final = (
     "free",
 )
 """Every op class, in the order tables list them."""
-COMPUTE_CLASSES: Final = ("conv", "grouped_conv", "matmul", "elementwise", "reduction")
+COMPUTE_CLASSES: Final = ("conv", "depthwise_conv", "matmul", "elementwise", "reduction")
 """The classes a machine profile measures a throughput for (the others only move bytes)."""
 
 CONVOLUTIONS: Final = frozenset({aten.convolution, aten._convolution})
@@ -84,9 +85,16 @@ def static_class(func: Any, kind: str) -> str:
 
 def conv_class(args: tuple, kwargs: dict) -> str:
     """``convolution(input, weight, bias, stride, padding, dilation, transposed,
-    output_padding, groups)``: ``grouped_conv`` when ``groups > 1``."""
+    output_padding, groups)``: ``depthwise_conv`` when each group convolves one input channel
+    (``Tensor[C_out, 1, ...]`` weights, groups > 1), else ``conv`` (a grouped convolution
+    with several channels per group runs as dense ones, group by group)."""
     groups = args[8] if len(args) > 8 else kwargs.get("groups", 1)
-    return "grouped_conv" if groups != 1 else "conv"
+    weight = args[1] if len(args) > 1 else kwargs.get("weight")
+    transposed = args[6] if len(args) > 6 else kwargs.get("transposed", False)
+    if not isinstance(weight, torch.Tensor) or groups == 1:
+        return "conv"
+    per_group = weight.shape[0] // groups if transposed else weight.shape[1]  # inputs per group
+    return "depthwise_conv" if per_group == 1 else "conv"
 
 
 def batch_norm_class(args: tuple, kwargs: dict) -> str:
