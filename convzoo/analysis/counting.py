@@ -45,6 +45,7 @@ class OpFacts:
     field: FieldFacts
     op_class: str
     refine: traffic.ClassRule | None
+    first_output: bool
 
     @classmethod
     def of(cls, func: Any) -> OpFacts:
@@ -59,6 +60,7 @@ class OpFacts:
             FieldFacts.of(func),
             op_class,
             traffic.refine(func, entry.kind),
+            traffic.first_output(func),
         )
 
 
@@ -199,7 +201,7 @@ class Tracer(TorchDispatchMode):
             tally = self.per_op[key] = OpTally(kind)
         tally.calls += 1
         if op_class != "free":
-            moved = traffic.moved(args, kwargs, out)
+            moved = traffic.moved(args, kwargs, out, facts.first_output)
             tally.bytes += moved
             for frame in self.stack:
                 self.stats[frame].bytes_moved += moved

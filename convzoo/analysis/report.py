@@ -9,7 +9,8 @@ JSON schema (``Report.to_json()``, version :data:`SCHEMA_VERSION`), keys in this
 - ``target`` (str), ``input_shape`` (list of shapes), ``output_shape`` (shape or null);
 - ``totals``: ``params``, ``trainable_params``, ``macs``, ``flops`` (2 x macs),
   ``elementwise_ops``, ``activation_bytes`` (sum of leaf outputs), ``param_bytes``,
-  ``peak_activation_bytes`` (inference peak by tensor liveness, or null);
+  ``peak_activation_bytes`` (inference peak by tensor liveness, or null), ``bytes_moved``
+  (read and written by every op, a lower bound: :mod:`convzoo.analysis.traffic`);
 - ``receptive_field``: that of the model's output, see :class:`ReceptiveField`, or null;
 - ``fields_computed`` (bool): false when fields were skipped (``receptive_fields=False``,
   ``--no-fields``): every ``receptive_field`` is then null for that reason, not because no

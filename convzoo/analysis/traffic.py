@@ -66,6 +66,13 @@ UNINITIALISED: Final = frozenset(
 )
 """Allocations that write nothing: class ``"free"``, no bytes."""
 
+FIRST_OUTPUT: Final = frozenset(
+    {aten.native_batch_norm, aten._native_batch_norm_legit,
+     aten._native_batch_norm_legit_no_training}
+)  # fmt: skip
+"""Ops whose first output alone counts as written: batch norm's saved statistics are a few
+values per channel, sized differently by its meta and CPU kernels in eval mode."""
+
 ClassRule = Callable[[tuple, dict], str]
 """Decides an op's class per call from its arguments (a convolution's ``groups``)."""
 
@@ -131,15 +138,23 @@ def tensor_bytes(t: torch.Tensor) -> int:
     return distinct * t.element_size() if t.numel() else 0
 
 
-def moved(args: tuple, kwargs: dict, out: Any) -> int:
+def first_output(func: Any) -> bool:
+    """Whether only ``func``'s first output counts as written (:data:`FIRST_OUTPUT`)."""
+    return func.overloadpacket in FIRST_OUTPUT
+
+
+def moved(args: tuple, kwargs: dict, out: Any, first: bool = False) -> int:
     """Bytes one call reads and writes: each distinct argument tensor once, each output
-    once (the module docstring has the conventions; the caller skips ``"free"`` ops)."""
+    once (only the first with ``first``; the module docstring has the conventions; the
+    caller skips ``"free"`` ops)."""
     total = 0
     seen: set[int] = set()
     for t in strided_tensors((args, kwargs)):
         if id(t) not in seen:
             seen.add(id(t))
             total += tensor_bytes(t)
+    if first and isinstance(out, (tuple, list)) and out:
+        out = out[0]
     if isinstance(out, torch.Tensor):
         return total + tensor_bytes(out) if out.layout is torch.strided else total
     return total + sum(tensor_bytes(t) for t in strided_tensors(out))
