@@ -144,12 +144,16 @@ def plot_roofline(
     xs = [p[2] for p in points] or [1.0]
     lo, hi = min(xs) / 4, max(xs) * 4
     colours = {"conv": "#3b7dd8", "depthwise_conv": "#d8543b", "matmul": "#3ba858"}
+    roofs: dict[float, list[str]] = {}  # a datasheet's classes share one roof
     for op_class in MAC_CLASSES:
-        rate = profile.rate(op_class, dtype)
+        roofs.setdefault(profile.rate(op_class, dtype), []).append(op_class)
+    for rate, classes in roofs.items():
         knee = rate / profile.bandwidth
         grid = [lo, *([knee] if lo < knee < hi else []), hi]
-        ax.plot(grid, [min(rate, x * profile.bandwidth) for x in grid], color=colours[op_class],
-                linewidth=1.2, label=f"roof: {op_class} ({si(rate, 'MAC/s')})")  # fmt: skip
+        ax.plot(grid, [min(rate, x * profile.bandwidth) for x in grid],
+                color=colours[classes[0]] if len(classes) == 1 else "#555555", linewidth=1.2,
+                label=f"roof: {', '.join(classes)} ({si(rate, 'MAC/s')})")  # fmt: skip
+    for op_class in MAC_CLASSES:
         picked = [p for p in points if p[1] == op_class]
         if picked:
             ax.scatter([p[2] for p in picked], [p[3] for p in picked], s=14,
