@@ -200,38 +200,39 @@ class Tracer(TorchDispatchMode):
         if tally is None:
             tally = self.per_op[key] = OpTally(kind)
         tally.calls += 1
+        macs = elementwise = moved = 0
         if op_class != "free":
             moved = traffic.moved(args, kwargs, out, facts.first_output)
             tally.bytes += moved
-            for frame in self.stack:
-                self.stats[frame].bytes_moved += moved
         if kind == "uncounted":
             self.uncounted[(name, module)] += 1
         elif kind != "free":
             amount = ops.charge(facts.cost, func, args, kwargs, out)
-            self._add(amount, kind == "macs")
             if kind == "macs":
-                tally.macs += amount
+                macs = amount
             else:
-                tally.elementwise += amount
+                elementwise = amount
             if facts.fused is not None:
-                extra = facts.fused(func, args, kwargs, out)
-                self._add(extra, False)
-                tally.elementwise += extra
+                elementwise += facts.fused(func, args, kwargs, out)
+            tally.macs += macs
+            tally.elementwise += elementwise
+        if self.stack and (macs or elementwise or moved):
+            self._add(macs, elementwise, moved)
         if self.with_fields:
             self.fields.step(func, facts.field, args, kwargs, out)
         return out
 
-    def _add(self, amount: int, macs: bool) -> None:
+    def _add(self, macs: int, elementwise: int, moved: int) -> None:
         """Add one op's cost to every module on the stack, and to the innermost as self."""
-        if not self.stack or not amount:
-            return
-        attr = "macs" if macs else "elementwise"
+        stats = self.stats
         for name in self.stack:
-            stats = self.stats[name]
-            setattr(stats, attr, getattr(stats, attr) + amount)
-        top = self.stats[self.stack[-1]]
-        setattr(top, "self_" + attr, getattr(top, "self_" + attr) + amount)
+            one = stats[name]
+            one.macs += macs
+            one.elementwise += elementwise
+            one.bytes_moved += moved
+        top = stats[self.stack[-1]]
+        top.self_macs += macs
+        top.self_elementwise += elementwise
 
     # -- module hooks --------------------------------------------------------------------
     def run(self, model: nn.Module, args: tuple, kwargs: dict | None = None) -> Any:

@@ -23,12 +23,11 @@ input channel per group),
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import torch
 
-from convzoo.analysis.memory import strided_tensors
 from convzoo.analysis.ops.table import is_view
 
 aten = torch.ops.aten
@@ -143,18 +142,32 @@ def first_output(func: Any) -> bool:
     return func.overloadpacket in FIRST_OUTPUT
 
 
+def _tensors(values: Any) -> list[torch.Tensor]:
+    """The strided tensors among an op's arguments or outputs: top-level ones and those in
+    top-level lists and tuples (``cat``'s list), as the aten schemas take them."""
+    found: list[torch.Tensor] = []
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            found.append(v)
+        elif isinstance(v, (list, tuple)) and v and isinstance(v[0], torch.Tensor):
+            found.extend(t for t in v if isinstance(t, torch.Tensor))
+    return [t for t in found if t.layout is torch.strided and not t.is_nested]
+
+
 def moved(args: tuple, kwargs: dict, out: Any, first: bool = False) -> int:
     """Bytes one call reads and writes: each distinct argument tensor once, each output
     once (only the first with ``first``; the module docstring has the conventions; the
     caller skips ``"free"`` ops)."""
-    total = 0
-    seen: set[int] = set()
-    for t in strided_tensors((args, kwargs)):
-        if id(t) not in seen:
-            seen.add(id(t))
-            total += tensor_bytes(t)
-    if first and isinstance(out, (tuple, list)) and out:
-        out = out[0]
+    read = _tensors(args)
+    if kwargs:
+        read += _tensors(kwargs.values())
+    if len(read) > 1:
+        read = list({id(t): t for t in read}.values())
+    written: Sequence[Any]
     if isinstance(out, torch.Tensor):
-        return total + tensor_bytes(out) if out.layout is torch.strided else total
-    return total + sum(tensor_bytes(t) for t in strided_tensors(out))
+        written = [out]
+    elif first and isinstance(out, (tuple, list)) and out:
+        written = [out[0]]
+    else:
+        written = out if isinstance(out, (tuple, list)) else ()
+    return sum(tensor_bytes(t) for t in read) + sum(tensor_bytes(t) for t in _tensors(written))
