@@ -165,3 +165,17 @@ def test_machine_measures_into_the_users_cache(tmp_path: Path) -> None:
     assert "local" in run("machine", "--list").stdout
     report = run("report", "resnet18", "--latency", "--depth", "1")
     assert report.returncode == 0 and "on local (float32)" in report.stdout, report.stderr
+
+
+def test_machine_list_and_show_do_not_import_torch() -> None:
+    code = (
+        "import sys\nfrom convzoo.cli import main\n"
+        "assert main(['machine', '--list']) == 0\n"
+        "assert main(['machine', '--show', 'nvidia-h100', '--format', 'json']) == 0\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"source": "https://' in done.stdout
