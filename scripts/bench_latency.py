@@ -17,7 +17,9 @@ this process (``convzoo machine``'s measurement; ``--profile FILE`` reads one in
     python scripts/bench_latency.py [--quick] [--reps 5] [--threads 2] [--profile FILE]
 
 ``--quick`` is a smoke run (fewer cases and models, one short block each): its figures are
-not the benchmark's. Times are medians of blocks; run on a quiet machine and say its load.
+not the benchmark's. Times are medians of blocks; run on a quiet machine and say its load:
+the profile is measured again at the end, and a change of more than 20% is reported (the
+machine was not quiet).
 """
 
 from __future__ import annotations
@@ -282,6 +284,17 @@ def main() -> None:
         plot(found, args.plot, title)
     load = os.getloadavg()
     print(f"load at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    if not args.profile:  # the machine measured again: did it stay the same machine?
+        again = measure_profile(args.threads, name="this-run-again")
+        drift = {c: again.rates[c] / profile.rates[c] for c in profile.rates}
+        drift["bandwidth"] = again.bandwidth / profile.bandwidth
+        drift["overhead"] = profile.overhead / again.overhead
+        worst = min(drift.values()), max(drift.values())
+        print("profile at the end / at the start: "
+              + ", ".join(f"{k} {v:.2f}x" for k, v in drift.items()))  # fmt: skip
+        if worst[0] < 0.8 or worst[1] > 1.25:
+            print("the machine's speed changed by more than 20% during the run: it was not "
+                  "quiet, and these figures do not measure the estimate")  # fmt: skip
 
 
 if __name__ == "__main__":
