@@ -147,12 +147,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if args.output is not None:  # refused before any work (torch is not even imported)
         writable(args.output, args.force, own_files(args.target), "the report")
-    if args.plot:
-        from convzoo.plots import output_path
+    if args.latency:  # its profile, and --plot's path, checked before any work
+        from convzoo.cli_machine import report_latency
 
-        output_path(args.plot, args.force, own_files(args.target))  # refused before any work
-    if args.by_op and args.latency:
-        raise ConvZooError("--by-op lists operators, --latency layers: give one of them")
+        latency = report_latency(args, own_files(args.target))
     if args.by_op:  # operators' counts: no layer rows, no bytes
         layers = [f"--{f}" for f in ("sort", "top", "depth") if getattr(args, f) is not None]
         if layers:
@@ -198,9 +196,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         check_memory(needed + 4 * math.prod(sizes[0]), args.max_memory, "--check-fvcore")
         check = compare_fvcore(model, sizes[0], args.max_memory).to_text()
     if args.latency:
-        from convzoo.cli_machine import report_latency
-
-        text = report_latency(report, args, own_files(args.target))
+        text = latency(report)
     elif args.by_op:
         text = views.operators_text(report, args.format)
     else:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,19 +64,30 @@ def profile_of(args: argparse.Namespace) -> Profile:
     return load(args.machine or LOCAL)
 
 
-def report_latency(report: Report, args: argparse.Namespace, reads: Sequence[Path]) -> str:
-    """``report --latency``'s text (and its ``--plot``), in ``--format``."""
-    from convzoo.latency_view import latency_text
+def report_latency(args: argparse.Namespace, reads: Sequence[Path]) -> Callable[[Report], str]:
+    """``report --latency``: its options checked and its profile loaded before any work
+    (``reads``: the target's own files, which ``--plot`` never replaces); returns what makes
+    its text (and its ``--plot``) of the report, in ``--format``."""
+    if args.by_op:
+        raise ConvZooError("--by-op lists operators, --latency layers: give one of them")
+    if args.plot:
+        from convzoo.plots import output_path
 
+        output_path(args.plot, args.force, reads)
     profile = profile_of(args)
     dtype = args.dtype or "float32"
     profile.rate("conv", dtype)  # refused now if the profile has no figure for the dtype
-    text = latency_text(report, profile, args.format, dtype, args.sort, args.top, args.depth)
-    if args.plot:
-        from convzoo.latency_view import plot_roofline
-        from convzoo.plots import output_path
 
-        path = output_path(args.plot, args.force, reads)
-        plot_roofline(report, profile, dtype, path, report.target)
-        print(f"plot written to {path}", file=sys.stderr)
+    def text(report: Report) -> str:
+        from convzoo.latency_view import latency_text, plot_roofline
+
+        out = latency_text(report, profile, args.format, dtype, args.sort, args.top, args.depth)
+        if args.plot:
+            from convzoo.plots import output_path
+
+            path = output_path(args.plot, args.force, reads)  # again: the report took a while
+            plot_roofline(report, profile, dtype, path, report.target)
+            print(f"plot written to {path}", file=sys.stderr)
+        return out
+
     return text
