@@ -9,7 +9,6 @@ import dataclasses
 import io
 import json
 from pathlib import Path
-from typing import Any
 
 from tabulate import tabulate
 
@@ -175,12 +174,3 @@ def plot_roofline(
 def estimated_seconds(report: Report, profile: Profile, dtype: str = "float32") -> float:
     """The whole model's estimate (for ``compare``'s column and the benchmark)."""
     return estimate(report, profile, dtype).total.seconds
-
-
-__all__: list[Any] = [
-    "estimated_seconds",
-    "latency_text",
-    "plot_roofline",
-    "roofline_points",
-    "seconds_text",
-]

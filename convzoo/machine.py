@@ -73,6 +73,9 @@ class Profile:
             profile = cls(**data)
         except TypeError as exc:
             raise ConvZooError(f"{where}: not a machine profile ({exc})") from None
+        for key in ("rates", "peak"):
+            if not isinstance(getattr(profile, key), dict):
+                raise ConvZooError(f"{where}: {key} must be an object of numbers")
         numbers = {"bandwidth": profile.bandwidth, **profile.rates, **profile.peak}
         for key, value in numbers.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -144,8 +147,12 @@ def save(profile: Profile, path: Path | None = None) -> Path:
     """Write ``profile`` as JSON to ``path`` (default: the cache, under its name)."""
     if path is None:
         path = cache_dir() / f"{profile.name}.json"
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(profile.to_dict(), indent=2) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(profile.to_dict(), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        what = f"cannot write the machine profile to {render(str(path))}"
+        raise ConvZooError(f"{what}: {exc}") from None
     return path
 
 

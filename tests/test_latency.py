@@ -56,6 +56,7 @@ def test_shipped_profiles_are_datasheets_with_their_source() -> None:
         ({"rates": {}, "peak": {}}, "needs rates or peak"),
         ({"overhead": -1.0}, "overhead must be >= 0"),
         ({"speed": 1}, "not a machine profile"),
+        ({"rates": [1.0]}, "rates must be an object of numbers"),
     ],
 )
 def test_a_bad_profile_is_one_line_naming_its_file(change: dict, words: str) -> None:
@@ -80,6 +81,12 @@ def test_cache_follows_xdg_and_shadows_nothing_it_lacks(
     assert machine.load(str(path)) == local  # a profile's path works too
     with pytest.raises(ConvZooError, match="did you mean 'nvidia-h100'"):
         machine.load("nvidia-h10")
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))  # a file where the folder goes
+    with pytest.raises(ConvZooError, match="cannot write the machine profile"):
+        machine.save(local)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     path.write_text("{")
     with pytest.raises(ConvZooError, match="cannot read machine profile"):
         machine.load(machine.LOCAL)

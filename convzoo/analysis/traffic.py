@@ -42,8 +42,6 @@ OP_CLASSES: Final = (
     "free",
 )
 """Every op class, in the order tables list them."""
-COMPUTE_CLASSES: Final = ("conv", "depthwise_conv", "matmul", "elementwise", "reduction")
-"""The classes a machine profile measures a throughput for (the others only move bytes)."""
 
 CONVOLUTIONS: Final = frozenset({aten.convolution, aten._convolution})
 REDUCTIONS: Final = frozenset(
