@@ -123,13 +123,14 @@ def given(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
 
 def check_needs(args: argparse.Namespace, needs: dict[tuple[str, str], tuple[str, str]]) -> None:
     """Refuse an option given without the option it needs (``needs``: ``(command, option) ->
-    (needed option, what the first does)``): ``--force overwrites the --plot file: it needs
-    --plot``."""
+    (needed option, what the first does)``, ``"--output/--plot"`` for either of two):
+    ``--force overwrites the --plot file: it needs --plot``."""
     for (command, flag), (needed, what) in needs.items():
         if args.command != command or not given(args, {flag: _dest(flag)}):
             continue
-        if not given(args, {needed: _dest(needed)}):
-            raise ConvZooError(f"{what}: it needs {needed}")
+        options = needed.split("/")  # "--output/--plot": either will do
+        if not given(args, {option: _dest(option) for option in options}):
+            raise ConvZooError(f"{what}: it needs {' or '.join(options)}")
 
 
 def _dest(flag: str) -> str:

@@ -147,6 +147,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if args.output is not None:  # refused before any work (torch is not even imported)
         writable(args.output, args.force, own_files(args.target), "the report")
+    if args.latency:  # its profile, and --plot's path, checked before any work
+        from convzoo.cli_machine import report_latency
+
+        latency = report_latency(args, own_files(args.target))
     if args.by_op:  # operators' counts: no layer rows, no bytes
         layers = [f"--{f}" for f in ("sort", "top", "depth") if getattr(args, f) is not None]
         if layers:
@@ -191,7 +195,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         needed = totals.param_bytes + totals.activation_bytes // args.batch
         check_memory(needed + 4 * math.prod(sizes[0]), args.max_memory, "--check-fvcore")
         check = compare_fvcore(model, sizes[0], args.max_memory).to_text()
-    if args.by_op:
+    if args.latency:
+        text = latency(report)
+    elif args.by_op:
         text = views.operators_text(report, args.format)
     else:
         text = views.layers_text(report, args.format, args.sort, args.top, args.depth)
@@ -221,6 +227,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         "progress": (args.bench or args.train) and sys.stderr.isatty(),  # quiet when piped
         "max_memory": args.max_memory,
     }
+    if args.latency:  # the profile first: an unknown machine is refused before any work
+        from convzoo.cli_machine import profile_of
+
+        options["profile"] = profile_of(args)
     designs = given(args, DESIGN_FLAGS)
     if args.config and designs:
         raise ConvZooError(
@@ -273,6 +283,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         written = plot_comparison(rows, output_path(args.plot, args.force, reads), title)
         print(f"plot written to {written}", file=sys.stderr)
     return 0
+
+
+@command("machine")
+def cmd_machine(args: argparse.Namespace) -> int:
+    from convzoo.cli_machine import run
+
+    return run(args)
 
 
 def apply(flags: list[str]) -> str:

@@ -38,15 +38,29 @@ TARGET_HELP = (
 )
 
 
-WRITES = {"report": "--output", "compare": "--plot", "rf": "--plot", "init-check": "--plot"}
+WRITES = {
+    "report": "--output/--plot",
+    "compare": "--plot",
+    "rf": "--plot",
+    "init-check": "--plot",
+    "machine": "--output",
+}
 """The commands that write a file, by the option naming it; each takes ``--force``."""
 
 NEEDS = {
     **{
-        (command, "--force"): (flag, f"--force overwrites the {flag} file")
+        (command, "--force"): (flag, f"--force overwrites the {flag.replace('/', ' or ')} file")
         for command, flag in WRITES.items()
     },
     ("rf", "--samples"): ("--plot", "--samples averages the effective field that --plot draws"),
+    **{
+        (command, flag): ("--latency", f"{flag} {what}")
+        for command, flag, what in (
+            ("report", "--machine", "picks the profile of the --latency estimate"),
+            ("report", "--plot", "draws the roofline of the --latency estimate"),
+            ("compare", "--machine", "picks the profile of the --latency column"),
+        )
+    },
 }
 """Options that do something only with another: ``(command, option) -> (the option it needs,
 what it does)``; given without it, the command line is refused (a flag never does nothing)."""
@@ -120,6 +134,42 @@ def add_report(sub: Any) -> None:
     p.add_argument(
         "--no-fields", action="store_true", help="skip receptive fields (about 2x faster)"
     )
+    add_latency(p, "rows with bytes moved, MACs per byte and a roofline latency estimate")
+    p.add_argument(
+        "--plot", metavar="FILE.png", help="the roofline of --latency: each layer under the roof"
+    )
+
+
+def add_latency(p: argparse.ArgumentParser, what: str) -> None:
+    """``--latency`` and ``--machine`` (issue 23), for ``report`` and ``compare``."""
+    p.add_argument("--latency", action="store_true", help=what)
+    p.add_argument(
+        "--machine",
+        metavar="NAME",
+        help="the machine profile of --latency (default: this machine's, measured by "
+        "`convzoo machine`; see convzoo machine --list), or a profile's .json path",
+    )
+
+
+def add_machine(sub: Any) -> None:
+    p = sub.add_parser(
+        "machine",
+        help="measure this machine's profile for --latency (a few seconds), or list/show one",
+    )
+    p.add_argument("--list", action="store_true", help="list the profiles: shipped and measured")
+    p.add_argument("--show", metavar="NAME", help="show one profile's figures and source")
+    p.add_argument(
+        "--threads",
+        type=lambda t: count(t, 1, 1024),
+        help="torch threads to measure with (default: torch's own)",
+    )
+    p.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write the measured profile to FILE instead of the cache (a new file; --force "
+        "replaces one); --machine FILE reads it",
+    )
+    p.add_argument("--format", choices=["table", "json"], default="table")
 
 
 def add_compare(sub: Any) -> None:
@@ -156,6 +206,7 @@ def add_compare(sub: Any) -> None:
     p.add_argument("--train", action="store_true", help="also measure forward + backward")
     p.add_argument("--plot", metavar="FILE.png", help="bar chart of params, MACs, latency")
     p.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
+    add_latency(p, "a column of each design's roofline latency estimate (no run)")
 
 
 def add_init_check(sub: Any) -> None:
@@ -205,6 +256,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--input", help="input size CxHxW, overrides the config's input")
     add_report(sub)
     add_compare(sub)
+    add_machine(sub)
     p = sub.add_parser("rf", help="receptive field of a layer; --plot draws it with the ERF")
     add_target(p)
     p.add_argument("--input", help="input size CxHxW (default as for report)")
@@ -247,6 +299,7 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--force",
                 action="store_true",
-                help=f"overwrite an existing {WRITES[name]} file (never the target's own file)",
+                help=f"overwrite an existing {WRITES[name].replace('/', ' or ')} file (never "
+                "the target's own file)",
             )
     return top

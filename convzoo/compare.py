@@ -116,6 +116,7 @@ def compare(
     padding: str = "same",
     bias: bool = True,
     max_memory: int | None = None,
+    profile: Any = None,
 ) -> list[Row]:
     """Rows for each design replacing a ``kernel`` x ``kernel`` conv (``designs``: names in
     :data:`DESIGNS`, default :data:`DEFAULT`); the first is ``conv``.
@@ -146,7 +147,9 @@ def compare(
         return {n: make_design(n, kernel, in_channels, out_channels, **common) for n in names}
 
     shape, timing = (in_channels, size, size), (batch, bench, train, min_run_time, progress)
-    return measure(on_meta(modules), shape, *timing, real=modules, max_memory=max_memory)
+    return measure(
+        on_meta(modules), shape, *timing, real=modules, max_memory=max_memory, profile=profile
+    )
 
 
 def compare_upsample(
@@ -162,6 +165,7 @@ def compare_upsample(
     progress: bool = False,
     bias: bool = True,
     max_memory: int | None = None,
+    profile: Any = None,
     designs: list[str] | None = None,
 ) -> list[Row]:
     """``convzoo compare --upsample S``: resize-then-conv (baseline), transposed and sub-pixel
@@ -183,7 +187,9 @@ def compare_upsample(
         return {n: UPSAMPLERS[n](kernel, in_channels, out_channels, scale, bias) for n in names}
 
     shape, timing = (in_channels, size, size), (batch, bench, train, min_run_time, progress)
-    return measure(on_meta(modules), shape, *timing, real=modules, max_memory=max_memory)
+    return measure(
+        on_meta(modules), shape, *timing, real=modules, max_memory=max_memory, profile=profile
+    )
 
 
 def pick(names: list[str] | None, known: Mapping[str, object], default: list[str]) -> list[str]:
@@ -217,6 +223,7 @@ def compare_config(
     min_run_time: float = 0.2,
     progress: bool = False,
     max_memory: int | None = None,
+    profile: Any = None,
 ) -> list[Row]:
     """``convzoo compare CONFIG.yaml``: a config whose ``compare:`` maps design names to
     layer lists, all built on its ``input``; the first design is the baseline. Built on
@@ -258,4 +265,5 @@ def compare_config(
         progress,
         real=lambda: models(meta=False),
         max_memory=max_memory,
+        profile=profile,
     )

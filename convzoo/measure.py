@@ -36,9 +36,14 @@ class Row:
     speedup: float | None = None
     efficiency: float | None = None
     train_ms: float | None = None
+    estimated_ms: float | None = None  # the roofline estimate (compare --latency)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every field; ``estimated_ms`` only when estimated (``compare --latency``)."""
+        out = asdict(self)
+        if self.estimated_ms is None:
+            del out["estimated_ms"]
+        return out
 
 
 def _field_size(report: Any) -> int | None:
@@ -123,8 +128,12 @@ def measure(
     progress: bool = False,
     real: Callable[[], Mapping[str, nn.Module]] | None = None,
     max_memory: int | None = None,
+    profile: Any = None,
 ) -> list[Row]:
     """Analyze (and optionally time) named modules on one input; the first is the baseline.
+
+    With a machine ``profile`` (:class:`convzoo.machine.Profile`), each row gets the
+    roofline estimate of its forward (``estimated_ms``; nothing runs for it).
 
     ``modules`` may be on the meta device; ``bench`` then times the ones ``real()`` builds,
     once a rehearsal on meta tensors (:func:`rehearse_bench`) is within ``max_memory``
@@ -155,6 +164,11 @@ def measure(
         )
         for n, r in reports.items()
     ]
+    if profile is not None:
+        from convzoo.latency_view import estimated_seconds
+
+        for row, report in zip(rows, reports.values(), strict=True):
+            row.estimated_ms = estimated_seconds(report, profile) * 1e3
     if bench:
         rehearse_bench(modules, input_size, batch, train, max_memory)
         guard = Guard(max_memory, f"benchmarking at batch {batch:,}")
@@ -198,6 +212,9 @@ def rows_table(rows: list[Row], fmt: str = "table") -> str:
         return buffer.getvalue().rstrip("\n")
     timed = rows[0].forward_ms is not None
     headers = ["design", "params", "MACs", "field", "params ratio", "MACs ratio"]
+    estimated = rows[0].estimated_ms is not None
+    if estimated:
+        headers.append("est. ms")
     if timed:
         headers += ["forward ms", "speed-up", "efficiency"]
     if rows[0].train_ms is not None:
@@ -212,6 +229,8 @@ def rows_table(rows: list[Row], fmt: str = "table") -> str:
             f"{r.params_ratio:.3f}",
             f"{r.macs_ratio:.3f}",
         ]
+        if estimated:
+            line.append(f"{r.estimated_ms:.4g}")
         if timed:
             line += [f"{r.forward_ms:.3f}", f"{r.speedup:.2f}x", f"{r.efficiency:.2f}"]
         if r.train_ms is not None:

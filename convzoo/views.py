@@ -50,6 +50,7 @@ def subtree(report: Report, model: nn.Module, name: str) -> Report:
         elementwise_ops=root.elementwise_ops,
         activation_bytes=root.activation_bytes,
         param_bytes=sum(p.numel() * p.element_size() for p in params),
+        bytes_moved=root.bytes_moved,
     )
     return dataclasses.replace(
         report,

@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -17,11 +18,18 @@ SCRIPT = Path(sys.executable).with_name("convzoo")
 """The installed console script (``pip install -e .`` puts it next to the interpreter)."""
 
 
+CACHE = Path(tempfile.gettempdir()) / f"convzoo-tests-cache-{os.getuid()}"
+"""The cache directory of ``convzoo`` subprocesses: one no test writes a machine profile to,
+so ``--latency`` without ``--machine`` is refused alike on every machine."""
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment of a ``convzoo`` subprocess: this checkout first on the path, a
-    terminal 100 columns wide (``list`` wraps to it), ``extra`` on top."""
+    terminal 100 columns wide (``list`` wraps to it), the tests' cache directory
+    (:data:`CACHE`), ``extra`` on top."""
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, "COLUMNS": "100", **extra}
+    cache = {"XDG_CACHE_HOME": str(CACHE)}  # no measured machine profile (issue 23)
+    return {**os.environ, "PYTHONPATH": path, "COLUMNS": "100", **cache, **extra}
 
 
 def cli(

@@ -76,6 +76,7 @@ def test_report_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
         "activation_bytes",
         "param_bytes",
         "peak_activation_bytes",
+        "bytes_moved",
     ]
     assert data["receptive_field"] == {
         "size": [5, 5],

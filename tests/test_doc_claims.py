@@ -35,7 +35,8 @@ def test_every_claim_is_backed(path: Path) -> None:
         ),
         (
             "`--shiny` makes it shine.",
-            "--shiny: no such flag in build or compare or init-check or list or report or rf",
+            "--shiny: no such flag in build or compare or init-check or list or machine or report"
+            " or rf",
         ),
         (
             "`convzoo list --category magic` lists them.",

@@ -47,6 +47,7 @@ def test_plain_install_runs_every_target_form_outside_the_checkout(tmp_path: Pat
     listing = sh(sys.executable, "-m", "zipfile", "-l", wheel, cwd=tmp_path)
     assert "convzoo/configs/resnet18.yaml" in listing
     assert "convzoo/configs/compare/bottleneck_vs_two_3x3.yaml" in listing
+    assert "convzoo/profiles/nvidia-h100.json" in listing  # machine profiles (issue 23)
     assert "convzoo/py.typed" in listing  # PEP 561: type checkers read convzoo's hints
 
     venv.create(env_dir, with_pip=True)

@@ -330,17 +330,19 @@ def _rows(named: owners.Named, tracer: Tracer, input_hw: Any) -> list[LayerStats
                 activation_bytes=stats.activation_bytes,
                 calls=stats.calls,
                 alias_of=alias,
+                bytes_moved=stats.bytes_moved,
             )
         )
     return rows
 
 
 def _operators(tracer: Tracer, order: list[str]) -> list[OperatorStats]:
-    """``tracer.per_op`` as rows, in module order (``named_modules``), then by op name."""
+    """``tracer.per_op`` as rows, in module order (``named_modules``), then by op name and
+    class."""
     rank = {name: i for i, name in reversed(list(enumerate(order)))}
     return [
-        OperatorStats(module, op, t.kind, t.calls, t.macs, t.elementwise)
-        for (module, op), t in sorted(
+        OperatorStats(module, op, t.kind, t.calls, t.macs, t.elementwise, op_class, t.bytes)
+        for (module, op, op_class), t in sorted(
             tracer.per_op.items(), key=lambda item: (rank.get(item[0][0], len(rank)), item[0])
         )
     ]
@@ -363,6 +365,7 @@ def _report(run: Traced, target: str) -> Report:
         activation_bytes=root.activation_bytes,  # the leaves' outputs, as every row
         param_bytes=sum(p.numel() * p.element_size() for p in params),
         peak_activation_bytes=tracer.memory.peak,
+        bytes_moved=root.bytes_moved,
     )
     uncounted = [
         UncountedOp(op, module or "(model)", calls)

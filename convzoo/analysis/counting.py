@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from convzoo.analysis import meta_kernels, ops, owners
+from convzoo.analysis import meta_kernels, ops, owners, traffic
 from convzoo.analysis.dtype_conflicts import Operands
 from convzoo.analysis.field_flow import FieldFacts, FieldFlow
 from convzoo.analysis.guard import Guard
@@ -43,7 +43,9 @@ class OpFacts:
     what :mod:`convzoo.analysis.field_flow` needs of its field rule, whether a call may be
     an import's work rather than the model's (``outside``: a factory or query, which takes
     no tensor, or an op convzoo cannot count; see :func:`imports_running`), and the
-    operands its real kernel requires to share a dtype (:mod:`.dtype_conflicts`)."""
+    operands its real kernel requires to share a dtype (:mod:`.dtype_conflicts`),
+    and its op class for the latency model (:mod:`convzoo.analysis.traffic`; ``refine``
+    decides it per call)."""
 
     kind: str
     name: str
@@ -53,10 +55,14 @@ class OpFacts:
     field: FieldFacts
     outside: bool
     operands: Operands
+    op_class: str
+    refine: traffic.ClassRule | None
+    first_output: bool
 
     @classmethod
     def of(cls, func: Any) -> OpFacts:
         entry = ops.TABLE.resolve(func)
+        op_class = traffic.static_class(func, entry.kind)
         return cls(
             entry.kind,
             str(func.overloadpacket.__name__),
@@ -66,6 +72,9 @@ class OpFacts:
             FieldFacts.of(func),
             entry.kind == "uncounted" or not takes_tensors(func),
             Operands.of(func),
+            op_class,
+            traffic.refine(func, entry.kind),
+            traffic.first_output(func),
         )
 
 
@@ -141,6 +150,7 @@ class ModuleStats:
     own forward, outside its children), so the self counts of all rows add up to the total.
     ``activation_bytes``: the outputs of the leaf modules of its subtree (a leaf: its own),
     each output by its own bytes unless it is an input passed on unchanged.
+    ``bytes_moved``: the bytes its ops read and write (:mod:`convzoo.analysis.traffic`).
     """
 
     macs: int = 0
@@ -151,18 +161,20 @@ class ModuleStats:
     output_shape: list[int] | None = None
     activation_bytes: int = 0
     rf: Any = None
+    bytes_moved: int = 0
 
 
 @dataclass
 class OpTally:
-    """One operator inside one module (the innermost on the call stack when it ran):
-    ``kind`` is "macs", "elementwise", "free" or "uncounted"; ``macs``/``elementwise``
-    its cost over all ``calls`` (a fused kernel has both)."""
+    """One operator of one op class inside one module (the innermost on the call stack when
+    it ran): ``kind`` is "macs", "elementwise", "free" or "uncounted"; ``macs``/``elementwise``
+    its cost over all ``calls`` (a fused kernel has both), ``bytes`` what they move."""
 
     kind: str
     calls: int = 0
     macs: int = 0
     elementwise: int = 0
+    bytes: int = 0
 
 
 class Tracer(TorchDispatchMode):
@@ -189,7 +201,7 @@ class Tracer(TorchDispatchMode):
         self._owners: dict[str, tuple[ModuleStats, ...]] = {}  # a name's stats and prefixes'
         self._given: list[dict[int, int]] = []  # per hooked module on the stack: _versions
         self.uncounted: Counter[tuple[str, str]] = Counter()  # (op, module) -> calls
-        self.per_op: dict[tuple[str, str], OpTally] = {}  # (innermost module, op) -> tally
+        self.per_op: dict[tuple[str, str, str], OpTally] = {}  # (module, op, op class)
         self.notes: list[str] = []
         self.fields = FieldFlow(self.notes, lambda: self.stack[-1] if self.stack else "")
         self.failed_in = ""  # innermost module an exception passed through
@@ -221,25 +233,33 @@ class Tracer(TorchDispatchMode):
         if out is None:
             out = self._call(func, args, kwargs)
         self.memory.op(func, out)
-        kind, name = facts.kind, facts.name
-        key = (self.stack[-1] if self.stack else "", name)
+        kind, name, op_class = facts.kind, facts.name, facts.op_class
+        if facts.refine is not None:
+            op_class = facts.refine(args, kwargs)
+        module = self.stack[-1] if self.stack else ""
+        key = (module, name, op_class)
         tally = self.per_op.get(key)
         if tally is None:
             tally = self.per_op[key] = OpTally(kind)
         tally.calls += 1
+        macs = elementwise = moved = 0
+        if op_class != "free":
+            moved = traffic.moved(args, kwargs, out, facts.first_output)
+            tally.bytes += moved
         if kind == "uncounted":
-            self.uncounted[key[::-1]] += 1
+            self.uncounted[(name, module)] += 1
         elif kind != "free":
             amount = ops.charge(facts.cost, func, args, kwargs, out)
-            self._add(amount, kind == "macs")
             if kind == "macs":
-                tally.macs += amount
+                macs = amount
             else:
-                tally.elementwise += amount
+                elementwise = amount
             if facts.fused is not None:
-                extra = facts.fused(func, args, kwargs, out)
-                self._add(extra, False)
-                tally.elementwise += extra
+                elementwise += facts.fused(func, args, kwargs, out)
+            tally.macs += macs
+            tally.elementwise += elementwise
+        if self.stack and (macs or elementwise or moved):
+            self._add(macs, elementwise, moved)
         if self.with_fields:
             self.fields.step(func, facts.field, args, kwargs, out)
         return out
@@ -261,16 +281,16 @@ class Tracer(TorchDispatchMode):
         """Run one op, held to the memory budget when there is a guard."""
         return func(*args, **kwargs) if self.guard is None else self.guard.run(func, args, kwargs)
 
-    def _add(self, amount: int, macs: bool) -> None:
+    def _add(self, macs: int, elementwise: int, moved: int) -> None:
         """Add one op's cost to the innermost module and its prefixes, and to it as self."""
-        if not self.stack or not amount:
-            return
-        attr = "macs" if macs else "elementwise"
         chain = self.owners(self.stack[-1])
-        for stats in chain:
-            setattr(stats, attr, getattr(stats, attr) + amount)
+        for one in chain:
+            one.macs += macs
+            one.elementwise += elementwise
+            one.bytes_moved += moved
         top = chain[-1]
-        setattr(top, "self_" + attr, getattr(top, "self_" + attr) + amount)
+        top.self_macs += macs
+        top.self_elementwise += elementwise
 
     # -- module hooks --------------------------------------------------------------------
     def run(self, model: nn.Module, args: tuple, kwargs: dict | None = None) -> Any:

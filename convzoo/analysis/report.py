@@ -9,7 +9,8 @@ JSON schema (``Report.to_json()``, version :data:`SCHEMA_VERSION`), keys in this
 - ``target`` (str), ``input_shape`` (list of shapes), ``output_shape`` (shape or null);
 - ``totals``: ``params``, ``trainable_params``, ``macs``, ``flops`` (2 x macs),
   ``elementwise_ops``, ``activation_bytes`` (sum of leaf outputs), ``param_bytes``,
-  ``peak_activation_bytes`` (inference peak by tensor liveness, or null);
+  ``peak_activation_bytes`` (inference peak by tensor liveness, or null), ``bytes_moved``
+  (read and written by every op, a lower bound: :mod:`convzoo.analysis.traffic`);
 - ``receptive_field``: that of the model's output, see :class:`ReceptiveField`, or null;
 - ``fields_computed`` (bool): false when fields were skipped (``receptive_fields=False``,
   ``--no-fields``): every ``receptive_field`` is then null for that reason, not because no
@@ -79,7 +80,9 @@ class LayerStats:
     of the outputs of the leaf modules in its subtree (a leaf: its own), summed over calls,
     an output written in place counted as a fresh one (:mod:`convzoo.analysis.memory`);
     ``saved_bytes`` the tensors autograd saves for backward in its subtree's ops
-    (training-step analysis only, else None).
+    (training-step analysis only, else None);
+    ``bytes_moved`` the bytes its ops read and write (a lower bound, see
+    :mod:`convzoo.analysis.traffic`) and :attr:`intensity` its MACs per byte.
     """
 
     name: str
@@ -95,6 +98,12 @@ class LayerStats:
     self_macs: int = 0
     saved_bytes: int | None = None
     alias_of: str | None = None  # the first name of a module reachable under several
+    bytes_moved: int = 0
+
+    @property
+    def intensity(self) -> float | None:
+        """Arithmetic intensity: MACs per byte moved (None when nothing is moved)."""
+        return self.macs / self.bytes_moved if self.bytes_moved else None
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -114,7 +123,10 @@ class OperatorStats:
     module: the innermost module on the call stack when it ran, by its first qualified name
     ('' for the model's own forward). ``kind`` is "macs", "elementwise", "free" (no
     arithmetic: views, copies) or "uncounted" (arithmetic without a formula); ``macs`` and
-    ``elementwise_ops`` are its cost over all ``calls`` (a fused kernel has both)."""
+    ``elementwise_ops`` are its cost over all ``calls`` (a fused kernel has both);
+    ``op_class`` its class for the latency model and ``bytes_moved`` the bytes its calls
+    read and write (:mod:`convzoo.analysis.traffic`; an op of two classes in one module, a
+    dense and a grouped convolution, has a row per class)."""
 
     module: str
     op: str
@@ -122,6 +134,8 @@ class OperatorStats:
     calls: int
     macs: int = 0
     elementwise_ops: int = 0
+    op_class: str = ""
+    bytes_moved: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -235,10 +249,13 @@ class Report:
         for o in self.operators:
             if not in_subtree(o.module, module or ""):
                 continue
-            got = merged.setdefault(o.op, OperatorStats(module or "", o.op, o.kind, 0))
+            got = merged.setdefault(
+                o.op, OperatorStats(module or "", o.op, o.kind, 0, op_class=o.op_class)
+            )
             got.calls += o.calls
             got.macs += o.macs
             got.elementwise_ops += o.elementwise_ops
+            got.bytes_moved += o.bytes_moved
         return sorted(merged.values(), key=lambda o: (-o.macs, -o.elementwise_ops, -o.calls, o.op))
 
     # -- plain data ------------------------------------------------------------------------

@@ -60,6 +60,12 @@ class Totals(DictAccess):
     activation_bytes: int  # the outputs of all leaf modules (in place or not), over their calls
     param_bytes: int
     peak_activation_bytes: int | None = None  # inference peak by liveness (memory analysis)
+    bytes_moved: int = 0  # read and written by every op (a lower bound, analysis.traffic)
+
+    @property
+    def intensity(self) -> float | None:
+        """Arithmetic intensity: MACs per byte moved (None when nothing is moved)."""
+        return self.macs / self.bytes_moved if self.bytes_moved else None
 
     @property
     def flops(self) -> int:

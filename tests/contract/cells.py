@@ -25,6 +25,7 @@ from tests.contract.checks import (
 )
 from tests.contract.compare import TWO, compare_cells
 from tests.contract.init_check import init_check_cells
+from tests.contract.latency import machine_cells
 from tests.contract.matrix import (
     COMPARE,
     CONFIG,
@@ -179,6 +180,7 @@ COMMANDS = {
     "compare": compare_cells,
     "rf": rf_cells,
     "init-check": init_check_cells,
+    "machine": machine_cells,
 }
 
 
@@ -199,4 +201,5 @@ FAST = {  # each command's cell in the fast tier, where the installed command ru
     "compare": (*TWO, "--format", "json"),
     "rf": ("rf", "usernet.py:Net", "--unit", "1,1"),
     "init-check": ("init-check", "usernet.py:Net", "--init", "zeros"),
+    "machine": ("machine", "--list"),
 }

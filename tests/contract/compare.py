@@ -14,6 +14,7 @@ from tests.contract.checks import (
     same_designs,
     scaled_designs,
 )
+from tests.contract.latency import compare_latency_cells
 from tests.contract.matrix import COMPARE, COMPARES, PLOTS, TARGETS, Table, common, old, per_format
 from tests.contract.run import Argv, Cell
 
@@ -129,4 +130,5 @@ def compare_cells() -> Table:
     cells = common("compare", BASE)
     for add in (config_cells, design_cells, run_cells):
         add(cells)
+    compare_latency_cells(cells, TWO)
     return cells

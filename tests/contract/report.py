@@ -26,6 +26,7 @@ from tests.contract.checks import (
     unlike_baseline,
     written,
 )
+from tests.contract.latency import report_latency_cells
 from tests.contract.matrix import CONFIG, TARGETS, TOKENS, Table, common, old, per_format
 from tests.contract.read import FORMATS
 from tests.contract.run import Cell
@@ -176,4 +177,5 @@ def report_cells() -> Table:
     cells = common("report", BASE)
     for add in (targets, model_options, row_options, output_options):
         add(cells)
+    report_latency_cells(cells, BASE)
     return cells
