@@ -385,11 +385,23 @@ def test_cli_optimizer(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(capsys.readouterr().out)
     x, out, params = nbytes(1, 3, 64, 64), nbytes(1, 2, 60, 60), (2 * 3 * 25 + 2) * F32
     assert data["totals"]["peak_activation_bytes"] == x + out
-    assert data["training"] == {
+    macs = 2 * 3 * 25 * 60 * 60
+    step = data["training"]
+    assert [o["op"] for o in step.pop("operators") if o["kind"] != "free"] == [
+        "convolution_backward"
+    ]
+    assert step == {
         "optimizer": "adam",
         "param_bytes": params,
         "gradient_bytes": params,
         "optimizer_bytes": 2 * params,
         "saved_bytes": x,  # the convolution keeps its input for the weight gradient
+        "forward_macs": macs,
+        "backward_macs": macs,  # the weight's gradient only: the input has no grad
+        "forward_elementwise_ops": 0,
+        "backward_elementwise_ops": 2 * 60 * 60,  # the bias's gradient: a sum
+        "recompute_macs": 0,
+        "optimizer_ops": 7 * params // F32 + 2,  # Adam: 7 per value, 1 per tensor
         "total_bytes": 4 * params + x,
+        "step_macs": 2 * macs,
     }

@@ -21,6 +21,7 @@ from torch.utils._pytree import tree_flatten
 
 from convzoo import limits
 from convzoo.analysis import adapters, inputs, isolation, memory, training
+from convzoo.analysis.backward import checkpointed
 from convzoo.analysis.counting import ModuleStats, Tracer
 from convzoo.analysis.guard import Guard, check_precision
 from convzoo.analysis.receptive import Field
@@ -148,6 +149,7 @@ def analyze(
     receptive_fields: bool = True,
     max_memory: int | None = None,
     optimizer: str | None = None,
+    checkpoint: str | list[str] | None = None,
 ) -> Report:
     """Params, MACs, shapes, receptive fields and activation memory of ``model``.
 
@@ -174,7 +176,11 @@ def analyze(
     ``train=True``. ``receptive_fields=False`` skips the field propagation.
     ``optimizer`` ("sgd", "sgd-momentum", "adam", "adamw") adds the memory of one training
     step (``report.training`` and each row's ``saved_bytes``, from a second forward in train
-    mode, see :mod:`convzoo.analysis.memory`); ``totals.peak_activation_bytes`` is the
+    mode, see :mod:`convzoo.analysis.memory`) and its work (forward, backward and
+    optimizer, :mod:`convzoo.analysis.backward`); ``checkpoint`` (a module name or fnmatch
+    pattern, or a list of them) runs those modules under activation checkpointing in that
+    step and reports each one's memory saved and MACs added
+    (``report.training.checkpoints``); ``totals.peak_activation_bytes`` is the
     inference peak of live activations by tensor liveness. The model is
     never changed: the forward runs on a private copy, and the global random generator is
     left as it was. Nor does the model's code end the caller's program: ``sys.exit`` or any
@@ -189,6 +195,8 @@ def analyze(
         {"meta": meta, "train": train, "receptive_fields": receptive_fields},
     )
     memory.check_optimizer(optimizer)
+    if checkpoint is not None and optimizer is None:
+        raise ConvZooError("checkpoint is a choice for the training step: give an optimizer too")
     if isinstance(model, nn.Module):  # never str(model): a module's repr is its whole tree
         target = getattr(model, "config_name", None) or type(model).__name__
     elif isinstance(model, str):  # any CLI target: the one resolver the CLI uses
@@ -226,7 +234,8 @@ def analyze(
         report = _report(run, target)
         if optimizer is not None:
             try:
-                training.attach(report, run.model, run.args, optimizer, run.tracer.guard)
+                picked = () if checkpoint is None else checkpointed(run.model, checkpoint)
+                training.attach(report, run.model, run.args, optimizer, run.tracer.guard, picked)
             except Exception as exc:  # e.g. batch norm over one value per channel, sys.exit
                 if isinstance(exc, ConvZooError) and not isinstance(exc, UserCodeError):
                     raise  # worded already (a refused budget)

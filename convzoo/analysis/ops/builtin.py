@@ -4,8 +4,19 @@ table's first lookup; nothing else needs to."""
 
 from __future__ import annotations
 
-from convzoo.analysis.ops import elementwise, free, linear, quantized, vision
+from convzoo.analysis.ops import backward, elementwise, free, linear, quantized, vision
 from convzoo.analysis.receptive import layout, mixing, resample, spatial
 
-MODULES = (linear, elementwise, free, quantized, vision, layout, spatial, resample, mixing)
+MODULES = (
+    linear,
+    backward,
+    elementwise,
+    free,
+    quantized,
+    vision,
+    layout,
+    spatial,
+    resample,
+    mixing,
+)
 """The rule modules, costs first (each registers its rules on import)."""
