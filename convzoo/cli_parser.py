@@ -84,8 +84,17 @@ def add_report(sub: Any) -> None:
     p.add_argument(
         "--optimizer",
         choices=OPTIMIZERS,
-        help="also the memory of one training step with this optimizer: parameters, "
-        "gradients, optimizer state and the tensors autograd saves (a train-mode forward)",
+        help="also one training step with this optimizer: its memory (parameters, "
+        "gradients, optimizer state, the tensors autograd saves) and its work (forward, "
+        "backward and optimizer MACs and element-wise ops)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        metavar="NAME",
+        help="with --optimizer: run this module (a name or a pattern such as 'layer*'; "
+        "repeat for more) under activation checkpointing, and show its memory saved and "
+        "MACs added",
     )
     p.add_argument("--layer", metavar="NAME", help="only this module's subtree")
     p.add_argument(

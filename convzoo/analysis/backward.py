@@ -74,10 +74,10 @@ class StepTracer(Tracer):
 
     ``checkpoint`` names modules whose forward runs under :func:`torch.utils.checkpoint.
     checkpoint` (non-reentrant) while gradients are on: they save no tensors for backward
-    and run again inside it. Their tensor inputs, which the checkpoint holds for that
-    re-run, are handed to the saved-tensor hooks in force (counted as saved, each storage
-    once) and, per module, in ``kept`` (a module inside another checkpointed one keeps
-    nothing: the outer re-run makes its inputs again).
+    but their inputs (which the checkpoint saves for its re-run, as autograd saves
+    tensors: the saved-tensor hooks see them) and run again inside the backward. ``kept``
+    holds those inputs' bytes per module (none for a module inside another checkpointed
+    one: the outer re-run makes its inputs again).
     """
 
     def __init__(
@@ -145,9 +145,8 @@ class StepTracer(Tracer):
         def checkpointed(*args: Any, **kwargs: Any) -> Any:
             if not torch.is_grad_enabled():
                 return call(*args, **kwargs)
-            outermost = not self._in_backward and not self._checkpointing
-            if outermost:  # not inside (or a re-run of) an enclosing one
-                self.kept[name] += _keep(args, kwargs)
+            if not self._in_backward and not self._checkpointing:  # the outermost
+                self.kept[name] += _input_bytes(args, kwargs)
             self._checkpointing += 1
             try:
                 return checkpoint(call, *args, use_reentrant=False, **kwargs)
@@ -230,14 +229,9 @@ def checkpointed(model: nn.Module, patterns: Any) -> list[str]:
     return [n for n in names if n in picked]
 
 
-def _keep(args: tuple, kwargs: dict) -> int:
-    """Hand the tensors among ``args`` and ``kwargs`` to the saved-tensor pack hook in force
-    (what a checkpoint keeps for its re-run); their bytes, each storage once."""
-    hooks = torch._C._autograd._top_saved_tensors_default_hooks(False)
+def _input_bytes(args: tuple, kwargs: dict) -> int:
+    """Bytes of the tensors among ``args`` and ``kwargs``, each storage once."""
     storages = {t.untyped_storage()._cdata: t for t in strided_tensors([args, kwargs])}
-    if hooks is not None:
-        for t in storages.values():
-            hooks[0](t)
     return sum(t.untyped_storage().nbytes() for t in storages.values())
 
 

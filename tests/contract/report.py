@@ -14,6 +14,7 @@ from tests.contract.checks import (
     no_fields,
     ok,
     operators,
+    recomputed,
     refused,
     report_of,
     scaled,
@@ -46,7 +47,8 @@ def targets(cells: Table) -> None:
 
 
 def model_options(cells: Table) -> None:
-    """``--kwargs``, ``--input``, ``--batch``, ``--dtype``, ``--train``, ``--optimizer``."""
+    """``--kwargs``, ``--input``, ``--batch``, ``--dtype``, ``--train``, ``--optimizer``,
+    ``--checkpoint``."""
     for target in ("usernet.py:Net", "usermod:Net"):
         line = ("report", target, "--kwargs", '{"width": 8}')
         cells["--kwargs"] += per_format(line, ok(layer_shape("conv", "1x8x14x14")))
@@ -107,6 +109,13 @@ def model_options(cells: Table) -> None:
     cells["--optimizer"] += [
         Cell((*BASE, "--by-op", "--optimizer", "adam"), refused("--by-op", "--optimizer")),
         Cell((*BASE, "--optimizer", "lbfgs"), refused("--optimizer")),
+    ]
+    checkpointed = (*BASE, "--optimizer", "sgd", "--checkpoint", "encoder")
+    cells["--checkpoint"] += [
+        *per_format(checkpointed, ok(recomputed("encoder")), (*BASE, "--optimizer", "sgd")),
+        Cell((*BASE, "--checkpoint", "encoder"), refused("--checkpoint", "--optimizer")),
+        Cell((*checkpointed, "--by-op"), refused("--by-op", "--checkpoint")),
+        Cell((*BASE, "--optimizer", "sgd", "--checkpoint", "encodr"), refused("encodr")),
     ]
 
 
