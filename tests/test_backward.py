@@ -26,6 +26,7 @@ import torch
 import torchvision
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, flop_registry
 
 import convzoo
@@ -66,14 +67,16 @@ MAPPING = {aten.convolution_backward: conv_backward_flop}  # FlopCounterMode pas
 
 def reference(model: nn.Module, *inputs: torch.Tensor) -> tuple[int, Counter]:
     """(backward MACs, backward MACs per op packet name) that FlopCounterMode counts on a
-    real train-mode step of a copy of ``model``: ``out.backward(ones)``."""
+    real train-mode step of a copy of ``model``: a gradient of ones for each output tensor
+    with a node (GoogLeNet's auxiliary outputs too), as convzoo's step."""
     model = copy.deepcopy(model).train()
     with sdpa_kernel(SDPBackend.MATH):
         out = model(*inputs)
-        if out.grad_fn is None:  # nothing to train: no backward runs
+        roots = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor) and t.grad_fn]
+        if not roots:  # nothing to train: no backward runs
             return 0, Counter()
         with FlopCounterMode(display=False, custom_mapping=MAPPING) as counter:
-            out.backward(torch.ones_like(out))
+            torch.autograd.backward(roots, [torch.ones_like(t) for t in roots])
     per_op = Counter(
         {op.__name__: n // 2 for op, n in counter.get_flop_counts().get("Global", {}).items()}
     )

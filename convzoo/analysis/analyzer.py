@@ -150,6 +150,7 @@ def analyze(
     max_memory: int | None = None,
     optimizer: str | None = None,
     checkpoint: str | list[str] | None = None,
+    input_grad: bool = False,
 ) -> Report:
     """Params, MACs, shapes, receptive fields and activation memory of ``model``.
 
@@ -180,7 +181,9 @@ def analyze(
     optimizer, :mod:`convzoo.analysis.backward`); ``checkpoint`` (a module name or fnmatch
     pattern, or a list of them) runs those modules under activation checkpointing in that
     step and reports each one's memory saved and MACs added
-    (``report.training.checkpoints``); ``totals.peak_activation_bytes`` is the
+    (``report.training.checkpoints``); ``input_grad=True`` makes the floating inputs need
+    gradients in that step (a layer inside a network: its backward computes its input's
+    gradient too); ``totals.peak_activation_bytes`` is the
     inference peak of live activations by tensor liveness. The model is
     never changed: the forward runs on a private copy, and the global random generator is
     left as it was. Nor does the model's code end the caller's program: ``sys.exit`` or any
@@ -192,7 +195,12 @@ def analyze(
         batch_size,
         dtype,
         max_memory,
-        {"meta": meta, "train": train, "receptive_fields": receptive_fields},
+        {
+            "meta": meta,
+            "train": train,
+            "receptive_fields": receptive_fields,
+            "input_grad": input_grad,
+        },
     )
     memory.check_optimizer(optimizer)
     if checkpoint is not None and optimizer is None:
@@ -235,7 +243,9 @@ def analyze(
         if optimizer is not None:
             try:
                 picked = () if checkpoint is None else checkpointed(run.model, checkpoint)
-                training.attach(report, run.model, run.args, optimizer, run.tracer.guard, picked)
+                training.attach(
+                    report, run.model, run.args, optimizer, run.tracer.guard, picked, input_grad
+                )
             except Exception as exc:  # e.g. batch norm over one value per channel, sys.exit
                 if isinstance(exc, ConvZooError) and not isinstance(exc, UserCodeError):
                     raise  # worded already (a refused budget)

@@ -81,11 +81,23 @@ def optimizer_ops(model: nn.Module, optimizer: str) -> int:
 
 
 def step(
-    model: nn.Module, args: tuple, guard: Guard | None, checkpoint: Collection[str] = ()
+    model: nn.Module,
+    args: tuple,
+    guard: Guard | None,
+    checkpoint: Collection[str] = (),
+    input_grad: bool = False,
 ) -> tuple[int, dict[str, int], StepTracer]:
     """One training step's forward and backward on ``model`` (the private copy):
     (saved bytes, saved bytes per module name, the tracer with the counts), the modules
-    named in ``checkpoint`` run under activation checkpointing."""
+    named in ``checkpoint`` run under activation checkpointing; with ``input_grad`` the
+    floating inputs need gradients (as a layer's inside a network)."""
+    if input_grad:
+        args = tuple(
+            a.detach().requires_grad_()
+            if isinstance(a, torch.Tensor) and a.is_floating_point()
+            else a
+            for a in args
+        )
     tracer = StepTracer(fast=on_meta(model), guard=guard, checkpoint=checkpoint)
     total, per_name = saved_tensors(model, args, guard, tracer)
     with torch.enable_grad(), isolation.rng_kept():
@@ -100,15 +112,16 @@ def attach(
     optimizer: str,
     guard: Guard | None,
     checkpoint: Collection[str] = (),
+    input_grad: bool = False,
 ) -> None:
     """Fill ``report.training`` and every row's ``saved_bytes`` and ``backward_macs`` for
     one ``optimizer`` step: a train-mode forward and autograd's backward
     (:class:`~convzoo.analysis.backward.StepTracer`) on the private copy; with the modules
     named in ``checkpoint`` checkpointed, after a plain step for the comparison."""
-    total, per_name, tracer = step(model, args, guard)
+    total, per_name, tracer = step(model, args, guard, (), input_grad)
     plain = per_name
     if checkpoint:
-        total, per_name, tracer = step(model, args, guard, checkpoint)
+        total, per_name, tracer = step(model, args, guard, checkpoint, input_grad)
     grad, root = tracer.grad, tracer.stats[""]
     cost = training_memory(model, optimizer, total)
     cost.forward_macs, cost.forward_elementwise_ops = root.macs, root.elementwise
