@@ -208,6 +208,27 @@ def test_optimizer_ops_equal_torch_optim_counted_op_by_op(optimizer) -> None:
     assert ours(model, (5,), optimizer).training.optimizer_ops == tracer.stats[""].elementwise
 
 
+class Unbackwardable(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a: torch.Tensor) -> torch.Tensor:
+        return a * 2
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("no backward here")
+
+
+def test_a_backward_that_fails_leaves_the_memory_and_says_so() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3))
+    model.register_forward_hook(lambda m, i, out: Unbackwardable.apply(out))
+    report = ours(model, (3, 8, 8))
+    assert report.training.saved_bytes == 3 * 8 * 8 * 4  # the conv's input
+    assert report.training.backward_macs == 0
+    assert report.notes == [
+        "backward: could not run, its MACs are not counted (RuntimeError: no backward here)"
+    ]
+
+
 def test_training_json_round_trips_with_backward_operators() -> None:
     report = ours(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(2)), (3, 6, 6))
     back = convzoo.Report.from_json(report.to_json())

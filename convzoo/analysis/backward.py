@@ -57,6 +57,7 @@ class Backward:
     uncounted: Counter[tuple[str, str]] = field(default_factory=Counter)
     recompute_macs: int = 0
     recompute: Counter[str] = field(default_factory=Counter)  # MACs per checkpointed module
+    failure: str = ""  # why the backward could not run ('' when it ran)
 
     def operators(self, order: list[str]) -> list[OperatorStats]:
         """The tallies as rows, in module order (``order``), then by op name."""

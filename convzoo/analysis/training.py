@@ -28,6 +28,7 @@ from convzoo.analysis.memory import (
     trainable_bytes,
 )
 from convzoo.analysis.report import CheckpointCost, Report, TrainingMemory
+from convzoo.errors import ConvZooError, first_line
 
 
 def saved_tensors(
@@ -101,7 +102,12 @@ def step(
     tracer = StepTracer(fast=on_meta(model), guard=guard, checkpoint=checkpoint)
     total, per_name = saved_tensors(model, args, guard, tracer)
     with torch.enable_grad(), isolation.rng_kept():
-        tracer.backward(model)
+        try:
+            tracer.backward(model)
+        except ConvZooError:
+            raise  # a refused budget
+        except Exception as exc:  # the memory figures stand; the backward's are missing
+            tracer.grad.failure = f"{type(exc).__name__}: {first_line(exc, 160)}"
     return total, per_name, tracer
 
 
@@ -137,5 +143,7 @@ def attach(
     for row in report.layers:
         row.saved_bytes = per_name.get(row.name, 0)
         row.backward_macs = grad.macs[row.name]
+    if grad.failure:
+        report.notes.append(f"backward: could not run, its MACs are not counted ({grad.failure})")
     for (op, module), calls in sorted(grad.uncounted.items()):
         report.notes.append(f"backward: {op} in {module or '(model)'} not counted ({calls} calls)")
