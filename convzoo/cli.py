@@ -179,6 +179,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         receptive_fields=not (args.no_fields or args.by_op),  # --by-op shows none
         optimizer=args.optimizer,
         checkpoint=args.checkpoint,
+        amp=args.amp,
         **budget(args),
     )
     report.target = target.name

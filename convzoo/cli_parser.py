@@ -52,6 +52,7 @@ what it does)``; given without it, the command line is refused (a flag never doe
 SAMPLES = 8
 """``rf --samples`` when ``--plot`` is given without it."""
 
+AMP = ("bf16", "fp16")  # analysis.autocast.AMP_DTYPES (no torch here)
 OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")  # memory.OPTIMIZER_STATES (no torch here)
 
 
@@ -95,6 +96,12 @@ def add_report(sub: Any) -> None:
         help="with --optimizer: run this module (a name or a pattern such as 'layer*'; "
         "repeat for more) under activation checkpointing, and show its memory saved and "
         "MACs added",
+    )
+    p.add_argument(
+        "--amp",
+        choices=AMP,
+        help="mixed precision: the forwards under CPU autocast's policy (convolutions and "
+        "matrix products in this dtype); bytes follow the dtypes it uses",
     )
     p.add_argument("--layer", metavar="NAME", help="only this module's subtree")
     p.add_argument(

@@ -402,6 +402,7 @@ def test_cli_optimizer(capsys: pytest.CaptureFixture[str]) -> None:
         "backward_elementwise_ops": 2 * 60 * 60,  # the bias's gradient: a sum
         "recompute_macs": 0,
         "optimizer_ops": 7 * params // F32 + 2,  # Adam: 7 per value, 1 per tensor
+        "checkpoints": [],
         "total_bytes": 4 * params + x,
         "step_macs": 2 * macs,
     }

@@ -8,6 +8,7 @@ and other threads may run or analyse the same model meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections import defaultdict
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from torch.utils._pytree import tree_flatten
 
 from convzoo import limits
 from convzoo.analysis import adapters, inputs, isolation, memory, training
+from convzoo.analysis.autocast import Autocast, check_amp
 from convzoo.analysis.backward import checkpointed
 from convzoo.analysis.counting import ModuleStats, Tracer
 from convzoo.analysis.guard import Guard, check_precision
@@ -151,6 +153,7 @@ def analyze(
     optimizer: str | None = None,
     checkpoint: str | list[str] | None = None,
     input_grad: bool = False,
+    amp: str | None = None,
 ) -> Report:
     """Params, MACs, shapes, receptive fields and activation memory of ``model``.
 
@@ -183,7 +186,9 @@ def analyze(
     step and reports each one's memory saved and MACs added
     (``report.training.checkpoints``); ``input_grad=True`` makes the floating inputs need
     gradients in that step (a layer inside a network: its backward computes its input's
-    gradient too); ``totals.peak_activation_bytes`` is the
+    gradient too); ``amp`` ("bf16" or "fp16") runs the forwards under CPU autocast's policy
+    (:mod:`convzoo.analysis.autocast`): activation, saved and step bytes follow the dtypes
+    it uses; ``totals.peak_activation_bytes`` is the
     inference peak of live activations by tensor liveness. The model is
     never changed: the forward runs on a private copy, and the global random generator is
     left as it was. Nor does the model's code end the caller's program: ``sys.exit`` or any
@@ -203,6 +208,7 @@ def analyze(
         },
     )
     memory.check_optimizer(optimizer)
+    low = check_amp(amp)
     if checkpoint is not None and optimizer is None:
         raise ConvZooError("checkpoint is a choice for the training step: give an optimizer too")
     if isinstance(model, nn.Module):  # never str(model): a module's repr is its whole tree
@@ -228,7 +234,7 @@ def analyze(
             raise ConvZooError(
                 f"{target} has no default input: analyze needs input_size, e.g. (3, 224, 224)"
             )
-    with isolation.gc_paused():
+    with isolation.gc_paused(), _autocast(low):
         run = trace(
             model,
             input_size,
@@ -243,9 +249,10 @@ def analyze(
         if optimizer is not None:
             try:
                 picked = () if checkpoint is None else checkpointed(run.model, checkpoint)
-                training.attach(
-                    report, run.model, run.args, optimizer, run.tracer.guard, picked, input_grad
-                )
+                with _autocast(low):  # a region of its own: its own cache of weight casts
+                    training.attach(
+                        report, run.model, run.args, optimizer, run.tracer.guard, picked, input_grad
+                    )
             except Exception as exc:  # e.g. batch norm over one value per channel, sys.exit
                 if isinstance(exc, ConvZooError) and not isinstance(exc, UserCodeError):
                     raise  # worded already (a refused budget)
@@ -253,6 +260,11 @@ def analyze(
                 raise AnalysisError(f"in train mode (for the training step): {failure}") from None
         del run  # freed by reference counting before the collector runs again
     return report
+
+
+def _autocast(dtype: torch.dtype | None) -> Any:
+    """CPU autocast's policy at ``dtype`` (:class:`Autocast`), or nothing for None."""
+    return contextlib.nullcontext() if dtype is None else Autocast(dtype)
 
 
 @dataclass

@@ -48,7 +48,7 @@ def targets(cells: Table) -> None:
 
 def model_options(cells: Table) -> None:
     """``--kwargs``, ``--input``, ``--batch``, ``--dtype``, ``--train``, ``--optimizer``,
-    ``--checkpoint``."""
+    ``--checkpoint``, ``--amp``."""
     for target in ("usernet.py:Net", "usermod:Net"):
         line = ("report", target, "--kwargs", '{"width": 8}')
         cells["--kwargs"] += per_format(line, ok(layer_shape("conv", "1x8x14x14")))
@@ -116,6 +116,13 @@ def model_options(cells: Table) -> None:
         Cell((*BASE, "--checkpoint", "encoder"), refused("--checkpoint", "--optimizer")),
         Cell((*checkpointed, "--by-op"), refused("--by-op", "--checkpoint")),
         Cell((*BASE, "--optimizer", "sgd", "--checkpoint", "encodr"), refused("encodr")),
+    ]
+    halved = ok(scaled(activation_bytes=Fraction(1, 2), macs=1, param_bytes=1))  # all in 16 bits
+    for amp in ("bf16", "fp16"):
+        cells["--amp"] += per_format((*BASE, "--amp", amp), halved, BASE)
+    cells["--amp"] += [
+        Cell((*BASE, "--amp", "bf16", "--optimizer", "sgd"), ok(training("sgd")), BASE),
+        Cell((*BASE, "--amp", "int8"), refused("--amp", "int8")),
     ]
 
 
