@@ -41,14 +41,20 @@ class Mixed(nn.Module):
 
 
 def real_autocast(model: nn.Module, x: torch.Tensor, dtype: torch.dtype) -> tuple[int, int]:
-    """(saved bytes, leaf outputs' bytes) of a real train-mode CPU autocast forward."""
+    """(saved bytes, leaf outputs' bytes) of a real train-mode CPU autocast forward (an
+    output that is the module's input, passed on, not counted: convzoo's definition)."""
     with torch.autocast("cpu", dtype=dtype):
         saved = measured_saved_bytes(copy.deepcopy(model), (x,))
     model = copy.deepcopy(model).train()
     outputs = []
+
+    def hook(module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+        if not any(out is x for x in inputs):  # an in-place ReLU passes its input on
+            outputs.append(out.nbytes)
+
     for m in model.modules():
         if not list(m.children()):
-            m.register_forward_hook(lambda m, i, out: outputs.append(out.nbytes))
+            m.register_forward_hook(hook)
     with torch.autocast("cpu", dtype=dtype):
         model(x)
     return saved, sum(outputs)
@@ -92,7 +98,7 @@ def test_torchvision_follow_cpu_autocast(name: str) -> None:
 
 
 @SLOW
-@pytest.mark.parametrize("config", ["resnet18", "encoder_decoder", "every_conv"])
+@pytest.mark.parametrize("config", ["resnet18", "encoder_decoder", "vgg16"])
 def test_configs_follow_cpu_autocast(config: str) -> None:
     model = convzoo.build(config)
     check(model, (2, *model.input_size))
