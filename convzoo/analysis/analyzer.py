@@ -8,7 +8,6 @@ and other threads may run or analyse the same model meanwhile.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections import defaultdict
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from torch.utils._pytree import tree_flatten
 
 from convzoo import limits
 from convzoo.analysis import adapters, inputs, isolation, memory, training
-from convzoo.analysis.autocast import Autocast, check_amp
+from convzoo.analysis.autocast import check_amp, region
 from convzoo.analysis.backward import checkpointed
 from convzoo.analysis.counting import ModuleStats, Tracer
 from convzoo.analysis.guard import Guard, check_precision
@@ -234,7 +233,7 @@ def analyze(
             raise ConvZooError(
                 f"{target} has no default input: analyze needs input_size, e.g. (3, 224, 224)"
             )
-    with isolation.gc_paused(), _autocast(low):
+    with isolation.gc_paused(), region(low):
         run = trace(
             model,
             input_size,
@@ -249,7 +248,7 @@ def analyze(
         if optimizer is not None:
             try:
                 picked = () if checkpoint is None else checkpointed(run.model, checkpoint)
-                with _autocast(low):  # a region of its own: its own cache of weight casts
+                with region(low):  # a region of its own: its own cache of weight casts
                     training.attach(
                         report, run.model, run.args, optimizer, run.tracer.guard, picked, input_grad
                     )
@@ -260,11 +259,6 @@ def analyze(
                 raise AnalysisError(f"in train mode (for the training step): {failure}") from None
         del run  # freed by reference counting before the collector runs again
     return report
-
-
-def _autocast(dtype: torch.dtype | None) -> Any:
-    """CPU autocast's policy at ``dtype`` (:class:`Autocast`), or nothing for None."""
-    return contextlib.nullcontext() if dtype is None else Autocast(dtype)
 
 
 @dataclass

@@ -19,6 +19,7 @@ dtype (the tests compare models without one).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any
 
@@ -70,6 +71,12 @@ def policy(name: str) -> str | None:
     if any(torch._C._dispatch_has_kernel_for_dispatch_key(n, "AutocastCPU") for n in overloads):
         return "fp32"
     return None
+
+
+def region(dtype: torch.dtype | None) -> Any:
+    """A fresh :class:`Autocast` at ``dtype`` (its own cache of cast weights, as one
+    autocast region has), or a context that does nothing for None."""
+    return contextlib.nullcontext() if dtype is None else Autocast(dtype)
 
 
 class Autocast(TorchFunctionMode):
