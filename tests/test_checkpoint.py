@@ -75,7 +75,8 @@ def analysed(model: nn.Module, **kwargs: Any) -> convzoo.Report:
     )
 
 
-@pytest.mark.parametrize("reentrant", [True, pytest.param(False, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("reentrant", [True, False])
 def test_models_calling_checkpoint_match_a_real_step(reentrant: bool) -> None:
     torch.manual_seed(0)
     model = Net(reentrant)
