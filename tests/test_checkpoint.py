@@ -135,3 +135,15 @@ def test_checkpoint_choices_are_checked() -> None:
         analysed(Net(), checkpoint="blok1")
     with pytest.raises(ConvZooError, match="checkpoint must be a module name"):
         analysed(Net(), checkpoint=3)
+
+
+def test_a_module_with_hooks_of_its_own_is_not_checkpointed_and_the_report_says_so() -> None:
+    model = Net()
+    model.block2.register_forward_hook(lambda module, inputs, out: None)
+    report = analysed(model, checkpoint=["block1", "block2"])
+    assert report.notes == [
+        "checkpoint: block2 ran without a checkpoint (a module with forward hooks of its own, "
+        "or TorchScript, is not wrapped)"
+    ]
+    costs = {c.module: c for c in report.training.checkpoints}
+    assert costs["block1"].recompute_macs > 0 and costs["block2"].recompute_macs == 0

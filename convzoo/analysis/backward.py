@@ -78,7 +78,8 @@ class StepTracer(Tracer):
     but their inputs (which the checkpoint saves for its re-run, as autograd saves
     tensors: the saved-tensor hooks see them) and run again inside the backward. ``kept``
     holds those inputs' bytes per module (none for a module inside another checkpointed
-    one: the outer re-run makes its inputs again).
+    one: the outer re-run makes its inputs again); ``wrapped`` the modules it could
+    checkpoint (not one with forward hooks of its own, nor TorchScript).
     """
 
     def __init__(
@@ -87,6 +88,7 @@ class StepTracer(Tracer):
         super().__init__(fast=fast, fields=False, guard=guard)
         self.checkpoint = frozenset(checkpoint)
         self.kept: Counter[str] = Counter()
+        self.wrapped: set[str] = set()  # of ``checkpoint``: those it could wrap
         self._checkpointing = 0  # checkpointed modules running now (nested ones included)
         self.grad = Backward()
         self._in_backward = False
@@ -142,6 +144,7 @@ class StepTracer(Tracer):
         call = super()._wrap(name, module, forward)
         if name not in self.checkpoint:
             return call
+        self.wrapped.add(name)
 
         def checkpointed(*args: Any, **kwargs: Any) -> Any:
             if not torch.is_grad_enabled():

@@ -143,6 +143,11 @@ def attach(
     for row in report.layers:
         row.saved_bytes = per_name.get(row.name, 0)
         row.backward_macs = grad.macs[row.name]
+    for name in sorted(set(checkpoint) - tracer.wrapped):
+        report.notes.append(
+            f"checkpoint: {name} ran without a checkpoint (a module with forward hooks of its "
+            "own, or TorchScript, is not wrapped)"
+        )
     if grad.failure:
         report.notes.append(f"backward: could not run, its MACs are not counted ({grad.failure})")
     for (op, module), calls in sorted(grad.uncounted.items()):
