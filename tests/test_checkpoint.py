@@ -147,3 +147,24 @@ def test_a_module_with_hooks_of_its_own_is_not_checkpointed_and_the_report_says_
     ]
     costs = {c.module: c for c in report.training.checkpoints}
     assert costs["block1"].recompute_macs > 0 and costs["block2"].recompute_macs == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["timm", "torchvision"])
+def test_checkpointing_in_library_models_matches_a_real_step(source: str) -> None:
+    """timm's ``set_grad_checkpointing()`` and torchvision's ``memory_efficient`` DenseNet."""
+    torch.manual_seed(0)
+    if source == "timm":
+        timm = pytest.importorskip("timm")
+        model = timm.create_model("resnet18", num_classes=10)
+        model.set_grad_checkpointing(True)
+    else:
+        import torchvision
+
+        model = torchvision.models.densenet121(num_classes=10, memory_efficient=True)
+    report = convzoo.analyze(
+        model, (3, 32, 32), batch_size=2, optimizer="sgd", receptive_fields=False
+    )
+    step = report.training
+    assert (step.saved_bytes, step.backward_macs) == real_step(model, torch.randn(2, 3, 32, 32))
+    assert not report.notes
