@@ -155,9 +155,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         layers = [f"--{f}" for f in ("sort", "top", "depth") if getattr(args, f) is not None]
         if layers:
             raise ConvZooError(f"--by-op lists operators, not layers: drop {', '.join(layers)}")
-        memory = [f"--{f}" for f in ("dtype", "optimizer") if getattr(args, f) is not None]
+        memory = [f"--{f}" for f in ("dtype", "optimizer", "checkpoint") if getattr(args, f)]
         if memory:
             raise ConvZooError(f"--by-op counts operators, not bytes: drop {', '.join(memory)}")
+    if args.checkpoint and args.optimizer is None:
+        raise ConvZooError("--checkpoint is a choice for the training step: add --optimizer")
     inputs = [parse_input(text) for text in args.input or ()]
     typed = any(dtype for _, dtype in inputs)
     if typed and args.check_fvcore:
@@ -180,6 +182,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         train=args.train,
         receptive_fields=not (args.no_fields or args.by_op),  # --by-op shows none
         optimizer=args.optimizer,
+        checkpoint=args.checkpoint,
+        amp=args.amp,
         **budget(args),
     )
     report.target = target.name

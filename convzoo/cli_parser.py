@@ -67,6 +67,7 @@ what it does)``; given without it, the command line is refused (a flag never doe
 SAMPLES = 8
 """``rf --samples`` when ``--plot`` is given without it."""
 
+AMP = ("bf16", "fp16")  # analysis.autocast.AMP_DTYPES (no torch here)
 OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")  # memory.OPTIMIZER_STATES (no torch here)
 
 
@@ -99,8 +100,23 @@ def add_report(sub: Any) -> None:
     p.add_argument(
         "--optimizer",
         choices=OPTIMIZERS,
-        help="also the memory of one training step with this optimizer: parameters, "
-        "gradients, optimizer state and the tensors autograd saves (a train-mode forward)",
+        help="also one training step with this optimizer: its memory (parameters, "
+        "gradients, optimizer state, the tensors autograd saves) and its work (forward, "
+        "backward and optimizer MACs and element-wise ops)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        metavar="NAME",
+        help="with --optimizer: run this module (a name or a pattern such as 'layer*'; "
+        "repeat for more) under activation checkpointing, and show its memory saved and "
+        "MACs added",
+    )
+    p.add_argument(
+        "--amp",
+        choices=AMP,
+        help="mixed precision: the forwards under CPU autocast's policy (convolutions and "
+        "matrix products in this dtype); bytes follow the dtypes it uses",
     )
     p.add_argument("--layer", metavar="NAME", help="only this module's subtree")
     p.add_argument(

@@ -16,6 +16,7 @@ from torch import nn
 from convzoo.analysis.analyzer import analyze
 from convzoo.analysis.guard import Guard, rehearse
 from convzoo.analysis.isolation import private_copy
+from convzoo.analysis.render import human_bytes
 from convzoo.analysis.resident import give_back
 from convzoo.errors import ConvZooError
 from convzoo.limits import MAX_PARAMS
@@ -37,6 +38,8 @@ class Row:
     efficiency: float | None = None
     train_ms: float | None = None
     estimated_ms: float | None = None  # the roofline estimate (compare --latency)
+    train_macs: int | None = None  # forward + backward of the timed step (input with grad)
+    step_bytes: int | None = None  # its memory: params, gradients, saved tensors
 
     def to_dict(self) -> dict[str, Any]:
         """Every field; ``estimated_ms`` only when estimated (``compare --latency``)."""
@@ -144,7 +147,11 @@ def measure(
         raise ConvZooError(
             f"the designs have {total:,} parameters together, over the limit of {MAX_PARAMS:,}"
         )
-    reports = {n: analyze(m, input_size, batch_size=batch) for n, m in modules.items()}
+    optimizer = "sgd" if train else None  # the timed step: no optimizer state, input with grad
+    reports = {
+        n: analyze(m, input_size, batch_size=batch, optimizer=optimizer, input_grad=train)
+        for n, m in modules.items()
+    }
     shapes = {n: r.output_shape for n, r in reports.items()}
     if len({str(s) for s in shapes.values()}) != 1:
         raise ConvZooError(
@@ -169,6 +176,10 @@ def measure(
 
         for row, report in zip(rows, reports.values(), strict=True):
             row.estimated_ms = estimated_seconds(report, profile) * 1e3
+    for row, report in zip(rows, reports.values(), strict=True):
+        if report.training is not None:
+            row.train_macs = report.training.step_macs
+            row.step_bytes = report.training.total_bytes
     if bench:
         rehearse_bench(modules, input_size, batch, train, max_memory)
         guard = Guard(max_memory, f"benchmarking at batch {batch:,}")
@@ -218,7 +229,7 @@ def rows_table(rows: list[Row], fmt: str = "table") -> str:
     if timed:
         headers += ["forward ms", "speed-up", "efficiency"]
     if rows[0].train_ms is not None:
-        headers.append("fwd+bwd ms")
+        headers += ["fwd+bwd MACs", "step memory", "fwd+bwd ms"]
     table = []
     for r in rows:
         line = [
@@ -234,7 +245,7 @@ def rows_table(rows: list[Row], fmt: str = "table") -> str:
         if timed:
             line += [f"{r.forward_ms:.3f}", f"{r.speedup:.2f}x", f"{r.efficiency:.2f}"]
         if r.train_ms is not None:
-            line.append(f"{r.train_ms:.3f}")
+            line += [f"{r.train_macs:,}", human_bytes(r.step_bytes or 0), f"{r.train_ms:.3f}"]
         table.append(line)
     return tabulate(
         table,

@@ -111,7 +111,7 @@ def layers_text(
 
 def csv_with_totals(report: Report) -> str:
     """``report.to_csv()`` plus a last row named ``(total)`` with the report's totals (and,
-    with a training step, its saved bytes and the step's total bytes)."""
+    with a training step, its saved bytes, backward MACs and the step's total bytes)."""
     out = io.StringIO(report.to_csv())
     out.seek(0, io.SEEK_END)
     writer = csv.DictWriter(out, fieldnames=render.CSV_FIELDS, lineterminator="\n")
@@ -126,6 +126,7 @@ def csv_with_totals(report: Report) -> str:
             "elementwise_ops": t.elementwise_ops,
             "activation_bytes": t.activation_bytes,
             "saved_bytes": "" if step is None else step.saved_bytes,
+            "backward_macs": "" if step is None else step.backward_macs,
             "training_step_bytes": "" if step is None else step.total_bytes,
         }
     )

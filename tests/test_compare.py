@@ -95,3 +95,31 @@ def test_plots_are_png_of_the_right_size(tmp_path: Path) -> None:
     model = convzoo.build("configs/encoder_decoder.yaml")
     out = plot_receptive_field(model, (3, 32, 32), tmp_path / "rf.png", layer="encoder", samples=2)
     assert png_size(out.path) == (int(6 * 110), int(5.5 * 110))
+
+
+def test_train_rows_carry_the_timed_steps_theory() -> None:
+    """``--train`` times ``m(x).sum().backward()`` with ``x`` needing grad: the rows' MACs
+    are that step's forward + backward (FlopCounterMode on a real one; the grouped
+    convolution's weight gradient, which it counts ``groups`` times, is not in these
+    designs) and its memory is params + gradients + saved tensors (saved_tensors_hooks)."""
+    import copy
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from convzoo.analysis.memory import measured_saved_bytes
+    from convzoo.compare import make_design
+
+    rows = compare(
+        kernel=3, in_channels=4, out_channels=6, size=8, designs=["conv", "factorized"], train=True
+    )
+    for row in rows:
+        torch.manual_seed(0)
+        design = make_design(row.design, 3, 4, 6, padding="same", bias=True)
+        x = torch.randn(1, 4, 8, 8, requires_grad=True)
+        real = copy.deepcopy(design).train()
+        with FlopCounterMode(display=False) as counter:
+            real(x).sum().backward()
+        assert row.train_macs == counter.get_total_flops() // 2
+        params = sum(p.numel() for p in design.parameters()) * 4
+        assert row.step_bytes == 2 * params + measured_saved_bytes(copy.deepcopy(design), (x,))

@@ -222,7 +222,17 @@ def _check_saved(model: nn.Module, size: tuple[int, ...], batch: int = 2) -> int
 
 
 FAST_CONFIGS = ["capsnet_mnist", "encoder_decoder", "seed_64x64_5x5", "seed_7x7_alternatives"]
-SLOW_CONFIGS = ["every_conv", "mobilenet_v1", "resnet18", "resnet50", "vgg16"]
+SLOW_CONFIGS = [
+    "every_conv",
+    "mobilenet_v1",
+    "resnet18",
+    "resnet50",
+    "vgg16",
+    "seed_init_zero",
+    "seed_init_ones",
+    "seed_deep_plain",
+    "seed_deep_residual",
+]
 
 
 def _config_case(name: str) -> None:
@@ -385,11 +395,24 @@ def test_cli_optimizer(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(capsys.readouterr().out)
     x, out, params = nbytes(1, 3, 64, 64), nbytes(1, 2, 60, 60), (2 * 3 * 25 + 2) * F32
     assert data["totals"]["peak_activation_bytes"] == x + out
-    assert data["training"] == {
+    macs = 2 * 3 * 25 * 60 * 60
+    step = data["training"]
+    assert [o["op"] for o in step.pop("operators") if o["kind"] != "free"] == [
+        "convolution_backward"
+    ]
+    assert step == {
         "optimizer": "adam",
         "param_bytes": params,
         "gradient_bytes": params,
         "optimizer_bytes": 2 * params,
         "saved_bytes": x,  # the convolution keeps its input for the weight gradient
+        "forward_macs": macs,
+        "backward_macs": macs,  # the weight's gradient only: the input has no grad
+        "forward_elementwise_ops": 0,
+        "backward_elementwise_ops": 2 * 60 * 60,  # the bias's gradient: a sum
+        "recompute_macs": 0,
+        "optimizer_ops": 7 * params // F32 + 2,  # Adam: 7 per value, 1 per tensor
+        "checkpoints": [],
         "total_bytes": 4 * params + x,
+        "step_macs": 2 * macs,
     }

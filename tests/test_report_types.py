@@ -235,24 +235,32 @@ def test_memory_lines_and_saved_column_only_when_analysed() -> None:
     assert "inference peak" not in text and "training step" not in text
     assert "saved" not in text.splitlines()[0]
     saved = [640, 384, 256, 0, 256]
-    rows = [replace(r, saved_bytes=s) for r, s in zip(plain.layers, saved, strict=True)]
+    back = [900, 500, 400, 0, 0]
+    rows = [
+        replace(r, saved_bytes=s, backward_macs=b)
+        for r, s, b in zip(plain.layers, saved, back, strict=True)
+    ]
     peak = replace(plain.totals, peak_activation_bytes=3 * 1024**2)
-    training = TrainingMemory("sgd-momentum", 1200, 1200, 1200, 640)
+    training = TrainingMemory("sgd-momentum", 1200, 1200, 1200, 640, 450, 900, 30, 60, 0, 900)
     report = replace(plain, layers=rows, totals=peak, training=training)
     text = report.to_table()
     header, *_ = text.splitlines()
-    assert header.split()[-1] == "saved"
+    assert header.split()[-3:] == ["saved", "backward", "MACs"]
     table = text.split("\n\n")[0].splitlines()
-    assert table[3].split()[-2:] == ["384", "B"] and table[-1].split()[-2:] == ["640", "B"]
+    assert table[3].split()[-3:] == ["384", "B", "500"]
+    assert table[-1].split()[-3:] == ["640", "B", "900"]
     summary = dict(line.split(":", 1) for line in text.split("\n\n")[1].splitlines())
     assert summary["inference peak"].strip() == "3.00 MiB (3,145,728), by tensor liveness"
     assert summary["training step"].strip() == (
         "4.14 KiB (4,240) = params 1.17 KiB + gradients 1.17 KiB + optimizer state "
         "(sgd-momentum) 1.17 KiB + saved tensors 640 B"
     )
+    assert summary["training MACs"].strip() == (
+        "1.35K (1,350) = forward 450 + backward 900; optimizer (sgd-momentum) 900 element-wise ops"
+    )
     assert re.search(r"<th[^>]*>\s*saved</th>", report._repr_html_())
-    missing = replace(report, layers=[replace(rows[0], saved_bytes=None)])
-    assert render.layer_rows(missing)[0][-1] == "-"  # a row without the figure
+    missing = replace(report, layers=[replace(rows[0], saved_bytes=None, backward_macs=None)])
+    assert render.layer_rows(missing)[0][-2:] == ["-", "-"]  # a row without the figures
 
 
 def test_table_unchanged_without_memory_analysis() -> None:

@@ -20,6 +20,8 @@ from torch.utils._pytree import tree_flatten
 
 from convzoo import limits
 from convzoo.analysis import adapters, inputs, isolation, memory, owners, training
+from convzoo.analysis.autocast import check_amp, region
+from convzoo.analysis.backward import checkpointed
 from convzoo.analysis.counting import ModuleStats, Tracer
 from convzoo.analysis.guard import Guard, check_precision
 from convzoo.analysis.receptive import Field
@@ -125,6 +127,9 @@ def analyze(
     receptive_fields: bool = True,
     max_memory: int | None = None,
     optimizer: str | None = None,
+    checkpoint: str | list[str] | None = None,
+    input_grad: bool = False,
+    amp: str | None = None,
 ) -> Report:
     """Params, MACs, shapes, receptive fields and activation memory of ``model``.
 
@@ -151,7 +156,15 @@ def analyze(
     ``train=True``. ``receptive_fields=False`` skips the field propagation.
     ``optimizer`` ("sgd", "sgd-momentum", "adam", "adamw") adds the memory of one training
     step (``report.training`` and each row's ``saved_bytes``, from a second forward in train
-    mode, see :mod:`convzoo.analysis.memory`); ``totals.peak_activation_bytes`` is the
+    mode, see :mod:`convzoo.analysis.memory`) and its work (forward, backward and
+    optimizer, :mod:`convzoo.analysis.backward`); ``checkpoint`` (a module name or fnmatch
+    pattern, or a list of them) runs those modules under activation checkpointing in that
+    step and reports each one's memory saved and MACs added
+    (``report.training.checkpoints``); ``input_grad=True`` makes the floating inputs need
+    gradients in that step (a layer inside a network: its backward computes its input's
+    gradient too); ``amp`` ("bf16" or "fp16") runs the forwards under CPU autocast's policy
+    (:mod:`convzoo.analysis.autocast`): activation, saved and step bytes follow the dtypes
+    it uses; ``totals.peak_activation_bytes`` is the
     inference peak of live activations by tensor liveness. The model is
     never changed: the forward runs on a private copy, and the global random generator is
     left as it was. Nor does the model's code end the caller's program: ``sys.exit`` or any
@@ -163,9 +176,17 @@ def analyze(
         batch_size,
         dtype,
         max_memory,
-        {"meta": meta, "train": train, "receptive_fields": receptive_fields},
+        {
+            "meta": meta,
+            "train": train,
+            "receptive_fields": receptive_fields,
+            "input_grad": input_grad,
+        },
     )
     memory.check_optimizer(optimizer)
+    low = check_amp(amp)
+    if checkpoint is not None and optimizer is None:
+        raise ConvZooError("checkpoint is a choice for the training step: give an optimizer too")
     if isinstance(model, nn.Module):  # never str(model): a module's repr is its whole tree
         target = getattr(model, "config_name", None) or type(model).__name__
     elif isinstance(model, str):  # any CLI target: the one resolver the CLI uses
@@ -189,7 +210,7 @@ def analyze(
             raise ConvZooError(
                 f"{target} has no default input: analyze needs input_size, e.g. (3, 224, 224)"
             )
-    with isolation.gc_paused():
+    with isolation.gc_paused(), region(low):
         run = trace(
             model,
             input_size,
@@ -203,7 +224,11 @@ def analyze(
         report = _report(run, target)
         if optimizer is not None:
             try:
-                training.attach(report, run.model, run.args, optimizer, run.tracer.guard)
+                picked = () if checkpoint is None else checkpointed(run.model, checkpoint)
+                with region(low):  # a region of its own: its own cache of weight casts
+                    training.attach(
+                        report, run.model, run.args, optimizer, run.tracer.guard, picked, input_grad
+                    )
             except Exception as exc:  # e.g. batch norm over one value per channel, sys.exit
                 if isinstance(exc, ConvZooError) and not isinstance(exc, UserCodeError):
                     raise  # worded already (a refused budget)

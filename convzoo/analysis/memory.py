@@ -46,6 +46,18 @@ OPTIMIZER_STATES: dict[str, int] = {"sgd": 0, "sgd-momentum": 1, "adam": 2, "ada
 """Copies of the trainable parameters an optimizer keeps between steps (torch.optim:
 momentum buffer; Adam's ``exp_avg`` and ``exp_avg_sq``)."""
 
+OPTIMIZER_OPS: dict[str, tuple[int, int]] = {
+    "sgd": (1, 0),
+    "sgd-momentum": (3, 0),
+    "adam": (7, 1),
+    "adamw": (8, 1),
+}
+"""Element-wise ops of one (steady-state) step of torch.optim's default CPU implementation,
+one op per value written: ``(per trainable value, per trainable tensor)``. SGD ``p += -lr g``;
+momentum also ``buf = momentum buf + g`` (2); Adam: ``m.lerp_``, ``v *= b2``, ``v += (1-b2)
+g g``, ``sqrt(v)``, ``/ c``, ``+ eps``, ``p += -s m / d`` (7) and the step counter (one per
+tensor); AdamW also ``p *= 1 - lr wd`` (8). Counted op by op from torch.optim in the tests."""
+
 
 def check_optimizer(name: Any) -> str | None:
     """``name`` if it is None or a known optimizer; a one-line ConvZooError otherwise."""

@@ -34,7 +34,7 @@ HEADERS = [
     "activations",
 ]
 ALIGN = ("left", "left", "left", "right", "right", "right", "left", "right")
-SAVED = "saved"  # the extra column of a training-step analysis: tensors saved for backward
+TRAINING = ["saved", "backward MACs"]  # a training step's columns: saved tensors, backward
 CSV_FIELDS = [
     "name",
     "type",
@@ -55,6 +55,7 @@ CSV_FIELDS = [
     "activation_bytes",
     "calls",
     "saved_bytes",
+    "backward_macs",
     "training_step_bytes",
     "alias_of",
 ]
@@ -163,15 +164,17 @@ def _name_text(row: LayerStats, report: Report, indent: str) -> str:
 
 
 def columns(report: Report) -> tuple[list[str], tuple[str, ...]]:
-    """The table's headers and alignments: :data:`HEADERS`, plus a "saved" column (tensors
-    saved for backward) when the report has a training-step analysis."""
+    """The table's headers and alignments: :data:`HEADERS`, plus :data:`TRAINING` (tensors
+    saved for backward, the backward's MACs) when the report has a training-step analysis."""
     if report.training is None:
         return HEADERS, ALIGN
-    return [*HEADERS, SAVED], (*ALIGN, "right")
+    return [*HEADERS, *TRAINING], (*ALIGN, "right", "right")
 
 
-def _saved_text(n: int | None) -> str:
-    return "-" if n is None else human_bytes(n)
+def _training_cells(row: LayerStats) -> list[str]:
+    """A row's :data:`TRAINING` cells ("-" where not measured)."""
+    saved, back = row.saved_bytes, row.backward_macs
+    return ["-" if saved is None else human_bytes(saved), "-" if back is None else human(back)]
 
 
 def layer_rows(report: Report, depth: int | None = None, indent: str = "  ") -> list[list[str]]:
@@ -189,7 +192,7 @@ def layer_rows(report: Report, depth: int | None = None, indent: str = "  ") -> 
             human(row.self_macs),
             field_text(row.receptive_field, report.fields_computed),
             human_bytes(row.activation_bytes),
-            *([_saved_text(row.saved_bytes)] if training else []),
+            *(_training_cells(row) if training else []),
         ]
         for row in report.layers
         if depth is None or row.depth <= depth
@@ -210,7 +213,7 @@ def total_row(report: Report) -> list[str]:
         human_bytes(t.activation_bytes),
     ]
     if report.training is not None:
-        cells.append(human_bytes(report.training.saved_bytes))
+        cells += [human_bytes(report.training.saved_bytes), human(report.training.backward_macs)]
     return cells
 
 
@@ -218,17 +221,40 @@ def _bytes(n: int) -> str:
     return f"{human_bytes(n)} ({n:,})"
 
 
-def training_text(report: Report) -> str:
-    """``'178.4 MiB = params 44.59 MiB + gradients 44.59 MiB + optimizer state (adam)
-    89.18 MiB + saved tensors 2.00 MiB'``: one training step's memory."""
+def training_lines(report: Report) -> list[tuple[str, str]]:
+    """One training step's summary lines: its memory (``'180.1 MiB (188,883,072) = params
+    44.59 MiB + gradients 44.59 MiB + optimizer state (adam) 89.18 MiB + saved tensors 1.77
+    MiB'``), its work (forward + backward MACs, the recomputed part, the optimizer's
+    element-wise ops) and each checkpointed module's trade-off."""
     m = report.training
     if m is None:
         raise ConvZooError("the report has no training-step analysis")
-    return (
-        f"{_bytes(m.total_bytes)} = params {human_bytes(m.param_bytes)} + gradients "
-        f"{human_bytes(m.gradient_bytes)} + optimizer state ({m.optimizer}) "
-        f"{human_bytes(m.optimizer_bytes)} + saved tensors {human_bytes(m.saved_bytes)}"
-    )
+    again = f" (recomputed {human(m.recompute_macs)})" if m.recompute_macs else ""
+    lines = [
+        (
+            "training step",
+            f"{_bytes(m.total_bytes)} = params {human_bytes(m.param_bytes)} + gradients "
+            f"{human_bytes(m.gradient_bytes)} + optimizer state ({m.optimizer}) "
+            f"{human_bytes(m.optimizer_bytes)} + saved tensors {human_bytes(m.saved_bytes)}",
+        ),
+        (
+            "training MACs",
+            f"{human(m.step_macs)} ({m.step_macs:,}) = forward {human(m.forward_macs)} + "
+            f"backward {human(m.backward_macs)}{again}; optimizer ({m.optimizer}) "
+            f"{human(m.optimizer_ops)} element-wise ops",
+        ),
+    ]
+    for c in m.checkpoints:
+        sign = "-" if c.bytes_saved < 0 else ""
+        lines.append(
+            (
+                "checkpoint",
+                f"{c.module}: saved {human_bytes(c.saved_bytes)} -> "
+                f"{human_bytes(c.checkpointed_bytes)} ({sign}{human_bytes(abs(c.bytes_saved))} "
+                f"less), backward +{human(c.recompute_macs)} MACs",
+            )
+        )
+    return lines
 
 
 def summary_lines(report: Report) -> list[tuple[str, str]]:
@@ -249,7 +275,7 @@ def summary_lines(report: Report) -> list[tuple[str, str]]:
     if t.peak_activation_bytes is not None:
         lines.append(("inference peak", f"{_bytes(t.peak_activation_bytes)}, by tensor liveness"))
     if report.training is not None:
-        lines.append(("training step", training_text(report)))
+        lines.extend(training_lines(report))
     if report.complete:
         lines.append(("counts complete", "yes"))
     else:
@@ -371,6 +397,7 @@ def csv_row(row: LayerStats, computed: bool = True) -> dict[str, Any]:
         "calls": row.calls,
         "saved_bytes": "" if row.saved_bytes is None else row.saved_bytes,
         "alias_of": "" if row.alias_of is None else row.alias_of,
+        "backward_macs": "" if row.backward_macs is None else row.backward_macs,
     }
     for key in ("size", "stride", "start"):
         values = list(getattr(rf, key, None) or [])[-2:]  # 3-D: h and w; 1-D: its axis as h

@@ -21,8 +21,8 @@ JSON schema (``Report.to_json()``, version :data:`SCHEMA_VERSION`), keys in this
   the same counts);
 - ``operators``: one object per :class:`OperatorStats` (one op in one module);
 - ``uncounted_ops``: ``op``, ``module``, ``calls``; ``complete`` (bool: no uncounted op);
-- ``notes`` (list of str); ``training``: :class:`TrainingMemory` fields and
-  ``total_bytes``, or null.
+- ``notes`` (list of str); ``training``: :class:`TrainingMemory` fields (its
+  ``operators`` as ``operators`` above), ``total_bytes`` and ``step_macs``, or null.
 
 :meth:`Report.from_dict` reads it back (derived keys such as ``flops`` are recomputed).
 """
@@ -44,6 +44,7 @@ SORT_KEYS: Final = ("macs", "params")
 __all__ = [
     "SCHEMA_VERSION",
     "Axes",
+    "CheckpointCost",
     "DictAccess",
     "LayerStats",
     "OperatorStats",
@@ -82,7 +83,9 @@ class LayerStats:
     ``saved_bytes`` the tensors autograd saves for backward in its subtree's ops
     (training-step analysis only, else None);
     ``bytes_moved`` the bytes its ops read and write (a lower bound, see
-    :mod:`convzoo.analysis.traffic`) and :attr:`intensity` its MACs per byte.
+    :mod:`convzoo.analysis.traffic`) and :attr:`intensity` its MACs per byte;
+    ``backward_macs`` the MACs autograd's backward runs for its subtree's ops, a
+    checkpointed forward's recomputation included (training-step analysis only, else None).
     """
 
     name: str
@@ -104,6 +107,8 @@ class LayerStats:
     def intensity(self) -> float | None:
         """Arithmetic intensity: MACs per byte moved (None when nothing is moved)."""
         return self.macs / self.bytes_moved if self.bytes_moved else None
+
+    backward_macs: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -142,29 +147,83 @@ class OperatorStats:
 
 
 @dataclass
+class CheckpointCost:
+    """One module run under activation checkpointing (``analyze(checkpoint=...)``): the
+    bytes its subtree saves for backward without (``saved_bytes``) and with it
+    (``checkpointed_bytes``: what it still saves plus the inputs the checkpoint keeps for
+    the re-run), and the MACs the re-run adds to the backward (``recompute_macs``)."""
+
+    module: str
+    saved_bytes: int
+    checkpointed_bytes: int
+    recompute_macs: int
+
+    @property
+    def bytes_saved(self) -> int:
+        """Memory the checkpoint saves (negative when its kept inputs outweigh it)."""
+        return self.saved_bytes - self.checkpointed_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
 class TrainingMemory:
-    """Memory of one training step (bytes): parameters, their gradients, the optimizer's
-    state (``optimizer``: "sgd" none, "sgd-momentum" one buffer, "adam" two buffers per
-    trainable parameter) and the tensors autograd saves for backward."""
+    """One training step: its memory (bytes) and its work.
+
+    Memory: parameters, their gradients, the optimizer's state (``optimizer``: "sgd" none,
+    "sgd-momentum" one buffer, "adam"/"adamw" two buffers per trainable parameter) and the
+    tensors autograd saves for backward; ``total_bytes`` is their sum.
+
+    Work (:mod:`convzoo.analysis.backward`): ``forward_macs`` and ``forward_elementwise_ops``
+    of the train-mode forward, ``backward_macs`` and ``backward_elementwise_ops`` of what
+    autograd's backward runs (frozen parameters and inputs without grad change them as
+    autograd does; ``recompute_macs`` is the part of ``backward_macs`` a checkpointed forward
+    re-runs), ``optimizer_ops`` the element-wise work of the optimizer's step
+    (:data:`~convzoo.analysis.memory.OPTIMIZER_OPS`); ``step_macs`` is forward + backward.
+    ``operators`` are the backward's ops per module, as :attr:`Report.operators` are the
+    forward's; ``checkpoints`` the trade-off of each module checkpointed on request (the
+    other figures are then those of the checkpointed step).
+    """
 
     optimizer: str
     param_bytes: int
     gradient_bytes: int
     optimizer_bytes: int
     saved_bytes: int
+    forward_macs: int = 0
+    backward_macs: int = 0
+    forward_elementwise_ops: int = 0
+    backward_elementwise_ops: int = 0
+    recompute_macs: int = 0
+    optimizer_ops: int = 0
+    operators: list[OperatorStats] = _field(default_factory=list)
+    checkpoints: list[CheckpointCost] = _field(default_factory=list)
 
     @property
     def total_bytes(self) -> int:
         return self.param_bytes + self.gradient_bytes + self.optimizer_bytes + self.saved_bytes
 
+    @property
+    def step_macs(self) -> int:
+        """Forward + backward MACs of one step (the optimizer's work is element-wise)."""
+        return self.forward_macs + self.backward_macs
+
     def to_dict(self) -> dict[str, Any]:
+        """Plain data: the fields, ``total_bytes`` and ``step_macs`` (derived) after them."""
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["operators"] = [o.to_dict() for o in self.operators]
+        out["checkpoints"] = [c.to_dict() for c in self.checkpoints]
         out["total_bytes"] = self.total_bytes
+        out["step_macs"] = self.step_macs
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingMemory:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        items = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        items["operators"] = [OperatorStats(**o) for o in data.get("operators", [])]
+        items["checkpoints"] = [CheckpointCost(**c) for c in data.get("checkpoints", [])]
+        return cls(**items)
 
 
 @dataclass

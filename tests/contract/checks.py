@@ -247,6 +247,26 @@ def training(optimizer: str) -> Check:
     return check
 
 
+def recomputed(module: str) -> Check:
+    """The training step with ``module`` checkpointed: fewer saved bytes than the baseline's
+    step (the same without it), MACs recomputed in the backward, the trade-off shown."""
+
+    def check(r: Result, base: Result | None) -> None:
+        unlike_baseline(r, base)
+        if r.format == "json":
+            step, plain = (json.loads(x.stdout)["training"] for x in (r, base))
+            assert [c["module"] for c in step["checkpoints"]] == [module], step
+            assert step["recompute_macs"] > 0 and step["saved_bytes"] < plain["saved_bytes"]
+            assert step["backward_macs"] == plain["backward_macs"] + step["recompute_macs"]
+        elif r.format == "csv":  # the checkpointed step's saved bytes
+            total, plain = (list(csv.DictReader(io.StringIO(x.stdout)))[-1] for x in (r, base))
+            assert int(total["saved_bytes"]) < int(plain["saved_bytes"]), (total, plain)
+        else:
+            assert f"{module}: saved " in r.stdout and "recomputed" in r.stdout, r.stdout
+
+    return check
+
+
 def written(name: str) -> Check:
     """The file ``name`` holds what the baseline printed; nothing printed."""
 

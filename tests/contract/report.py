@@ -14,6 +14,7 @@ from tests.contract.checks import (
     no_fields,
     ok,
     operators,
+    recomputed,
     refused,
     report_of,
     scaled,
@@ -47,7 +48,8 @@ def targets(cells: Table) -> None:
 
 
 def model_options(cells: Table) -> None:
-    """``--kwargs``, ``--input``, ``--batch``, ``--dtype``, ``--train``, ``--optimizer``."""
+    """``--kwargs``, ``--input``, ``--batch``, ``--dtype``, ``--train``, ``--optimizer``,
+    ``--checkpoint``, ``--amp``."""
     for target in ("usernet.py:Net", "usermod:Net"):
         line = ("report", target, "--kwargs", '{"width": 8}')
         cells["--kwargs"] += per_format(line, ok(layer_shape("conv", "1x8x14x14")))
@@ -108,6 +110,20 @@ def model_options(cells: Table) -> None:
     cells["--optimizer"] += [
         Cell((*BASE, "--by-op", "--optimizer", "adam"), refused("--by-op", "--optimizer")),
         Cell((*BASE, "--optimizer", "lbfgs"), refused("--optimizer")),
+    ]
+    checkpointed = (*BASE, "--optimizer", "sgd", "--checkpoint", "encoder")
+    cells["--checkpoint"] += [
+        *per_format(checkpointed, ok(recomputed("encoder")), (*BASE, "--optimizer", "sgd")),
+        Cell((*BASE, "--checkpoint", "encoder"), refused("--checkpoint", "--optimizer")),
+        Cell((*checkpointed, "--by-op"), refused("--by-op", "--checkpoint")),
+        Cell((*BASE, "--optimizer", "sgd", "--checkpoint", "encodr"), refused("encodr")),
+    ]
+    halved = ok(scaled(activation_bytes=Fraction(1, 2), macs=1, param_bytes=1))  # all in 16 bits
+    for amp in ("bf16", "fp16"):
+        cells["--amp"] += per_format((*BASE, "--amp", amp), halved, BASE)
+    cells["--amp"] += [
+        Cell((*BASE, "--amp", "bf16", "--optimizer", "sgd"), ok(training("sgd")), BASE),
+        Cell((*BASE, "--amp", "int8"), refused("--amp", "int8")),
     ]
 
 
