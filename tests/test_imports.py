@@ -56,6 +56,37 @@ print(json.dumps([plain, report.totals.macs, sorted({m.split(".")[0] for m in sy
 """
 
 
+COMMAND_PROBE = """
+import contextlib, io, json, sys
+from convzoo.cli import main
+seen = []
+for argv in json.loads(sys.argv[1]):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = main(argv)
+    seen.append([code, out.getvalue(), sorted(m for m in sys.modules if m.startswith("torch"))])
+print(json.dumps(seen))
+"""
+
+TYPO = ["report", "resnet81"]
+CONFIG_COMMANDS = [["report", "resnet18"], ["rf", "resnet18"], ["build", "resnet18"]]
+HEAVY = ("torchvision", "torch._dynamo")  # 1.1 s and 0.7 s of a 1.3 s start-up
+
+
+def test_a_config_target_imports_neither_torchvision_nor_dynamo() -> None:
+    """Issue 25: a mistyped target is answered without importing torch (its suggestions come
+    from package data); a config target is built and analysed on meta tensors without
+    importing torchvision or ``torch._dynamo``. The modules are read after each command,
+    in one fresh interpreter (the typo first, while nothing has imported torch)."""
+    (typo, *configs) = probe(COMMAND_PROBE, json.dumps([TYPO, *CONFIG_COMMANDS]))
+    code, out, modules = typo
+    assert code == 2 and "did you mean resnet18, resnet50?" in out
+    assert modules == [], modules
+    for argv, (code, out, modules) in zip(CONFIG_COMMANDS, configs, strict=True):
+        assert code == 0, (argv, out)
+        assert "torch" in modules and not set(HEAVY) & set(modules), (argv, modules)
+
+
 def probe(code: str, *argv: str) -> list:
     done = subprocess.run(
         [sys.executable, "-c", code, *argv],

@@ -214,6 +214,30 @@ def clones(rng: random.Random) -> Iterator[Case]:
         yield aten.clone.default, (x,), ({} if layout is None else {"memory_format": layout})
 
 
+def pools(rng: random.Random) -> Iterator[Case]:
+    """Max pooling with every argument form (one or two ints, stride omitted or empty),
+    ceil mode, pads past half the kernel, too-small inputs and other ranks and layouts."""
+
+    def ints(lo: int, hi: int, lengths: list[int]) -> list[int]:
+        return [rng.randint(lo, hi) for _ in range(rng.choice(lengths))]
+
+    for _ in range(400):
+        plain = rng.random() < 0.6  # contiguous 4-D float32, arguments mostly valid
+        n = [1, 2] if plain else [1, 2, 2, 3]
+        dims = 4 if plain else rng.choice([4, 4, 3, 5])
+        size = [rng.choice([0, 1, 2, 3]) if i == 0 else rng.randint(1, 9) for i in range(dims)]
+        x = torch.empty(size, device="meta") if plain else tensor(rng, size)
+        kernel = ints(1, 3, n) if plain else ints(0, 4, n)
+        stride = rng.choice([[], ints(1, 3, n)]) if plain else ints(-1, 3, n)
+        padding = ints(0, 1, n) if plain else ints(-1, 2, n)
+        extra = [kernel] + [
+            v for v in (stride, padding, ints(int(plain), 2, n)) if rng.random() < 0.8
+        ]
+        if len(extra) == 4 and rng.random() < 0.6:
+            extra.append(rng.random() < 0.5)
+        yield aten.max_pool2d_with_indices.default, (x, *extra), {}
+
+
 FAMILIES: dict[str, Callable[[random.Random], Iterator[Case]]] = {
     "unary": unary,
     "binary": binary,
@@ -224,6 +248,7 @@ FAMILIES: dict[str, Callable[[random.Random], Iterator[Case]]] = {
     "reductions": reductions,
     "convolutions": convolutions,
     "clones": clones,
+    "pools": pools,
 }
 
 

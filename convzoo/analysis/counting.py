@@ -8,7 +8,6 @@ propagates receptive fields tensor by tensor (:mod:`convzoo.analysis.receptive`)
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -18,13 +17,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from convzoo.analysis import meta_kernels, ops
 from convzoo.analysis.field_flow import FieldFacts, FieldFlow
 from convzoo.analysis.guard import Guard
 from convzoo.analysis.memory import LiveBytes
+from convzoo.analysis.modes import PlainMode
 from convzoo.errors import user_code
 
 aten = torch.ops.aten
@@ -80,22 +79,6 @@ def _hook_aware(module: nn.Module) -> bool:
     return _AWARE[cls]
 
 
-@functools.cache
-def _first_dispatch() -> None:
-    """Dispatch one op through a :class:`Tracer` once per process, outside any forward.
-
-    torch wraps every ``TorchDispatchMode`` subclass's ``__torch_dispatch__`` in
-    ``torch._disable_dynamo``, whose first call imports ``torch._dynamo``. Made inside the
-    traced forward, that import leaves reference cycles (``torch.fx.wrap`` keeps its own
-    frame) that reach the forward's frames through ``f_back``, and so the activations those
-    frames hold: with the collector paused (:func:`isolation.gc_paused`) they lived to the
-    end, and the first analysis in a process found a higher peak than the next ones (for
-    ``tests/data/some_model.py:Net``, 69,920 bytes instead of 69,888).
-    """
-    with Tracer(fields=False):
-        torch.empty(0, device="meta")
-
-
 def _inside(name: str, outer: str) -> bool:
     """Whether module ``name`` lies strictly inside module ``outer`` ('' is the root)."""
     return name != outer and (outer == "" or name.startswith(f"{outer}."))
@@ -132,7 +115,7 @@ class OpTally:
     elementwise: int = 0
 
 
-class Tracer(TorchDispatchMode):
+class Tracer(PlainMode):
     """Counts every op and attributes it to the modules on the call stack.
 
     ``memory`` follows the bytes of live activations (the inputs of :meth:`run` and the
@@ -221,7 +204,6 @@ class Tracer(TorchDispatchMode):
         is the user's code: a ``sys.exit`` or other ``BaseException`` in it (hooks included)
         is raised as :class:`~convzoo.errors.UserCodeError`, an ``Exception`` as it was."""
         kwargs = kwargs or {}
-        _first_dispatch()
         self.stats.setdefault("", ModuleStats())
         self.memory.add([args, kwargs])  # the inputs are live activations
         with self.hooks(model), self:

@@ -287,6 +287,48 @@ def _convolution(args: tuple, kwargs: dict) -> Any:
     return torch.empty((x.shape[0], channels, *spatial), dtype=x.dtype, device=META)
 
 
+def _pair(values: Any) -> tuple[int, int] | None:
+    """A pooling argument of one or two ints as ``(h, w)``; None for any other form."""
+    if not isinstance(values, (list, tuple)) or len(values) not in (1, 2):
+        return None
+    if not all(type(v) is int for v in values):
+        return None
+    return values[0], values[-1]
+
+
+@shape_rule(aten.max_pool2d_with_indices.default)
+def _max_pool2d(args: tuple, kwargs: dict) -> Any:
+    """``(x, kernel_size, stride=(), padding=(0,), dilation=(1,), ceil_mode=False)`` on a
+    4-D input contiguous in one layout only (not also channels-last): the output and its
+    int64 indices, contiguous, sized by the meta kernel's formula (``ceil_mode`` included)."""
+    if kwargs or not 2 <= len(args) <= 6:
+        return None
+    defaults: tuple[Any, ...] = ((), (0,), (1,), False)
+    x, kernel, stride, padding, dilation, ceil = (*args, *defaults[len(args) - 2 :])
+    if not _float_meta(x) or x.dim() != 4 or 0 in x.shape or not strides.standard(x):
+        return None
+    if x.is_contiguous(memory_format=torch.channels_last) or type(ceil) is not bool:
+        return None  # the meta kernel may pick the channels-last layout
+    k, p, d = _pair(kernel), _pair(padding), _pair(dilation)
+    s = k if isinstance(stride, (list, tuple)) and len(stride) == 0 else _pair(stride)
+    if k is None or s is None or p is None or d is None:
+        return None
+    size = []
+    for n, ki, si, pi, di in zip(x.shape[2:], k, s, p, d, strict=True):
+        if ki < 1 or si < 1 or di < 1 or not 0 <= pi <= ki // 2:
+            return None
+        out = (n + 2 * pi - di * (ki - 1) - 1 + (si - 1 if ceil else 0)) // si + 1
+        if ceil and (out - 1) * si >= n + pi:
+            out -= 1
+        if out < 1:
+            return None
+        size.append(out)
+    shape = (*x.shape[:2], *size)
+    return torch.empty(shape, dtype=x.dtype, device=META), torch.empty(
+        shape, dtype=torch.int64, device=META
+    )
+
+
 @shape_rule(aten.clone.default)
 def _clone(args: tuple, kwargs: dict) -> Any:
     """``clone(x, memory_format=torch.contiguous_format)``: a contiguous tensor."""
