@@ -78,7 +78,10 @@ def table(result: dict[str, dict[str, float]], rounds: int) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for name, got in result.items():
-        lines.append(f"| `{name}` | {got['wall']:.2f} | {got['ratio']:.2f}x | {got['cpu']:.2f} |")
+        lines.append(
+            f"| `{name}` | {got['wall']:.2f} | {got['ratio']:.2f}x | {got['cpu']:.2f} | "
+            f"{got['cpu_ratio']:.2f}x |"
+        )
     return "\n".join(lines)
 
 
