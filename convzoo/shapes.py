@@ -39,8 +39,9 @@ def output_shape(module: nn.Module, shape: tuple[int, ...], batch: int = 1) -> t
     module.eval()  # batch statistics need more than one value per channel; shapes do not
     try:
         x = torch.empty((batch, *shape), device="meta")
+        state = meta_state(module)  # none when the module is on meta already
         with ShapeRules():
-            y = functional_call(module, meta_state(module), (x,))
+            y = functional_call(module, state, (x,)) if state else module(x)
     except NotImplementedError:
         with torch.no_grad():
             y = module(torch.zeros((batch, *shape)))
