@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONAL = ("torchvision", "matplotlib", "fvcore")
 
@@ -69,8 +71,16 @@ print(json.dumps(seen))
 """
 
 TYPO = ["report", "resnet81"]
-CONFIG_COMMANDS = [["report", "resnet18"], ["rf", "resnet18"], ["build", "resnet18"]]
+CONFIG_COMMANDS = [["report", "resnet18"], ["rf", "resnet18"]]
+MORE_COMMANDS = [["build", "resnet18"], ["compare"]]  # compare: fft_conv's DFT set-up too
 HEAVY = ("torchvision", "torch._dynamo")  # 1.1 s and 0.7 s of a 1.3 s start-up
+
+
+def check_light(commands: list[list[str]], results: list) -> None:
+    """Each command succeeded and left torch, but neither of :data:`HEAVY`, imported."""
+    for argv, (code, out, modules) in zip(commands, results, strict=True):
+        assert code == 0, (argv, out)
+        assert "torch" in modules and not set(HEAVY) & set(modules), (argv, modules)
 
 
 def test_a_config_target_imports_neither_torchvision_nor_dynamo() -> None:
@@ -82,9 +92,14 @@ def test_a_config_target_imports_neither_torchvision_nor_dynamo() -> None:
     code, out, modules = typo
     assert code == 2 and "did you mean resnet18, resnet50?" in out
     assert modules == [], modules
-    for argv, (code, out, modules) in zip(CONFIG_COMMANDS, configs, strict=True):
-        assert code == 0, (argv, out)
-        assert "torch" in modules and not set(HEAVY) & set(modules), (argv, modules)
+    check_light(CONFIG_COMMANDS, configs)
+
+
+@pytest.mark.slow
+def test_build_and_compare_import_neither_torchvision_nor_dynamo() -> None:
+    """Issue 25: ``build`` of a config, and ``compare`` (whose ``fft_conv`` design computes
+    its DFT matrices on every forward), import neither of :data:`HEAVY` either."""
+    check_light(MORE_COMMANDS, probe(COMMAND_PROBE, json.dumps(MORE_COMMANDS)))
 
 
 def probe(code: str, *argv: str) -> list:

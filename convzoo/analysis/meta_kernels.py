@@ -72,6 +72,8 @@ UNARY = [
     aten.elu.default,
     aten.relu6.default,
     aten.mish.default,
+    aten.cos.default,
+    aten.sin.default,
 ]
 BINARY = [
     aten.add.Tensor,
@@ -83,6 +85,8 @@ BINARY = [
     aten.mul.Scalar,
     aten.div.Scalar,
 ]
+KEEPING = [aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor]
+"""Binary ops whose result keeps an int64 operand's dtype (``div`` does not)."""
 INPLACE = [
     aten.relu_.default,
     aten.hardtanh_.default,
@@ -114,12 +118,22 @@ def _unary(args: tuple, kwargs: dict) -> Any:
     return strides.elementwise_out([x], x.dtype)
 
 
-def _operands(args: tuple, kwargs: dict) -> list[torch.Tensor] | None:
+def int_meta(t: Any) -> bool:
+    """Whether ``t`` is an int64 meta tensor."""
+    return isinstance(t, torch.Tensor) and t.is_meta and t.dtype == torch.int64
+
+
+def _operands(args: tuple, kwargs: dict, integers: bool = False) -> list[torch.Tensor] | None:
     """The tensor operands of a binary op whose result keeps their (common floating)
-    dtype, or None; ``alpha`` must be absent or 1 (the reference scales ``other`` first)."""
+    dtype, or None; ``alpha`` must be absent or 1 (the reference scales ``other`` first).
+    With ``integers`` (``add``, ``sub``, ``mul``), int64 with int64 or a Python int too."""
     if any(k != "alpha" for k in kwargs) or kwargs.get("alpha", 1) != 1 or len(args) != 2:
         return None
     x, other = args
+    if integers and int_meta(x):
+        if isinstance(other, torch.Tensor):
+            return [x, other] if int_meta(other) else None
+        return [x] if type(other) is int else None
     if not _float_meta(x):
         return None
     if isinstance(other, torch.Tensor):
@@ -127,9 +141,15 @@ def _operands(args: tuple, kwargs: dict) -> list[torch.Tensor] | None:
     return [x] if _numbers_ok([other]) else None
 
 
-@shape_rule(*BINARY)
+@shape_rule(*(op for op in BINARY if op not in KEEPING))
 def _binary(args: tuple, kwargs: dict) -> Any:
     tensors = _operands(args, kwargs)
+    return None if tensors is None else strides.elementwise_out(tensors, args[0].dtype)
+
+
+@shape_rule(*KEEPING)
+def _binary_keeping(args: tuple, kwargs: dict) -> Any:
+    tensors = _operands(args, kwargs, integers=True)
     return None if tensors is None else strides.elementwise_out(tensors, args[0].dtype)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from convzoo.analysis.meta_kernels import RULES
+from convzoo.analysis.setup_rules import RULES
 
 
 class PlainMode(TorchDispatchMode):
