@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from tabulate import tabulate
 
 from convzoo import errors
-from convzoo.analysis import render
+from convzoo.analysis import owners, render
 from convzoo.analysis.report import OperatorStats, Totals, in_subtree
 from convzoo.errors import ConvZooError
 from convzoo.registry import close_matches
@@ -24,14 +24,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from convzoo.analysis.report import Report
 
 
-def _leaf_names(report: Report) -> set[str]:
-    names = [row.name for row in report.layers]
-    return {n for n in names if not any(m.startswith(n + ".") for m in names if n)} - {""}
-
-
 def subtree(report: Report, model: nn.Module, name: str) -> Report:
     """The rows of module ``name`` and its descendants, depths counted from it (0), with
-    totals of that subtree: its params, MACs, element-wise ops, and the outputs of its leaves."""
+    totals of that subtree: its params, MACs, element-wise ops, and the outputs of its leaves,
+    each owned as in the rows (:mod:`convzoo.analysis.owners`)."""
     names = [row.name for row in report.layers]
     if name not in names or not name:
         hints = close_matches(name, [n for n in names if n])
@@ -45,14 +41,14 @@ def subtree(report: Report, model: nn.Module, name: str) -> Report:
         for row in report.layers
         if row.name == name or row.name.startswith(name + ".")
     ]
-    leaves = _leaf_names(report)
-    params = {id(p): p for p in model.get_submodule(name).parameters()}.values()
+    owned = owners.parameter_owners(list(model.named_modules(remove_duplicate=False)))
+    params = [p for owner, group in owned.items() if in_subtree(owner, name) for p in group]
     totals = Totals(
         params=root.params,
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
         macs=root.macs,
         elementwise_ops=root.elementwise_ops,
-        activation_bytes=sum(r.activation_bytes for r in rows if r.name in leaves),
+        activation_bytes=root.activation_bytes,
         param_bytes=sum(p.numel() * p.element_size() for p in params),
     )
     return dataclasses.replace(

@@ -73,7 +73,8 @@ def test_module_called_twice_counts_macs_twice_params_once() -> None:
     assert report.layer("conv").macs == 2 * one and report.layer("conv").calls == 2
     assert report.totals.macs == 3 * one
     assert report.totals.params == 4 * 4 * 9 + 4 + 4  # shared weight once, two biases
-    assert report.layer("tied").params == 4 * 4 * 9 + 4
+    # the shared weight belongs to its first holder (named_parameters calls it conv.weight)
+    assert report.layer("conv").params == 4 * 4 * 9 + 4 and report.layer("tied").params == 4
 
 
 def test_elementwise_is_separate_from_macs() -> None:
@@ -137,7 +138,8 @@ def test_huge_input_stays_on_meta_and_dtype_sets_bytes() -> None:
     half = convzoo.analyze(model, (3, 224, 224), dtype=torch.float16)
     full = convzoo.analyze(model, (3, 224, 224))
     assert half.totals.activation_bytes * 2 == full.totals.activation_bytes
-    assert full.layer("stem").activation_bytes == 64 * 112 * 112 * 4
+    assert full.layer("stem.conv").activation_bytes == 64 * 112 * 112 * 4
+    assert full.layer("stem").activation_bytes == 3 * 64 * 112 * 112 * 4  # conv, norm, act
 
 
 ZOO_LAYERS = [

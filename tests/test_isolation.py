@@ -117,9 +117,13 @@ def test_a_module_under_two_names_runs_on_meta_and_has_both_rows() -> None:
     one = 3 * 27 * 512 * 512
     assert not report.notes  # no fallback to real tensors
     assert report.totals.macs == 2 * one and report.totals.params == 84
-    assert report.layer("a.0").macs == report.layer("b.0").macs == 2 * one
-    assert report.layer("a").macs == report.layer("b").macs == one
-    assert report.layer("b.0").calls == 2
+    # both calls belong to the first name a.0 and its parent; b.0 is its alias, and b
+    # (which ran, calling the module a owns) holds none of it
+    assert report.layer("a.0").macs == report.layer("a").macs == 2 * one
+    assert report.layer("a.0").calls == 2 and report.layer("b").calls == 1
+    alias = report.layer("b.0")
+    assert alias.alias_of == "a.0" and alias.macs == alias.calls == alias.params == 0
+    assert report.layer("b").macs == 0
 
 
 def test_concurrent_analysis_and_inference_on_one_model() -> None:

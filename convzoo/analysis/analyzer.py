@@ -9,7 +9,6 @@ and other threads may run or analyse the same model meanwhile.
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten
 
 from convzoo import limits
-from convzoo.analysis import adapters, inputs, isolation, memory, training
+from convzoo.analysis import adapters, inputs, isolation, memory, owners, training
 from convzoo.analysis.counting import ModuleStats, Tracer
 from convzoo.analysis.guard import Guard, check_precision
 from convzoo.analysis.receptive import Field
@@ -107,28 +106,6 @@ def _trace(
         except Exception as exc:  # UserCodeError included (Tracer.run converts exits)
             exc.convzoo_layer = tracer.failed_in  # type: ignore[attr-defined]
             raise
-
-
-Named = list[tuple[str, nn.Module]]  # named_modules(remove_duplicate=False), listed once
-
-
-def subtree_params(model: nn.Module, named: Named | None = None) -> dict[str, int]:
-    """Parameters of every module's subtree by qualified name, each tensor once per subtree
-    (a tensor shared by two modules counts in both, and once in their common ancestors).
-    ``named``: ``model.named_modules(remove_duplicate=False)`` when already listed."""
-    seen: dict[str, set[int]] = defaultdict(set)
-    counts: dict[str, int] = defaultdict(int)
-    for name, module in named if named is not None else model.named_modules(remove_duplicate=False):
-        own = [p for p in module._parameters.values() if p is not None]
-        if not own:
-            continue
-        parts = name.split(".") if name else []
-        for prefix in [".".join(parts[:i]) for i in range(len(parts) + 1)]:
-            for p in own:
-                if id(p) not in seen[prefix]:
-                    seen[prefix].add(id(p))
-                    counts[prefix] += p.numel()
-    return counts
 
 
 def _type_name(module: nn.Module) -> str:
@@ -322,8 +299,11 @@ def _failure(exc: Exception, args: tuple) -> AnalysisError:
     return AnalysisError(f"model fails for input {inputs.describe(args)}{where}: {first}")
 
 
-def _rows(model: nn.Module, named: Named, tracer: Tracer, input_hw: Any) -> list[LayerStats]:
-    owned = subtree_params(model, named)
+def _rows(named: owners.Named, tracer: Tracer, input_hw: Any) -> list[LayerStats]:
+    """One row per name (:mod:`convzoo.analysis.owners`): an alias's row holds no counts and
+    says whose it is; it shows its module's output shape and receptive field (the same
+    module's output, not a cost)."""
+    owned = owners.subtree_params(named)
     rows = []
     fields: dict[int, ReceptiveField] = {}  # a field shared by several rows: summarised once
 
@@ -333,20 +313,23 @@ def _rows(model: nn.Module, named: Named, tracer: Tracer, input_hw: Any) -> list
         return fields[id(field)]
 
     for name, module in named:
-        stats = tracer.stats.get(name, ModuleStats())
+        alias = tracer.aliases.get(name)
+        looks = tracer.stats.get(alias if alias is not None else name, ModuleStats())
+        stats = ModuleStats() if alias is not None else looks
         rows.append(
             LayerStats(
                 name=name,
                 type=_type_name(module),
                 depth=name.count(".") + 1 if name else 0,
-                output_shape=stats.output_shape,
+                output_shape=looks.output_shape,
                 params=owned.get(name, 0),
                 macs=stats.macs,
                 self_macs=stats.self_macs,
                 elementwise_ops=stats.elementwise,
-                receptive_field=None if stats.rf is None else summary(stats.rf),
+                receptive_field=None if looks.rf is None else summary(looks.rf),
                 activation_bytes=stats.activation_bytes,
                 calls=stats.calls,
+                alias_of=alias,
             )
         )
     return rows
@@ -369,21 +352,15 @@ def _report(run: Traced, target: str) -> Report:
     tensors = [t for t in tensors if not t.is_nested]
     input_hw = tuple(tensors[0].shape[2:]) if tensors and 3 <= tensors[0].dim() <= 5 else None
     named = list(model.named_modules(remove_duplicate=False))
-    rows = _rows(model, named, tracer, input_hw)
-    leaves: dict[int, str] = {}  # each leaf module once, under its first name
-    params_by_id: dict[int, nn.Parameter] = {}
-    for name, m in named:
-        if not any(c is not None for c in m._modules.values()):
-            leaves.setdefault(id(m), name)
-        params_by_id.update((id(p), p) for p in m._parameters.values() if p is not None)
-    params = params_by_id.values()
+    rows = _rows(named, tracer, input_hw)
+    params = [p for group in owners.parameter_owners(named).values() for p in group]
     root = tracer.stats.get("", ModuleStats())
     totals = Totals(
         params=sum(p.numel() for p in params),
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
         macs=root.macs,
         elementwise_ops=root.elementwise,
-        activation_bytes=sum(tracer.stats[n].activation_bytes for n in leaves.values()),
+        activation_bytes=root.activation_bytes,  # the leaves' outputs, as every row
         param_bytes=sum(p.numel() * p.element_size() for p in params),
         peak_activation_bytes=tracer.memory.peak,
     )

@@ -1,29 +1,35 @@
 """Op-level counting attributed to modules: one TorchDispatchMode plus module hooks.
 
 Every aten op the forward runs is classified (:mod:`convzoo.analysis.ops`), costed and
-added to every module on the current call stack, so functional calls inside a user's
-``forward`` count too, and containers hold the sum of their subtree. The same pass
+added to the innermost module running it and to that module's ancestors by name (the one
+attribution rule, :mod:`convzoo.analysis.owners`), so functional calls inside a user's
+``forward`` count too, and every row, a container that never runs included, holds the sum
+of its subtree. The same pass
 propagates receptive fields tensor by tensor (:mod:`convzoo.analysis.receptive`).
 """
 
 from __future__ import annotations
 
+import importlib._bootstrap
 import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
-from convzoo.analysis import meta_kernels, ops
+from convzoo.analysis import meta_kernels, ops, owners
+from convzoo.analysis.dtype_conflicts import Operands
 from convzoo.analysis.field_flow import FieldFacts, FieldFlow
 from convzoo.analysis.guard import Guard
-from convzoo.analysis.memory import LiveBytes
+from convzoo.analysis.memory import LiveBytes, strided_tensors
 from convzoo.analysis.modes import PlainMode
+from convzoo.analysis.ops.table import takes_tensors
 from convzoo.errors import user_code
 
 aten = torch.ops.aten
@@ -33,7 +39,10 @@ aten = torch.ops.aten
 class OpFacts:
     """What the tracer needs to know of one op overload, looked up once per analysis:
     its class (:func:`ops.classify`), packet name, fast shape rule, cost rule, fused rule,
-    and what :mod:`convzoo.analysis.field_flow` needs of its field rule."""
+    what :mod:`convzoo.analysis.field_flow` needs of its field rule, whether a call may be
+    an import's work rather than the model's (``outside``: a factory or query, which takes
+    no tensor, or an op convzoo cannot count; see :func:`imports_running`), and the
+    operands its real kernel requires to share a dtype (:mod:`.dtype_conflicts`)."""
 
     kind: str
     name: str
@@ -41,6 +50,8 @@ class OpFacts:
     cost: Any
     fused: Any
     field: FieldFacts
+    outside: bool
+    operands: Operands
 
     @classmethod
     def of(cls, func: Any) -> OpFacts:
@@ -52,7 +63,25 @@ class OpFacts:
             entry.cost,
             ops.fused(func),
             FieldFacts.of(func),
+            entry.kind == "uncounted" or not takes_tensors(func),
+            Operands.of(func),
         )
+
+
+_IMPORT_FRAME = importlib._bootstrap._call_with_frames_removed.__code__  # type: ignore[attr-defined]
+
+
+def imports_running() -> int:
+    """How many Python imports this thread is running, one inside another (the frames
+    through which importlib executes a module's code). An op called while more run than
+    when the forward began (torchvision, imported on a forward's first call, asks
+    ``torchvision::_cuda_version``) is the import's work, not the model's."""
+    count = 0
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        count += frame.f_code is _IMPORT_FRAME
+        frame = frame.f_back
+    return count
 
 
 _ABSENT = object()  # a module without an instance-level forward
@@ -86,11 +115,15 @@ def _inside(name: str, outer: str) -> bool:
 
 @dataclass
 class ModuleStats:
-    """Accumulated per module (by qualified name) over all its calls.
+    """Accumulated per module (by its first name, :mod:`convzoo.analysis.owners`) over all
+    its calls.
 
-    ``macs``/``elementwise`` count every op run while the module is on the call stack;
+    ``macs``/``elementwise`` count every op owned by the module's subtree (run while a
+    module whose first name lies under this one is the innermost);
     ``self_macs``/``self_elementwise`` only those run while it is the innermost module (its
     own forward, outside its children), so the self counts of all rows add up to the total.
+    ``activation_bytes``: the outputs of the leaf modules of its subtree (a leaf: its own),
+    each output by its own bytes unless it is an input passed on unchanged.
     """
 
     macs: int = 0
@@ -132,13 +165,18 @@ class Tracer(PlainMode):
         self.guard = guard  # real tensors within the memory budget (None: unguarded)
         self.memory = LiveBytes(lambda: self.stack[-1] if self.stack else "")
         self.with_fields = fields
-        self.stack: list[str] = []
-        self.stats: dict[str, ModuleStats] = {}
+        self.stack: list[str] = []  # first names of the modules running, innermost last
+        self.stats: dict[str, ModuleStats] = {}  # by first name (aliases have none)
+        self.aliases: dict[str, str] = {}  # other names -> first names
+        self.leaves: set[str] = set()  # first names of modules without children
+        self._owners: dict[str, tuple[ModuleStats, ...]] = {}  # a name's stats and prefixes'
+        self._given: list[dict[int, int]] = []  # per hooked module on the stack: _versions
         self.uncounted: Counter[tuple[str, str]] = Counter()  # (op, module) -> calls
         self.per_op: dict[tuple[str, str], OpTally] = {}  # (innermost module, op) -> tally
         self.notes: list[str] = []
         self.fields = FieldFlow(self.notes, lambda: self.stack[-1] if self.stack else "")
         self.failed_in = ""  # innermost module an exception passed through
+        self.imports = 0  # imports running when the forward began (see imports_running)
         self.facts: dict[Any, OpFacts] = {}  # per op overload, for this analysis
 
     # -- receptive fields ----------------------------------------------------------------
@@ -156,12 +194,15 @@ class Tracer(PlainMode):
         facts = self.facts.get(func)
         if facts is None:
             facts = self.facts[func] = OpFacts.of(func)
+        if facts.outside and imports_running() > self.imports:  # an import's: count nothing
+            return self._call(func, args, kwargs)
+        if facts.operands.positions:  # meta kernels would mix dtypes a real one refuses
+            facts.operands.check(func, args, kwargs)
         out = None
         if self.fast and facts.shape_rule is not None:
             out = facts.shape_rule(args, kwargs)  # meta tensors only (None otherwise)
         if out is None:
-            guard = self.guard
-            out = func(*args, **kwargs) if guard is None else guard.run(func, args, kwargs)
+            out = self._call(func, args, kwargs)
         self.memory.op(func, out)
         kind, name = facts.kind, facts.name
         key = (self.stack[-1] if self.stack else "", name)
@@ -186,15 +227,32 @@ class Tracer(PlainMode):
             self.fields.step(func, facts.field, args, kwargs, out)
         return out
 
+    def owners(self, name: str) -> tuple[ModuleStats, ...]:
+        """The stats a cost of module ``name`` (a first name) goes to: its own and those of
+        its prefixes (:func:`convzoo.analysis.owners.chain`)."""
+        found = self._owners.get(name)
+        if found is None:
+            found = tuple(self.stats.setdefault(n, ModuleStats()) for n in owners.chain(name))
+            self._owners[name] = found
+        return found
+
+    def owner_names(self) -> tuple[str, ...]:
+        """The names the cost of an op running now goes to (none outside the model)."""
+        return owners.chain(self.stack[-1]) if self.stack else ()
+
+    def _call(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """Run one op, held to the memory budget when there is a guard."""
+        return func(*args, **kwargs) if self.guard is None else self.guard.run(func, args, kwargs)
+
     def _add(self, amount: int, macs: bool) -> None:
-        """Add one op's cost to every module on the stack, and to the innermost as self."""
+        """Add one op's cost to the innermost module and its prefixes, and to it as self."""
         if not self.stack or not amount:
             return
         attr = "macs" if macs else "elementwise"
-        for name in self.stack:
-            stats = self.stats[name]
+        chain = self.owners(self.stack[-1])
+        for stats in chain:
             setattr(stats, attr, getattr(stats, attr) + amount)
-        top = self.stats[self.stack[-1]]
+        top = chain[-1]
         setattr(top, "self_" + attr, getattr(top, "self_" + attr) + amount)
 
     # -- module hooks --------------------------------------------------------------------
@@ -206,15 +264,17 @@ class Tracer(PlainMode):
         kwargs = kwargs or {}
         self.stats.setdefault("", ModuleStats())
         self.memory.add([args, kwargs])  # the inputs are live activations
+        self.imports = imports_running()  # analyze() itself may run inside an import
         with self.hooks(model), self:
             self.stack.append("")
             self.stats[""].calls += 1
+            given = _versions(args)
             try:
                 with user_code():
                     out = model(*args, **kwargs)
             finally:
                 self.stack.pop()
-            self._record("", model, args, out)
+            self._record("", model, args, given, out)
         return out
 
     @contextmanager
@@ -227,22 +287,26 @@ class Tracer(PlainMode):
         module with hooks of its own is followed by hooks instead, so that its recorded
         output is the one its hooks return, and so is one whose ``forward`` looks for
         hooks (``nn.TransformerEncoderLayer`` takes its fused path only without them), so
-        that it runs as it always did under the analysis. A module reachable under several names is
-        followed once, under its first name; the other names share its statistics.
+        that it runs as it always did under the analysis. A module reachable under several
+        names is followed once, under its first name; the others are :attr:`aliases`
+        (:mod:`convzoo.analysis.owners`).
         TorchScript modules run no Python hooks: their cost is in the nearest Python
         ancestor (a note says so).
         """
         handles = []
         wrapped: list[tuple[nn.Module, Any]] = []
-        primary: dict[int, str] = {id(model): ""}
+        named = list(model.named_modules(remove_duplicate=False))
+        self.aliases = owners.aliases(named)
         scripted = [""] if isinstance(model, torch.jit.ScriptModule) else []
         try:
-            for name, module in model.named_modules(remove_duplicate=False):
-                if id(module) in primary:
-                    self.stats[name] = self.stats.setdefault(primary[id(module)], ModuleStats())
+            for name, module in named:
+                if name in self.aliases:
                     continue
-                primary[id(module)] = name
                 self.stats.setdefault(name, ModuleStats())
+                if owners.is_leaf(module) or isinstance(module, torch.jit.ScriptModule):
+                    self.leaves.add(name)  # TorchScript: its children run no hooks
+                if not name:
+                    continue  # the model itself: followed by run
                 if isinstance(module, torch.jit.ScriptModule):
                     scripted.append(name)
                 elif module._forward_hooks or module._forward_pre_hooks or _hook_aware(module):
@@ -276,6 +340,7 @@ class Tracer(PlainMode):
         def call(*args: Any, **kwargs: Any) -> Any:
             stack.append(name)
             stats.calls += 1
+            given = _versions(args)
             try:
                 out = forward(*args, **kwargs)
             except BaseException:
@@ -284,7 +349,7 @@ class Tracer(PlainMode):
             finally:
                 if stack and stack[-1] == name:
                     stack.pop()
-            self._record(name, module, args, out)
+            self._record(name, module, args, given, out)
             return out
 
         return call
@@ -293,22 +358,41 @@ class Tracer(PlainMode):
         def hook(module: nn.Module, inputs: tuple) -> None:
             self.stack.append(name)
             self.stats[name].calls += 1
+            self._given.append(_versions(inputs))
 
         return hook
 
     def _exit(self, name: str, module: nn.Module) -> Any:
         def hook(mod: nn.Module, inputs: tuple, output: Any) -> None:
-            if self.stack and self.stack[-1] == name:
+            given: dict[int, int] = {}
+            if self.stack and self.stack[-1] == name:  # its pre-hook ran (a user's may raise)
                 self.stack.pop()
+                given = self._given.pop()
             if sys.exc_info()[1] is not None:  # called while an exception propagates
                 self.failed_in = self.failed_in or name
                 return
-            self._record(name, module, inputs, output)
+            self._record(name, module, inputs, given, output)
 
         return hook
 
-    def _record(self, name: str, module: nn.Module, inputs: tuple, output: Any) -> None:
-        """Output shape, activation bytes and receptive field of one call of ``name``."""
+    def _record(
+        self,
+        name: str,
+        module: nn.Module,
+        inputs: tuple,
+        given: dict[int, int],
+        output: Any,
+    ) -> None:
+        """Output shape, activation bytes and receptive field of one call of ``name``;
+        ``given`` holds the versions of the call's tensor arguments' storages before it ran
+        (:func:`_versions`).
+
+        A leaf's outputs count by their own bytes, in its row and its prefixes' rows, except
+        an argument passed on unchanged or a view of one (``nn.Identity``, ``nn.Flatten``,
+        dropout in eval mode: no new values). One written in place (``ReLU(inplace=True)``:
+        its version moved) holds new values and counts as a fresh output would, so
+        ``activation_bytes`` is the same whether an op runs in place or not.
+        """
         stats = self.stats[name]
         if isinstance(output, torch.Tensor):
             tensors = [output]
@@ -318,10 +402,32 @@ class Tracer(PlainMode):
         if not tensors:
             return
         stats.output_shape = list(tensors[0].shape)
-        given = {id(t) for t in inputs if isinstance(t, torch.Tensor)}
-        stats.activation_bytes += sum(
-            t.numel() * t.element_size() for t in tensors if id(t) not in given
-        )  # not an input passed on
+        if name in self.leaves:
+            size = sum(t.numel() * t.element_size() for t in tensors if not _passed_on(t, given))
+            for owner in self.owners(name):
+                owner.activation_bytes += size
         if self.with_fields:
             self.fields.module(module, inputs, tensors[0])
             stats.rf = self.fields.get(tensors[0])
+
+
+def _version(t: torch.Tensor) -> int:
+    """``t``'s version counter (bumped by every in-place write); -1 for a tensor made in
+    inference mode, which keeps none."""
+    try:
+        return int(t._version)
+    except RuntimeError:
+        return -1
+
+
+def _versions(args: Any) -> dict[int, int]:
+    """The version of each storage behind a call's tensor arguments, before it runs (views
+    share their base's version counter, which every in-place write bumps)."""
+    return {t.untyped_storage()._cdata: _version(t) for t in strided_tensors(args)}
+
+
+def _passed_on(t: torch.Tensor, given: dict[int, int]) -> bool:
+    """Whether output ``t`` is an argument (or a view of one) that the call left unwritten."""
+    if t.layout is not torch.strided:
+        return False
+    return given.get(t.untyped_storage()._cdata, -2) == _version(t)

@@ -2,6 +2,13 @@
 
 Definitions (bytes; the same on meta and real tensors):
 
+- **activation bytes** (``totals.activation_bytes``, a row's ``activation_bytes``): the
+  outputs of the leaf modules (those without children), each output by its own bytes and
+  summed over calls, in the leaf's row and its ancestors' (:mod:`convzoo.analysis.owners`).
+  An output written in place (``ReLU(inplace=True)``) counts like a fresh one, so the figure
+  does not change when an op is made in place; an input returned unchanged (``Identity``,
+  dropout in eval mode) counts nothing. It is the data the layers produce, not memory held
+  at once: in-place ops and freed tensors show in the inference peak below.
 - **live activation bytes**: the storages that the model's inputs and the ops of the forward
   allocated and that are still alive. A storage counts once, whatever number of tensors or
   views share it (``view``, ``detach``, ``_unsafe_view``, in-place ops return no new storage),
@@ -13,8 +20,9 @@ Definitions (bytes; the same on meta and real tensors):
   train mode with gradients on (what ``torch.autograd.graph.saved_tensors_hooks`` sees),
   each storage once; parameters and buffers are not counted (they are ``param_bytes``), the
   model's inputs are when an op saves them (the first convolution keeps the batch for its
-  weight gradient). A layer's ``saved_bytes`` is the subtree sum over the saves made while
-  it was on the module stack (a storage saved by two layers counts in the first).
+  weight gradient). A save belongs to the innermost module running the op and to that
+  module's ancestors by name (:mod:`convzoo.analysis.owners`), so a layer's ``saved_bytes``
+  is the sum over its subtree (a storage saved by two layers counts in the first).
 - **a training step**: parameters + their gradients (trainable ones) + the optimizer's state
   (:data:`OPTIMIZER_STATES` copies of the trainable parameters; Adam's step counters, one
   scalar per parameter tensor held on the CPU, are left out) + saved bytes. Buffers
@@ -26,7 +34,7 @@ from __future__ import annotations
 
 import weakref
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -171,19 +179,19 @@ class TensorMap:
 
 
 class SavedBytes:
-    """Counts the storages autograd saves for backward, each once, per module on the stack.
+    """Counts the storages autograd saves for backward, each once, per owning module.
 
-    Use as a context manager around a forward with gradients on; ``stack`` is the tracer's
-    module stack and ``slot(name)`` the key a module's bytes go to (aliases share one).
+    Use as a context manager around a forward with gradients on; ``owners()`` names the
+    modules a save made now belongs to (the tracer's :meth:`~convzoo.analysis.counting.
+    Tracer.owner_names`: the innermost module and its prefixes, by the one attribution rule).
     Saved storages are held until the context exits, so that no address is reused meanwhile.
     """
 
-    def __init__(self, exclude: set[int], stack: list[str], slot: Callable[[str], Any]) -> None:
+    def __init__(self, exclude: set[int], owners: Callable[[], Iterable[str]]) -> None:
         self.exclude = exclude
-        self.stack = stack
-        self.slot = slot
+        self.owners = owners
         self.total = 0
-        self.by_slot: Counter[Any] = Counter()
+        self.by_name: Counter[str] = Counter()
         self._held: dict[int, Any] = {}
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
 
@@ -197,8 +205,8 @@ class SavedBytes:
         self._held[key] = storage
         size = storage.nbytes()
         self.total += size
-        for slot in {self.slot(name) for name in self.stack}:
-            self.by_slot[slot] += size
+        for name in self.owners():
+            self.by_name[name] += size
         return t
 
     def __enter__(self) -> SavedBytes:

@@ -56,6 +56,7 @@ CSV_FIELDS = [
     "calls",
     "saved_bytes",
     "training_step_bytes",
+    "alias_of",
 ]
 
 
@@ -143,6 +144,8 @@ def field_text(field: ReceptiveField | Mapping[str, Any] | None, computed: bool 
 
 
 def _type_text(row: LayerStats) -> str:
+    if row.alias_of is not None:
+        return f"{row.type} (alias of {row.alias_of})"
     if row.calls == 0:
         return f"{row.type} (not called)"
     return f"{row.type} ({row.calls} calls)" if row.calls > 1 else row.type
@@ -367,6 +370,7 @@ def csv_row(row: LayerStats, computed: bool = True) -> dict[str, Any]:
         "activation_bytes": row.activation_bytes,
         "calls": row.calls,
         "saved_bytes": "" if row.saved_bytes is None else row.saved_bytes,
+        "alias_of": "" if row.alias_of is None else row.alias_of,
     }
     for key in ("size", "stride", "start"):
         values = list(getattr(rf, key, None) or [])[-2:]  # 3-D: h and w; 1-D: its axis as h

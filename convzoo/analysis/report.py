@@ -14,7 +14,10 @@ JSON schema (``Report.to_json()``, version :data:`SCHEMA_VERSION`), keys in this
 - ``fields_computed`` (bool): false when fields were skipped (``receptive_fields=False``,
   ``--no-fields``): every ``receptive_field`` is then null for that reason, not because no
   input pixel could be traced into the output;
-- ``layers``: one object per :class:`LayerStats` field, ``receptive_field`` as above;
+- ``layers``: one object per :class:`LayerStats` field, ``receptive_field`` as above
+  (version 2: ``alias_of``, and a container's ``activation_bytes`` sums its leaves'
+  outputs; version 1 gave a container its own output and every name of a shared module
+  the same counts);
 - ``operators``: one object per :class:`OperatorStats` (one op in one module);
 - ``uncounted_ops``: ``op``, ``module``, ``calls``; ``complete`` (bool: no uncounted op);
 - ``notes`` (list of str); ``training``: :class:`TrainingMemory` fields and
@@ -51,23 +54,32 @@ __all__ = [
     "in_subtree",
 ]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 """Version of :meth:`Report.to_dict`'s layout (the first key of the JSON)."""
 
 
 @dataclass
 class LayerStats:
-    """One row per module in ``named_modules()`` order (containers included).
+    """One row per module name in ``named_modules(remove_duplicate=False)`` order
+    (containers included).
 
-    ``params`` counts the module's parameters (its whole subtree, each tensor once);
-    ``macs`` and ``elementwise_ops`` count every op run inside the module (all calls);
-    ``self_macs`` only the MACs of ops its own ``forward`` runs outside its children (so
-    the ``self_macs`` of all rows add up to the total; a module reachable under several
-    names has a row under each, with the same counts);
+    Every cost has one owner (:mod:`convzoo.analysis.owners`): a module reachable under
+    several names belongs to its first name; the rows of its other names say ``alias_of``
+    that name and hold no counts (zero, as do the rows below them; they show the module's
+    output shape and receptive field). So each row equals its own part plus its children's
+    rows, and the rows' own parts add up to the totals; a container that never runs
+    (``nn.ModuleList``) shows its children's sums.
+
+    ``params`` counts the parameters of the module's subtree, each tensor once, in the
+    first module holding it; ``macs`` and ``elementwise_ops`` count every op its subtree
+    owns (all calls); ``self_macs`` only the MACs of ops its own ``forward`` runs outside
+    its children (so the ``self_macs`` of all rows add up to the total);
     ``receptive_field`` is that of the module's (last) output, per axis, or None where
     the output has no spatial axes it could be traced to; ``activation_bytes`` is the size
-    of the module's output(s) summed over its calls; ``saved_bytes`` the tensors autograd
-    saves for backward in its own ops (training-step analysis only, else None).
+    of the outputs of the leaf modules in its subtree (a leaf: its own), summed over calls,
+    an output written in place counted as a fresh one (:mod:`convzoo.analysis.memory`);
+    ``saved_bytes`` the tensors autograd saves for backward in its subtree's ops
+    (training-step analysis only, else None).
     """
 
     name: str
@@ -82,6 +94,7 @@ class LayerStats:
     calls: int = 1
     self_macs: int = 0
     saved_bytes: int | None = None
+    alias_of: str | None = None  # the first name of a module reachable under several
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -57,7 +57,7 @@ class Totals(DictAccess):
     trainable_params: int
     macs: int
     elementwise_ops: int
-    activation_bytes: int  # the outputs of all leaf modules, summed over their calls
+    activation_bytes: int  # the outputs of all leaf modules (in place or not), over their calls
     param_bytes: int
     peak_activation_bytes: int | None = None  # inference peak by liveness (memory analysis)
 

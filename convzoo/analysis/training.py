@@ -11,10 +11,12 @@ masks, as in a real step.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
-from convzoo.analysis import isolation
+from convzoo.analysis import isolation, recurrent
 from convzoo.analysis.counting import Tracer
 from convzoo.analysis.guard import Guard
 from convzoo.analysis.memory import OPTIMIZER_STATES, SavedBytes, storage_keys, trainable_bytes
@@ -25,24 +27,26 @@ def saved_tensors(
     model: nn.Module, args: tuple, guard: Guard | None = None
 ) -> tuple[int, dict[str, int]]:
     """Bytes autograd saves in one train-mode forward of ``model`` (a private copy: its mode
-    and batch-norm statistics change), in total and per module name (subtree sums).
+    and batch-norm statistics change), in total and per module first name (subtree sums,
+    :mod:`convzoo.analysis.owners`).
 
     ``args`` are the inputs (meta or real, ``Tensor[B, C, H, W]`` for an image model);
-    ``guard`` holds its real tensors to the memory budget (None: unguarded).
+    ``guard`` holds its real tensors to the memory budget (None: unguarded). On meta
+    tensors, an LSTM saves what the CPU's fused kernel saves (:mod:`.recurrent`).
     """
     meta = all(t.device.type == "meta" for t in [*model.parameters(), *model.buffers()])
     tracer = Tracer(fast=meta, fields=False, guard=guard)
     own = storage_keys([*model.parameters(), *model.buffers()])
-    saved = SavedBytes(own, tracer.stack, lambda name: id(tracer.stats[name]))
+    saved = SavedBytes(own, tracer.owner_names)
     model.train(True)
-    with torch.enable_grad(), isolation.rng_kept(), saved:
+    kernels = recurrent.cpu_kernel_saves(model) if meta else contextlib.nullcontext()
+    with torch.enable_grad(), isolation.rng_kept(), kernels, saved:
         try:
             tracer.run(model, args)
         except Exception as exc:
             exc.convzoo_layer = tracer.failed_in  # type: ignore[attr-defined]
             raise
-    per_name = {name: saved.by_slot.get(id(stats), 0) for name, stats in tracer.stats.items()}
-    return saved.total, per_name
+    return saved.total, dict(saved.by_name)
 
 
 def training_memory(model: nn.Module, optimizer: str, saved: int) -> TrainingMemory:

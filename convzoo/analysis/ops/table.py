@@ -39,6 +39,7 @@ FieldRule = Callable[[Any], Any]  # receptive.table.Call -> (Field | None, notes
 KINDS = ("macs", "elementwise", "free")
 BUILTIN = "convzoo.analysis.ops.builtin"
 VIEW_REASON = "view (aliases its input)"
+NO_TENSOR_REASON = "touches no tensor (no tensor argument or result: a query such as a version)"
 ASPECT_NAMES = {
     "macs": "a MAC rule",
     "elementwise": "an element-wise rule",
@@ -147,12 +148,33 @@ def is_view(func: torch._ops.OpOverload) -> bool:
     return bool(returns) and returns[0].alias_info is not None and not func._schema.is_mutable
 
 
+def _may_hold_tensors(kind: Any) -> bool:
+    """Whether a schema type may carry tensors: ``Tensor`` in any form (``Tensor?``,
+    ``Tensor[]``), ``Any``, or a TorchScript class (packed weights hold tensors)."""
+    text = str(kind)
+    return "Tensor" in text or "Any" in text or "__torch__" in text
+
+
+def takes_tensors(func: torch._ops.OpOverload) -> bool:
+    """Whether an argument of ``func`` may carry tensors (its schema): factories
+    (``zeros``, ``empty``) and queries (``torchvision::_cuda_version``) take none."""
+    return any(_may_hold_tensors(a.type) for a in func._schema.arguments)
+
+
+def touches_tensors(func: torch._ops.OpOverload) -> bool:
+    """Whether ``func`` takes or returns anything that may carry tensors (by its schema).
+    One that does neither (``torchvision::_cuda_version() -> int``, ``aten::can_cast``)
+    does no arithmetic on tensors: it is free."""
+    return takes_tensors(func) or any(_may_hold_tensors(r.type) for r in func._schema.returns)
+
+
 def kind_of(entry: OpEntry, func: torch._ops.OpOverload) -> str:
-    """MAC rules first, then free ops and views, then element-wise ones (by rule or tag)."""
+    """MAC rules first, then free ops, views and ops that touch no tensor, then element-wise
+    ones (by rule or tag)."""
     kind = entry.kind
     if kind == "macs":
         return kind
-    if kind == "free" or is_view(func):
+    if kind == "free" or is_view(func) or not touches_tensors(func):
         return "free"
     if kind == "elementwise" or tagged(func, "pointwise"):
         return "elementwise"
@@ -290,7 +312,9 @@ class OpTable:
                 if value is not None:
                     setattr(merged, f.name, value)
         kind = kind_of(merged, func)
-        free = merged.free if merged.kind == "free" else VIEW_REASON if kind == "free" else None
+        free = merged.free if merged.kind == "free" else None
+        if kind == "free" and free is None:
+            free = VIEW_REASON if is_view(func) else NO_TENSOR_REASON
         found = Resolved(
             kind=kind,
             cost=merged.cost if kind in ("macs", "elementwise") else None,
