@@ -16,6 +16,8 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy names below resolve to
     from convzoo.builder import Model, build
     from convzoo.config import ConfigError, load_config
     from convzoo.errors import ConvZooError, LayerArgumentError
+    from convzoo.initcheck.check import init_check
+    from convzoo.initcheck.report import InitReport
     from convzoo.registry import LAYERS, Registry, create, list_layers, register
 
 __version__ = "0.1.0"
@@ -27,6 +29,8 @@ _HOMES = {
     "convzoo.builder": ("Model", "build"),
     "convzoo.config": ("ConfigError", "load_config"),
     "convzoo.errors": ("ConvZooError", "LayerArgumentError"),
+    "convzoo.initcheck.check": ("init_check",),
+    "convzoo.initcheck.report": ("InitReport",),
     "convzoo.registry": ("LAYERS", "Registry", "create", "list_layers", "register"),
 }
 _HOME = {name: module for module, names in _HOMES.items() for name in names}
@@ -42,6 +46,8 @@ __all__ = [
     "ConfigError",
     "ConvZooError",
     "LayerArgumentError",
+    "InitReport",
+    "init_check",
     "Model",
     "Registry",
     "build",

@@ -377,11 +377,21 @@ def build(
             _same_channels(name, input_shape(config["input"]), shape)
         model = _assemble(config, shape, name, meta=True)
         if meta:  # its real twin is built only if real-tensor work needs it
-            remember(model, functools.partial(_assemble, config, shape, name, False))
+            remember(model, functools.partial(_real, config, shape, name))
             return model
-        return _assemble(config, shape, name, meta=False)
+        return _real(config, shape, name)
     except ConfigError as exc:
         raise exc.located(source) from None
+
+
+def _real(config: dict[str, Any], shape: Shape, name: str) -> Model:
+    """The model with real weights, re-initialised as the config's ``init:`` says."""
+    model = _assemble(config, shape, name, meta=False)
+    if "init" in config:
+        from convzoo.initcheck.inits import reinitialise
+
+        reinitialise(model, config["init"])
+    return model
 
 
 def _same_channels(name: str, declared: Shape, given: Shape) -> None:

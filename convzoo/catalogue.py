@@ -125,7 +125,7 @@ def categories() -> list[str]:
     return list(dict.fromkeys(row.category for row in shipped().entries()))
 
 
-CONFIG_FOLDERS = {"": "report, build, rf", "compare": "compare"}
+CONFIG_FOLDERS = {"": "report, build, rf, init-check", "compare": "compare"}
 """Folders of ``convzoo/configs`` -> the commands that take their configs by name."""
 
 

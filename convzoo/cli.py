@@ -360,6 +360,13 @@ def cmd_rf(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("init-check")
+def cmd_init_check(args: argparse.Namespace) -> int:
+    from convzoo.initcheck.command import run
+
+    return run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0, 1 for a bug, 2 for a user error,
     130 for Ctrl-C). ``--help`` and ``--version`` exit as argparse does (status 0); any

@@ -10,6 +10,7 @@ from typing import Any
 
 from convzoo.arguments import INPUT_DTYPES, Parser, count, memory, names, version
 from convzoo.catalogue import categories
+from convzoo.config import INITS
 from convzoo.limits import MAX_SAMPLES, MEMORY_BUDGET, human
 
 DESIGN_FLAGS = {
@@ -37,7 +38,7 @@ TARGET_HELP = (
 )
 
 
-WRITES = {"report": "--output", "compare": "--plot", "rf": "--plot"}
+WRITES = {"report": "--output", "compare": "--plot", "rf": "--plot", "init-check": "--plot"}
 """The commands that write a file, by the option naming it; each takes ``--force``."""
 
 NEEDS = {
@@ -157,6 +158,34 @@ def add_compare(sub: Any) -> None:
     p.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
 
 
+def add_init_check(sub: Any) -> None:
+    p = sub.add_parser(
+        "init-check",
+        help="how a model trains at initialisation: symmetric, dead and saturated units, "
+        "signal and gradients through depth (one real forward and backward on a copy)",
+    )
+    add_target(p)
+    p.add_argument("--input", help="input size CxHxW (default as for report)")
+    p.add_argument(
+        "--batch", type=lambda t: count(t, 1, 4096), default=8, help="random samples (8)"
+    )
+    p.add_argument(
+        "--init", choices=INITS, help="re-initialise the copy first (default: its own weights)"
+    )
+    p.add_argument(
+        "--eval",
+        action="store_true",
+        help="eval mode: batch norm on its running statistics, no dropout (default: train)",
+    )
+    p.add_argument("--plot", metavar="FILE.png", help="signal and gradient norm through depth")
+    p.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="a table and one line per finding, or one JSON object",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     top = Parser(prog="convzoo", description=__doc__.splitlines()[0])
     top.add_argument("--version", action="version", version=f"convzoo {version()}")
@@ -204,9 +233,10 @@ def parser() -> argparse.ArgumentParser:
         help="text lines, or one JSON object: target, layer, output shape, field per axis, "
         "the unit's exact field (text)",
     )
+    add_init_check(sub)
     for name, p in sub.choices.items():
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="")
-        if name in ("report", "rf", "compare"):
+        if name in ("report", "rf", "compare", "init-check"):
             p.add_argument(
                 "--max-memory",
                 type=memory,

@@ -12,6 +12,7 @@ A config is a mapping::
       - {sequential: [...]}                               # an inline group
       - {residual: [...], shortcut: auto, activation: relu}
       - {parallel: [[...], [...]], merge: concat}         # or merge: sum
+    init: zeros                 # optional: zeros, ones, normal, xavier or kaiming weights
 Every spec may carry ``name`` (the module name in the built model) and ``repeat``.
 """
 
@@ -46,6 +47,10 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 """The config's top-level ``name``: identifier-like, also digits first, dots and dashes."""
+
+
+INITS = ("zeros", "ones", "normal", "xavier", "kaiming")
+"""A config's ``init:`` (its real weights re-initialised so; :mod:`convzoo.initcheck.inits`)."""
 
 
 class ConfigError(ConvZooError):
@@ -215,7 +220,7 @@ def check_mapping(data: object, source: str | None = None) -> dict[str, Any]:
             "",
             source,
         )
-    allowed = {"name", "input", "blocks", "layers", "description", "source", "compare"}
+    allowed = {"name", "input", "blocks", "layers", "description", "source", "compare", "init"}
     for key in data:
         if key not in allowed:
             hint = close_matches(key, sorted(allowed), n=1) if isinstance(key, str) else []
@@ -227,6 +232,14 @@ def check_mapping(data: object, source: str | None = None) -> dict[str, Any]:
             )
     if "name" in data:
         check_name(data["name"], "name", MODEL_NAME, source)
+    if "init" in data and data["init"] not in INITS:
+        hint = close_matches(str(data["init"]), list(INITS), n=1)
+        raise ConfigError(
+            f"expected one of {', '.join(INITS)}, found {describe(data['init'])}"
+            + (f" (did you mean {hint[0]!r}?)" if hint else ""),
+            "init",
+            source,
+        )
     for key in ("description", "source"):
         value = data.get(key)
         if value is not None and (not isinstance(value, str) or len(value) > MAX_TEXT_CHARS):

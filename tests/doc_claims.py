@@ -73,6 +73,7 @@ def functions() -> dict[str, Callable]:
     """The functions whose keywords the docs name, by the names the docs call them."""
     import convzoo
     from convzoo import compare
+    from convzoo.analysis.report_types import ReceptiveField
 
     public = {name: getattr(convzoo, name) for name in convzoo.__all__ if name != "__version__"}
     found = {name: f for name, f in public.items() if inspect.isfunction(f)}
@@ -82,6 +83,7 @@ def functions() -> dict[str, Callable]:
         for name, method in vars(convzoo.Report).items()
         if inspect.isfunction(method) and not name.startswith("_")
     )
+    found["receptive_field.unit"] = ReceptiveField.unit  # a layer's field: field.unit(i, j)
     return found
 
 

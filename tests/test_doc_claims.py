@@ -35,7 +35,7 @@ def test_every_claim_is_backed(path: Path) -> None:
         ),
         (
             "`--shiny` makes it shine.",
-            "--shiny: no such flag in build or compare or list or report or rf",
+            "--shiny: no such flag in build or compare or init-check or list or report or rf",
         ),
         (
             "`convzoo list --category magic` lists them.",

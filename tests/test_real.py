@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import convzoo
+from convzoo.config import load_config
 from convzoo.errors import ConvZooError
 from convzoo.real import materialize, on_meta, seeded
 from convzoo.targets import packaged_configs
@@ -111,7 +112,15 @@ def test_rf_plot_of_a_config_with_batch_norm(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("config", CONFIGS)
 def test_rf_plot_of_every_shipped_config(config: str, tmp_path: Path) -> None:
-    check_effective_field_inside_exact(config, tmp_path)
+    data = load_config(packaged_configs()[config])
+    if len(data["input"]) != 3:  # an MLP's features: rf --plot draws CxHxW inputs only
+        done = cli("rf", config, "--plot", str(tmp_path / "out.png"))
+        assert done.returncode == 2 and "--plot needs a CxHxW input" in done.stderr
+    elif data.get("init") == "zeros":  # every weight 0: no input pixel moves any unit
+        done = cli("rf", config, "--plot", str(tmp_path / "out.png"), "--samples", "1")
+        assert done.returncode == 0 and "zero everywhere" in done.stdout, done.stderr
+    else:
+        check_effective_field_inside_exact(config, tmp_path)
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from torch import nn
 
 from convzoo.analysis import receptive
 from convzoo.analysis.memory import TensorMap
+from convzoo.analysis.ops.table import is_inplace
 from convzoo.analysis.receptive import Field
 
 _RULED: dict[type, bool] = {}
@@ -43,6 +44,7 @@ class FieldFacts:
     passes: bool  # a single operand's field passes on (receptive.passes_through)
     keeps_global: bool  # global operands give a global output (receptive.keeps_global_field)
     moves_axes: bool  # the output has the operand's axes, moved (receptive.moves_axes)
+    writes: bool  # writes its first argument, which may be a view of another tensor
 
     @classmethod
     def of(cls, func: Any) -> FieldFacts:
@@ -50,6 +52,7 @@ class FieldFacts:
             receptive.passes_through(func),
             receptive.keeps_global_field(func),
             receptive.moves_axes(func),
+            is_inplace(func),
         )
 
 
@@ -87,9 +90,28 @@ class FieldFlow:
 
     # -- per op ---------------------------------------------------------------------------
     def step(self, func: Any, facts: FieldFacts, args: tuple, kwargs: dict, out: Any) -> None:
-        """Set the fields of ``func``'s outputs from its operands'."""
+        """Set the fields of ``func``'s outputs from its operands'; an op that writes into
+        a view of another tensor (``out[..., 1:-1] = x``) changes that tensor's field."""
+        wrote = facts.writes and args and out is args[0] and out._base is not None
+        before = self.map.get(out) if wrote else None
         if not self._shortcut(func, facts, args, kwargs, out):
             self.propagate(func, args, kwargs, out)
+        if wrote and (self.map.get(out) is not before or out not in self.map):
+            self._wrote(out)
+
+    def _wrote(self, view: torch.Tensor) -> None:
+        """The field of ``view``'s base after a write into ``view``."""
+        base = view._base
+        assert base is not None
+        try:
+            field, notes = receptive.into_view(base, self.map.get(base), view, self.map.get(view))
+        except Exception as exc:  # a field rule must never break counting
+            reason = f"receptive field rule for a write into a view failed: {exc}"
+            field, notes = Field.unknown(reason), [reason]
+        self.set(base, field)
+        if notes:
+            where = self.where() or "(model)"
+            self.notes.extend(f"{where}: {n}" for n in notes)
 
     def _shortcut(self, func: Any, facts: FieldFacts, args: tuple, kwargs: dict, out: Any) -> bool:
         """The calls answered without the op's rule (see the module docstring); False:
@@ -117,6 +139,8 @@ class FieldFlow:
                 self.map[first] = field
             return True
         if facts.moves_axes and len(traced) == 1 and first is out and field.known:
+            if field.channels is not None:  # the channels move too: the rule follows them
+                return False
             return self._moved(func, traced[0], args, out)
         return False
 

@@ -137,13 +137,15 @@ class ReceptiveField(DictAccess):
         """The per-unit fields are an upper bound, not exact (see ``notes``)."""
         return self.field is not None and self.field.bound
 
-    def unit(self, *index: int) -> list[tuple[int, int] | None]:
+    def unit(self, *index: int, channel: int | None = None) -> list[tuple[int, int] | None]:
         """The exact input pixels ``(first, last)`` per axis that unit ``index`` (one int per
         axis, e.g. ``(i, j)``) depends on, clipped to the input; None on every axis when it
-        sees only padding."""
+        sees only padding. Without ``channel``: the union over the output's channels (the
+        same for all channels unless they have different fields, e.g. after a concatenation
+        along channels); with it, that channel's own field."""
         if self.field is None:
             raise ConvZooError("this receptive field carries no per-unit data (read from JSON)")
-        return self.field.unit(*index)
+        return self.field.unit(*index, channel=channel)
 
     def __str__(self) -> str:
         """The table's text: ``'7x7 /2'`` (one size per axis, the stride once when equal

@@ -7,8 +7,8 @@
 - :mod:`tests.contract.checks`: what a cell must give: ``ok`` and the flag's effect, or
   ``refused`` in one line naming what does not apply;
 - :mod:`tests.contract.cells`: the matrix, every ``(command, option)`` of the parser -> its
-  cells, over every kind of target (:mod:`tests.contract.matrix`), with ``report`` and
-  ``compare`` in modules of their own.
+  cells, over every kind of target (:mod:`tests.contract.matrix`), with ``report``,
+  ``compare`` and ``init-check`` in modules of their own.
 
 ``tests/test_contract.py`` runs it.
 """

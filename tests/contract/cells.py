@@ -1,8 +1,9 @@
 """The contract's matrix: every ``(command, option)`` of the parser -> its cells.
 
 The command ``""`` is ``convzoo`` itself; a positional argument is named by its ``dest``.
-``report`` and ``compare`` have modules of their own; ``convzoo``, ``list``, ``build`` and
-``rf`` are here, with :data:`FAST`, the cell of each command that the fast tier runs.
+``report``, ``compare`` and ``init-check`` have modules of their own; ``convzoo``, ``list``,
+``build`` and ``rf`` are here, with :data:`FAST`, the cell of each command that the fast tier
+runs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.contract.checks import (
     well_formed,
 )
 from tests.contract.compare import TWO, compare_cells
+from tests.contract.init_check import init_check_cells
 from tests.contract.matrix import (
     COMPARE,
     CONFIG,
@@ -44,7 +46,7 @@ LISTS = ("table", "markdown")  # list's formats
 def top_cells() -> Table:
     version = f"convzoo {convzoo.__version__}\n"
     base = ("report", CONFIG, "--depth", "0")
-    commands = ("list", "build", "report", "compare", "rf")
+    commands = ("list", "build", "report", "compare", "rf", "init-check")
     return {
         "--version": [Cell(("--version",), ok(that(lambda r, b: r.stdout == version, version)))],
         "--debug": [Cell(("--debug", *base), ok(like_baseline), base)],
@@ -176,6 +178,7 @@ COMMANDS = {
     "report": report_cells,
     "compare": compare_cells,
     "rf": rf_cells,
+    "init-check": init_check_cells,
 }
 
 
@@ -195,4 +198,5 @@ FAST = {  # each command's cell in the fast tier, where the installed command ru
     "report": ("report", CONFIG, "--depth", "1", "--format", "csv"),
     "compare": (*TWO, "--format", "json"),
     "rf": ("rf", "usernet.py:Net", "--unit", "1,1"),
+    "init-check": ("init-check", "usernet.py:Net", "--init", "zeros"),
 }

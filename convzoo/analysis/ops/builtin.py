@@ -5,7 +5,10 @@ table's first lookup; nothing else needs to."""
 from __future__ import annotations
 
 from convzoo.analysis.ops import elementwise, free, linear, quantized, vision
-from convzoo.analysis.receptive import layout, mixing, resample, spatial
+from convzoo.analysis.receptive import joins, layout, mixing, resample, spatial, writes
 
-MODULES = (linear, elementwise, free, quantized, vision, layout, spatial, resample, mixing)
+MODULES = (
+    linear, elementwise, free, quantized, vision,
+    layout, joins, spatial, resample, mixing, writes,
+)  # fmt: skip
 """The rule modules, costs first (each registers its rules on import)."""

@@ -5,14 +5,22 @@ op table (by overload, then element-wise tag, then op packet) and never raise.""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
 import torch
 
 from convzoo.analysis.ops.table import TABLE, is_inplace, tagged
+from convzoo.analysis.receptive.channels import Part
 from convzoo.analysis.receptive.field import Field
-from convzoo.analysis.receptive.layout import constant, elementwise, same_as_input, slicing
+from convzoo.analysis.receptive.layout import (
+    constant,
+    constant_field,
+    elementwise,
+    same_as_input,
+    slicing,
+)
 from convzoo.analysis.receptive.table import (
     Call,
     FieldOf,
@@ -100,7 +108,12 @@ def propagate(
             unknown = next((f for f in traced if not f.known), None)
             return (None if found is constant else unknown or Field.unknown()), []
         call = Call(func, bind(func, args, kwargs), first, field_of)
-        field, notes = found(call) if found else (None, [f"no receptive-field rule for {func}"])
+        if found is None:
+            field, notes = None, [f"no receptive-field rule for {func}"]
+        elif any(f.channels is not None for f in traced):
+            field, notes = by_channel(found, call)
+        else:
+            field, notes = found(call)
     except Exception as exc:  # a rule must never break the analysis
         field, notes = None, [f"receptive-field rule for {func} failed: {exc!r}"]
     known = all(f.known for f in traced)
@@ -109,6 +122,70 @@ def propagate(
     elif field is not None and not known and not field.is_global:
         field = next(f for f in traced if not f.known)
     return field, notes if known else []
+
+
+def by_channel(found: FieldRule, call: Call) -> Result:
+    """``found`` applied to operands some of which have channel segments: rules marked
+    ``channel_aware`` handle them, ``per_channel`` rules run once per segment, and the
+    others see the union over channels, exact for rules that mix channels and otherwise
+    flagged as an upper bound."""
+    if has_mark(found, "channel_aware"):
+        field, notes = found(call)
+        if field is None or field.channels is None or field.channels.fits(call.out.shape):
+            return field, notes
+        return replace(field.uniform(), bound=True), [*notes, f"{call.name}: {LOST}"]
+    if has_mark(found, "per_channel"):
+        lifted = per_segment(found, call)
+        if lifted is not None:
+            return lifted
+    field_of = call.field_of
+
+    def uniform(t: Any) -> Field | None:
+        f = field_of(t)
+        return f.uniform() if f is not None else None
+
+    field, notes = found(Call(call.func, call.args, call.out, uniform, call.offset))
+    if has_mark(found, "mixes_channels") or field is None or field.is_global or not field.known:
+        return field, notes
+    return replace(field, bound=True), [*notes, f"{call.name}: {LOST}"]
+
+
+LOST = (
+    "its channels have different fields and this op's channel layout is not followed: "
+    "each unit's field is the union over the channels, an upper bound"
+)
+
+
+def per_segment(found: FieldRule, call: Call) -> Result | None:
+    """A rule whose output channel ``c`` reads input channel ``c`` only, on one traced
+    operand with channel segments: run on the union and on every segment (None: the call
+    does not fit, e.g. it changes the channel dims)."""
+    traced = [t for t in tensors_in(call.args.values()) if call.field_of(t) is not None]
+    x = traced[0] if len(traced) == 1 else None
+    f = call.field_of(x) if x is not None else None
+    if f is None or f.channels is None or x is None or x.dim() != call.out.dim():
+        return None
+    channels = f.channels
+    if not channels.fits(call.out.shape) or not channels.fits(x.shape):
+        return None
+    if any(x.shape[d] != call.out.shape[d] for d in channels.dims):
+        return None
+    whole = constant_field(f.uniform())
+    top, notes = found(Call(call.func, call.args, call.out, whole, call.offset))
+    if top is None or top.is_global or not top.known:
+        return top, notes
+    parts: list[Part] = []
+    for axes in channels.parts:
+        one = f.part(axes)
+        if one is None:
+            parts.append(None)
+            continue
+        got, _ = found(Call(call.func, call.args, call.out, constant_field(one), call.offset))
+        if got is None or got.is_global or got.layout != top.layout:
+            return None
+        parts.append(got.axes)
+    out = top.segmented(channels.dims, channels.ids, parts, None, channels.inner)
+    return out, notes
 
 
 def propagate_outputs(

@@ -19,8 +19,8 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from convzoo.analysis.receptive.intervals import union_spans
-from convzoo.analysis.receptive.span import Span, empty_units, summary
+from convzoo.analysis.receptive import channels as ch
+from convzoo.analysis.receptive.span import Span, summary
 from convzoo.errors import ConvZooError
 
 
@@ -71,11 +71,11 @@ class FieldSummary(dict[str, Any]):
 
     field: Field | None = None
 
-    def unit(self, *index: int) -> list[tuple[int, int] | None]:
+    def unit(self, *index: int, channel: int | None = None) -> list[tuple[int, int] | None]:
         """See :meth:`Field.unit`."""
         if self.field is None:
             raise ConvZooError("this receptive field carries no per-unit data (a copy)")
-        return self.field.unit(*index)
+        return self.field.unit(*index, channel=channel)
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,6 +87,11 @@ class Field:
     field could not be followed. ``bound``: a merge had a branch that sees only padding
     along one axis at some units but not along another; those units' fields are then an
     upper bound (the per-axis union of every branch), not exact.
+
+    ``channels``: None when every channel has this field (the common case); else which
+    spans each channel has (:class:`~.channels.Channels`), and ``axes`` is their union
+    over the channels (what the summary and :meth:`unit` describe; ``unit(..., channel=c)``
+    gives one channel's).
     """
 
     axes: tuple[Span | None, ...]
@@ -94,6 +99,7 @@ class Field:
     layout: Places | None = None
     reason: str = ""
     bound: bool = False
+    channels: ch.Channels | None = None
 
     @staticmethod
     def identity(sizes: Sequence[int]) -> Field:
@@ -118,10 +124,11 @@ class Field:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Field):
             return NotImplemented
-        return (self.is_global, self.layout, self.axes) == (
+        return (self.is_global, self.layout, self.axes, self.channels) == (
             other.is_global,
             other.layout,
             other.axes,
+            other.channels,
         )
 
     __hash__ = object.__hash__
@@ -134,12 +141,63 @@ class Field:
         """A copy with new ``axes`` and ``places``, normalised for a tensor of ``shape``."""
         kept = tuple(ABSENT if p.extent == 1 and p.inner != 0 else p for p in places)
         layout = None if kept == standard_places(shape, len(kept)) else kept
-        return Field(tuple(axes), self.is_global, layout, self.reason, self.bound)
+        return Field(tuple(axes), self.is_global, layout, self.reason, self.bound, self.channels)
 
-    def unit(self, *index: int) -> list[tuple[int, int] | None]:
+    def uniform(self) -> Field:
+        """This field for every channel: the union over channels (itself when uniform)."""
+        if self.channels is None:
+            return self
+        cached = self.__dict__.get("_uniform")
+        if cached is None:
+            cached = Field(self.axes, self.is_global, self.layout, self.reason, self.bound)
+            self.__dict__["_uniform"] = cached
+        return cached
+
+    def part(self, axes: ch.Part) -> Field | None:
+        """A uniform field with ``axes`` in this field's layout (None: sees nothing)."""
+        if axes is None:
+            return None
+        return Field(axes, False, self.layout, self.reason, self.bound)
+
+    def channel(self, c: int) -> Field | None:
+        """The field of channel ``c`` alone (flat index over the channel dims; any channel
+        of a field without channel segments); None when that channel sees no input."""
+        if self.channels is None:
+            return self
+        if not 0 <= c < len(self.channels.ids):
+            raise ConvZooError(f"channel {c} out of range ({len(self.channels.ids)} channels)")
+        return self.part(self.channels.part(c))
+
+    def segmented(
+        self,
+        dims: Sequence[int],
+        ids: Any,
+        parts: Sequence[ch.Part],
+        bound: bool | None = None,
+        inner: int = 1,
+    ) -> Field | None:
+        """A field in this one's layout whose channel ``c`` (over ``dims``) has the spans
+        ``parts[ids[c]]``; uniform when all channels have the same part, None when no
+        channel sees anything."""
+        keep = self.bound if bound is None else bound
+        channels = ch.normalise(dims, ids, parts, inner)
+        axes = ch.single(ids, parts) if channels is None else ch.union_axes(channels.parts)
+        if axes is None:
+            return None
+        return Field(axes, False, self.layout, self.reason, keep, channels)
+
+    def unit(self, *index: int, channel: int | None = None) -> list[tuple[int, int] | None]:
         """The exact input pixels ``(first, last)`` per axis that unit ``index`` (one index
         per axis, e.g. ``(i, j)`` for an image) depends on; None on every axis when it sees
-        no input pixel (only padding along some axis). Raises for global and unknown fields."""
+        no input pixel (only padding along some axis). Raises for global and unknown fields.
+
+        ``channel``: that channel's field (:meth:`channel`); without it, the union over
+        the channels (the same for every channel unless :attr:`channels` is set)."""
+        if channel is not None and self.channels is not None:
+            one = self.channel(channel)
+            if one is None:
+                return [None] * len(self.axes)
+            return one.unit(*index)
         if self.is_global or not self.known:
             what = "global: every unit sees the whole input" if self.is_global else "unknown"
             raise ConvZooError(
@@ -204,77 +262,6 @@ class Field:
         )
         result["global"] = False
         return result
-
-
-def merge_fields(fields: list[Field]) -> tuple[Field, list[str]]:
-    """The field of a merge (add, mul, concat on channels) of tensors with ``fields`` whose
-    axes sit in the same places: unit by unit the hull of the branches' intervals.
-
-    Global if any branch is global, else unknown if any branch is. Branches whose units
-    are spaced differently or centred differently are merged exactly and noted.
-    """
-    distinct = list({id(f): f for f in fields}.values())
-    if len(distinct) == 1:
-        return distinct[0], []
-    if any(f.is_global for f in distinct):
-        return Field.global_field(), []
-    if not all(f.known for f in distinct):
-        return Field.unknown(), []
-    notes: list[str] = []
-    axes: list[Span | None] = []
-    done: dict[tuple[int, ...], tuple[Span, list[str]]] = {}  # axes sharing spans stay shared
-    for k in range(len(distinct[0].axes)):
-        present = [
-            a for a in (f.axes[k] if k < len(f.axes) else None for f in distinct) if a is not None
-        ]
-        if len(present) < len(distinct):
-            notes.append(f"axis {k}: some merged tensors have no field along it")
-        if not present:
-            axes.append(None)
-            continue
-        key = tuple(id(a) for a in present)
-        if key not in done:
-            done[key] = union_spans(present), alignment(present)
-        span, misaligned = done[key]
-        notes.extend(f"axis {k}: {n}" for n in misaligned)
-        axes.append(span)
-    bound = any(f.bound for f in distinct) or partly_empty(distinct)
-    if bound:
-        notes.append(
-            "a merged branch sees only padding at some units along one axis: the per-unit "
-            "fields there are an upper bound (the union over the branches), not exact"
-        )
-    first = distinct[0]
-    return Field(tuple(axes), first.is_global, first.layout, first.reason, bound), notes
-
-
-def partly_empty(fields: list[Field]) -> bool:
-    """Whether a branch's units that see nothing along one axis differ from the others'
-    (then the per-axis union overstates the units where that branch contributes nothing)."""
-    if max(len(f.axes) for f in fields) < 2:
-        return False
-    masks = {tuple(b"" if a is None else empty_units(a) for a in f.axes) for f in fields}
-    return len(masks) > 1  # b"": no empty unit, so masks differ only if some unit is empty
-
-
-def alignment(spans: list[Span]) -> list[str]:
-    """Notes when branches' units are spaced or centred differently (merged anyway)."""
-    pairs = [s.pair for s in spans]
-    if all(p is not None for p in pairs):  # period 1: integers, no Fractions
-        doubled = {p[0] + p[1] for p in pairs if p[0] <= p[1]}  # type: ignore[index]
-        if len({s.shift for s in spans}) == 1 and len(doubled) <= 1:
-            return []
-    sums = [summary(s) for s in spans]
-    strides = sorted({s.stride for s in sums if s.stride is not None})
-    notes = []
-    if len(strides) > 1:
-        shown = ", ".join(str(number(s)) for s in strides)
-        notes.append(f"strides differ ({shown}): the union is taken unit by unit")
-    centres = sorted({s.start for s in sums if s.start is not None})
-    if len(centres) > 1:
-        shown = ", ".join(str(number(c)) for c in centres)
-        notes.append(f"centres misaligned ({shown}): the union is taken unit by unit")
-    return notes
 
 
 # -- layout: where the axes live after views and dim moves --------------------------------

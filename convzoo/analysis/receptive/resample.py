@@ -4,16 +4,26 @@ replicate, circular; negative pads crop)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
 import torch
 
-from convzoo.analysis.receptive.field import Place
-from convzoo.analysis.receptive.intervals import Taps, window
+from convzoo.analysis.receptive import channels as ch
+from convzoo.analysis.receptive.field import Field, Place
+from convzoo.analysis.receptive.intervals import Taps, affine, minimal, union_spans, window
 from convzoo.analysis.receptive.span import Span
 from convzoo.analysis.receptive.spatial import claimed, conv_span, spatial
-from convzoo.analysis.receptive.table import Call, Result, keeps_global, per_dim, rule
+from convzoo.analysis.receptive.table import (
+    Call,
+    Result,
+    channel_aware,
+    keeps_global,
+    per_channel,
+    per_dim,
+    rule,
+)
 from convzoo.layers import geometry as G
 
 aten = torch.ops.aten
@@ -62,6 +72,7 @@ def resample_taps(ratio: Fraction, taps: int, align: bool, n_in: int) -> Taps:
 @rule(aten.upsample_trilinear3d, n=3, taps=2)
 @rule(aten.upsample_bicubic2d, n=2, taps=4)
 @keeps_global
+@per_channel
 def resample(call: Call, n: int, taps: int) -> Result:
     """Upsampling and downsampling by interpolation, any ratio (see :func:`resample_taps`)."""
     x, args = call.x(), call.args
@@ -86,6 +97,7 @@ def resample(call: Call, n: int, taps: int) -> Result:
 @rule(aten.pixel_shuffle, shuffle=True)
 @rule(aten.pixel_unshuffle, shuffle=False)
 @keeps_global
+@channel_aware
 def pixel_shuffle(call: Call, shuffle: bool) -> Result:
     """Channels to space (output ``o`` reads unit ``o // r``) and back (an r x r window)."""
     r = call.args.get("upscale_factor") or call.args["downscale_factor"]
@@ -93,9 +105,116 @@ def pixel_shuffle(call: Call, shuffle: bool) -> Result:
     def up(o: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
         return (o // r)[:, None], np.ones((len(o), 1), dtype=bool)
 
+    f = call.field_of(call.x())
+    plain = Call(call.func, call.args, call.out, lambda t: None if f is None else f.uniform())
     if shuffle:
-        return spatial(call, 2, lambda a, k, m: window(a, m, up, r, 1), True)
-    return spatial(call, 2, lambda a, k, m: conv_span(a, m, r, r, 0, 1), True)
+        top, notes = spatial(plain, 2, lambda a, k, m: window(a, m, up, r, 1), True)
+    else:
+        top, notes = spatial(plain, 2, lambda a, k, m: conv_span(a, m, r, r, 0, 1), True)
+    if f is None or top is None or top.is_global or not top.known:
+        return top, notes
+    if shuffle and f.channels is None:
+        return top, notes  # every channel alike: each unit reads one input unit (exact)
+    standard = f.layout is None and top.layout is None and len(f.axes) == 2 and None not in f.axes
+    dims_ok = f.channels is None or (f.channels.dims == (-3,) and f.channels.alone)
+    if not (standard and dims_ok and call.x().dim() == 4):
+        return replace(top, bound=True), [*notes, f"{call.name}: {SCATTERED}"]
+    field = (shuffled if shuffle else unshuffled)(f, top, r, call.out.shape[1])
+    if field.bound and not top.bound:
+        notes = [*notes, f"{call.name}: {INTERLEAVED}"]
+    return field, notes
+
+
+INTERLEAVED = (
+    "the channels it interleaves into one have fields that differ along both axes: each "
+    "unit's field is the union per axis over them, an upper bound"
+)
+
+
+SCATTERED = (
+    "moves channels to space in a layout not followed: each unit's field is the union over "
+    "the channels it draws on, an upper bound"
+)
+
+
+def unshuffled(f: Field, top: Field, r: int, c_out: int) -> Field:
+    """``pixel_unshuffle``: output channel ``c·r² + i·r + j`` at ``(y, x)`` is input
+    channel ``c`` at ``(y·r + i, x·r + j)``, one input unit (exact)."""
+    h, w = top.axes
+    assert h is not None and w is not None
+    c_in = c_out // (r * r)
+    ids_in = f.channels.ids if f.channels is not None else np.zeros(c_in, dtype=np.int64)
+    parts_in = f.channels.parts if f.channels is not None else (f.axes,)
+    parts: list[ch.Part] = []
+    for part in parts_in:
+        for i in range(r):
+            for j in range(r):
+                parts.append(None if part is None else (pick(part[0], i, r, len(h)),
+                                                        pick(part[1], j, r, len(w))))  # fmt: skip
+    ids = (ids_in[:, None] * r * r + np.arange(r * r)[None, :]).reshape(-1)
+    return top.segmented((-3,), ids, parts) or top
+
+
+def pick(a: Span | None, begin: int, step: int, extent: int) -> Span | None:
+    """Units ``begin, begin + step, ...`` of ``a`` (``extent`` of them)."""
+    return None if a is None else window(a, extent, affine(step, begin, 1, 1), 1, step)
+
+
+def shuffled(f: Field, top: Field, r: int, c_out: int) -> Field:
+    """``pixel_shuffle`` of channels with different fields: output channel ``c`` at
+    ``(y, x)`` is input channel ``c·r² + (y % r)·r + x % r`` at ``(y // r, x // r)``. Exact
+    when, per output channel, the rows' spans depend on ``y % r`` only and the columns' on
+    ``x % r`` only (e.g. after ``pixel_unshuffle``); else per axis the union over the
+    channels read (flagged as an upper bound)."""
+    channels = f.channels
+    assert channels is not None
+    done: dict[tuple[int, ...], int] = {}
+    parts: list[ch.Part] = []
+    ids = np.empty(c_out, dtype=np.int64)
+    bound = top.bound
+    for c, row in enumerate(channels.ids.reshape(c_out, r * r).tolist()):
+        key = tuple(row)
+        if key not in done:
+            grid = [[channels.parts[row[i * r + j]] for j in range(r)] for i in range(r)]
+            part, exact = interleaved(grid, r)
+            bound = bound or not exact
+            done[key] = len(parts)
+            parts.append(part)
+        ids[c] = done[key]
+    return top.segmented((-3,), ids, parts, bound) or top
+
+
+def interleaved(grid: list[list[ch.Part]], r: int) -> tuple[ch.Part, bool]:
+    """The spans of one output channel of a pixel shuffle from its ``r x r`` input parts
+    (``grid[i][j]``), and whether they are exact (see :func:`shuffled`)."""
+    seen = [p for row in grid for p in row if p is not None]
+    if not seen:
+        return None, True
+    exact = len(seen) == r * r
+    axes = []
+    for k in (0, 1):
+        lines = []
+        for i in range(r):
+            spans = [grid[i][j] if k == 0 else grid[j][i] for j in range(r)]
+            present = [s for s in (p[k] for p in spans if p is not None) if s is not None]
+            alike = all(ch.same_span(s, present[0]) for s in present)
+            exact = exact and len(present) == r and alike
+            lines.append(union_spans(present) if present else None)
+        if any(s is None for s in lines):
+            return ch.union_axes(seen), False
+        axes.append(interleave(lines))  # type: ignore[arg-type]
+    return tuple(axes), exact
+
+
+def interleave(spans: list[Span]) -> Span:
+    """Unit ``u·r + i`` is unit ``u`` of ``spans[i]`` (``r = len(spans)``)."""
+    lo = np.stack([s.lo for s in spans], axis=1).reshape(-1)
+    hi = np.stack([s.hi for s in spans], axis=1).reshape(-1)
+    pairs = [s.pair for s in spans]
+    if all(p is not None for p in pairs) and len({s.shift for s in spans}) == 1:
+        base = np.array([[p[0] for p in pairs], [p[1] for p in pairs]], dtype=np.int64)  # type: ignore[index]
+        return Span(lo, hi, *minimal(base, spans[0].shift))
+    return Span(lo, hi, None, 0)
 
 
 @rule(aten.im2col)
@@ -141,6 +260,7 @@ PAD_MODES = {
 
 @rule(aten.constant_pad_nd, aten.pad, *PAD_MODES)
 @keeps_global
+@per_channel
 def pad(call: Call) -> Result:
     """Padding (negative: cropping); pad pairs run from the last dim."""
     x = call.x()

@@ -5,15 +5,26 @@ every output unit reads (:func:`~.intervals.window`), on this input and on an un
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
 
+from convzoo.analysis.receptive import channels as ch
 from convzoo.analysis.receptive.field import ABSENT, Field, Place
 from convzoo.analysis.receptive.intervals import Taps, affine, window
 from convzoo.analysis.receptive.layout import merge, traced_pairs
 from convzoo.analysis.receptive.span import Span
-from convzoo.analysis.receptive.table import Call, Result, keeps_global, per_dim, rule
+from convzoo.analysis.receptive.table import (
+    Call,
+    Result,
+    channel_aware,
+    keeps_global,
+    mixes_channels,
+    per_channel,
+    per_dim,
+    rule,
+)
 
 aten = torch.ops.aten
 DEFORMABLE_NOTE = (
@@ -126,6 +137,7 @@ def transposed_taps(kernel: int, stride: int, pad: int, dilation: int) -> Taps:
 
 @rule(aten.convolution, aten._convolution, aten.convolution_overrideable, aten._convolution_mode)
 @keeps_global
+@channel_aware
 def convolution(call: Call) -> Result:
     """Convolution, transposed or not, any groups and dilation (padding symmetric here;
     ``output_padding`` only adds units at the end)."""
@@ -147,10 +159,50 @@ def convolution(call: Call) -> Result:
             )
         return conv_span(a, n_out, kernel[k], stride[k], pad[k], dilation[k])
 
-    return with_sides(spatial(call, n, apply, True), call, ("weight", "bias"))
+    def run(field: Field | None) -> Result:
+        one = Call(call.func, call.args, call.out, lambda t: field)
+        return with_sides(spatial(one, n, apply, True), call, ("weight", "bias"))
+
+    f = call.field_of(call.x())
+    if f is None or f.channels is None:
+        return run(f)
+    return grouped(call, f, n, run)
+
+
+def grouped(call: Call, f: Field, n: int, run: Callable[[Field | None], Result]) -> Result:
+    """A convolution of an input whose channels have different fields: each output group
+    sees the union over its input group's channels (exact; one group: the union of all)."""
+    top, notes = run(f.uniform())
+    channels, groups = f.channels, int(call.args.get("groups") or 1)
+    if top is None or top.is_global or not top.known or channels is None or groups == 1:
+        return top, notes  # one group: every output channel sees the union (exact)
+    if channels.dims != (-n - 1,) or not channels.alone or call.out.dim() != n + 2:
+        return replace(top, bound=True), [*notes, f"{call.name}: {LOST}"]
+    c_out = call.out.shape[1]
+    per_group: dict[tuple[int, ...], int] = {}
+    parts: list[ch.Part] = []
+    ids = np.empty(c_out, dtype=np.int64)
+    for g, row in enumerate(channels.ids.reshape(groups, -1)):
+        key = tuple(np.unique(row).tolist())
+        if key not in per_group:
+            got, _ = run(f.part(ch.union_axes([channels.parts[i] for i in key])))
+            if got is not None and (got.is_global or got.layout != top.layout):
+                return replace(top, bound=True), [*notes, f"{call.name}: {LOST}"]
+            per_group[key] = len(parts)
+            parts.append(None if got is None else got.axes)
+        ids[g * (c_out // groups) : (g + 1) * (c_out // groups)] = per_group[key]
+    out = top.segmented((-n - 1,), ids, parts)
+    return (top if out is None else out), notes
+
+
+LOST = (
+    "its channels have different fields, held where a convolution does not group them: "
+    "each unit's field is the union over the channels, an upper bound"
+)
 
 
 @rule("torchvision::deform_conv2d")  # by name: torchvision need not be imported
+@mixes_channels
 def deform_conv2d(call: Call) -> Result:
     """torchvision's deformable convolution: the nominal field, merged with the offsets'."""
     k = list(call.args["weight"].shape[-2:])
@@ -176,6 +228,7 @@ def deform_conv2d(call: Call) -> Result:
 @rule(aten.max_pool2d, aten.max_pool2d_with_indices, aten.avg_pool2d, n=2)
 @rule(aten.max_pool3d, aten.max_pool3d_with_indices, aten.avg_pool3d, n=3)
 @keeps_global
+@per_channel
 def pool(call: Call, n: int) -> Result:
     """Max and average pooling (``ceil_mode``: the last windows hang over the end)."""
     kernel = per_dim(call.args["kernel_size"], n)
@@ -206,6 +259,7 @@ def adaptive_taps(n: int, m: int) -> tuple[Taps, int, int]:
 @rule(aten._adaptive_avg_pool2d, aten.adaptive_max_pool2d, aten.adaptive_avg_pool2d, n=2)
 @rule(aten._adaptive_avg_pool3d, aten.adaptive_max_pool3d, n=3)
 @keeps_global
+@per_channel
 def adaptive_pool(call: Call, n: int) -> Result:
     """Adaptive pooling of any ratio: global when the output is 1 x 1, else its windows."""
     x, out = call.x(), call.out

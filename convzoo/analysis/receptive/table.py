@@ -96,7 +96,29 @@ def moving_axes(fn: Callable[..., Result]) -> Callable[..., Result]:
     return fn
 
 
+def channel_aware(fn: Callable[..., Result]) -> Callable[..., Result]:
+    """Mark a field rule that handles operands with channel segments (``Field.channels``)
+    itself; other rules see the union over channels (:func:`~.dispatch.propagate`)."""
+    fn.channel_aware = True  # type: ignore[attr-defined]
+    return fn
+
+
+def per_channel(fn: Callable[..., Result]) -> Callable[..., Result]:
+    """Mark a field rule whose output channel ``c`` reads only input channel ``c`` (pooling,
+    resampling, padding): it runs once per channel segment."""
+    fn.per_channel = True  # type: ignore[attr-defined]
+    return fn
+
+
+def mixes_channels(fn: Callable[..., Result]) -> Callable[..., Result]:
+    """Mark a field rule whose every output unit reads every input channel: the union over
+    channel segments it sees is exact."""
+    fn.mixes_channels = True  # type: ignore[attr-defined]
+    return fn
+
+
 def has_mark(fn: Any, mark: str) -> bool:
     """Whether rule ``fn`` (or the function a ``partial`` of it wraps) carries ``mark``
-    (``"keeps_global"``, ``"moving_axes"``: the decorators above)."""
+    (``"keeps_global"``, ``"moving_axes"``, ``"channel_aware"``, ``"per_channel"``,
+    ``"mixes_channels"``: the decorators above)."""
     return bool(getattr(getattr(fn, "func", fn), mark, False))
