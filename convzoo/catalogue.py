@@ -10,6 +10,7 @@ renders either source the same way; :func:`configs_table` lists ``convzoo/config
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -22,6 +23,9 @@ from convzoo.registry import LAYERS, Registry, close_matches, matching
 
 PATH = Path(__file__).with_name("catalogue.json")
 """The shipped catalogue (package data)."""
+TORCHVISION = Path(__file__).with_name("torchvision_names.json")
+"""torchvision's model names (package data), for suggestions that import neither torch nor
+torchvision."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,36 @@ def shipped() -> Source:
     except FileNotFoundError:  # pragma: no cover - a broken install: slower, still right
         return LAYERS
     return Catalogue([Row(**row) for row in json.loads(text)])
+
+
+def live_torchvision_names() -> list[str]:
+    """``torchvision.models.list_models()`` (imports torch and torchvision, 1-2 s); empty
+    where torchvision cannot be imported."""
+    try:
+        import torchvision
+
+        return list(torchvision.models.list_models())
+    except Exception:  # pragma: no cover - torchvision missing or broken
+        return []
+
+
+def torchvision_names() -> list[str]:
+    """torchvision's model names as shipped (``scripts/update_catalogue.py`` writes them from
+    :func:`live_torchvision_names`; a test refuses a stale file), read without importing
+    torchvision; none where torchvision is not installed. Only suggestions use them: a
+    ``torchvision:NAME`` target is checked against the live list."""
+    if importlib.util.find_spec("torchvision") is None:
+        return []
+    try:
+        names = json.loads(TORCHVISION.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # pragma: no cover - a broken install: slower, still right
+        return live_torchvision_names()
+    return [str(name) for name in names]
+
+
+def dumps_names(names: list[str]) -> str:
+    """``names`` as the text of ``torchvision_names.json``."""
+    return json.dumps(names, indent=1) + "\n"
 
 
 def categories() -> list[str]:

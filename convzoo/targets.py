@@ -32,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from convzoo.catalogue import live_torchvision_names, torchvision_names
 from convzoo.errors import ConvZooError, render, user_code
 from convzoo.limits import check_int
 from convzoo.registry import close_matches
@@ -170,10 +171,11 @@ def form_of(text: str) -> Form | None:
 
 
 def known_names(text: str) -> list[str]:
-    """Names to suggest for an unknown ``text``: packaged configs and torchvision builders."""
+    """Names to suggest for an unknown ``text``: packaged configs and torchvision builders
+    (from package data: a mistyped target is answered without importing torch)."""
     names = list(packaged_configs())
     if ":" not in text:
-        names += [f"torchvision:{n}" for n in _torchvision_names()]
+        names += [f"torchvision:{n}" for n in torchvision_names()]
     return names
 
 
@@ -277,15 +279,6 @@ def _prefix(prefix: str) -> Callable[[str], bool]:
     return lambda text: text.startswith(prefix)
 
 
-def _torchvision_names() -> list[str]:
-    try:
-        import torchvision
-
-        return list(torchvision.models.list_models())
-    except Exception:  # pragma: no cover
-        return []
-
-
 def _unknown(kind: str, name: str, names: list[str], hint_prefix: str, where: str) -> ConvZooError:
     hints = suggest(name, names)
     hint = f"; did you mean {', '.join(hint_prefix + h for h in hints)}?" if hints else ""
@@ -297,7 +290,7 @@ def torchvision_target(text: str, kwargs: Kwargs | None, sizes: tuple[Size, ...]
     from convzoo import torchvision_models
 
     name = text.split(":", 1)[1]
-    names = _torchvision_names()
+    names = live_torchvision_names()
     if name not in names:
         where = "torchvision.models.list_models()"
         raise _unknown("torchvision", name, names, "torchvision:", where)

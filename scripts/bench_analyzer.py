@@ -27,6 +27,15 @@ convzoo against fvcore and FlopCounterMode on resnet50, convnext_tiny, efficient
 vit_b_16, interleaved round by round (``--rounds``), with the receptive fields' share.
 
     python scripts/bench_analyzer.py --interleaved [--rounds 7] [--models resnet50 ...]
+
+With ``--interleaved`` it then prints the command's start-up beside it (``bench_startup.py``:
+``report resnet18``, ``compare`` and ``rf resnet18`` against ``import torch``, median of
+``--startup-rounds`` fresh runs) and the throughput of a design search
+(``bench_throughput.py``: ``--configs`` random configs of resnet18's size built and
+analysed); ``--startup`` and ``--throughput`` print one of them alone.
+
+    python scripts/bench_analyzer.py --startup [--startup-rounds 5]
+    python scripts/bench_analyzer.py --throughput [--configs 1000]
 """
 
 from __future__ import annotations
@@ -288,11 +297,25 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=7, help="--interleaved: timed rounds")
     parser.add_argument("--models", nargs="+", help="--interleaved: torchvision model names")
+    parser.add_argument("--startup", action="store_true", help="the CLI's start-up only")
+    parser.add_argument("--startup-rounds", type=int, default=5, help="fresh runs per command")
+    parser.add_argument("--throughput", action="store_true", help="configs per second only")
+    parser.add_argument("--configs", type=int, default=1000, help="random configs to analyse")
     opts = parser.parse_args()
-    if opts.interleaved:
+    if opts.interleaved or opts.startup or opts.throughput:
         import bench_interleaved  # next to this script
+        import bench_startup
+        import bench_throughput
 
-        bench_interleaved.main(opts.models or bench_interleaved.MODELS, opts.rounds, 3)
+        alone = opts.startup or opts.throughput
+        if opts.interleaved:
+            bench_interleaved.main(opts.models or bench_interleaved.MODELS, opts.rounds, 3)
+        if opts.startup or not alone:
+            print()
+            bench_startup.main(opts.startup_rounds)
+        if opts.throughput or not alone:
+            print()
+            bench_throughput.main(opts.configs)
         return
     if opts.quick:
         opts.sizes, opts.repeats, opts.repeats_large = [224], 1, 1

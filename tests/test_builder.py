@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+
+import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 import convzoo
+from convzoo.analysis.modes import ShapeRules
 from convzoo.blocks.branches import Parallel, Residual
+from convzoo.targets import packaged_configs
 
 CONV3 = {"type": "conv", "out_channels": 8, "kernel_size": 3, "padding": "same"}
 
@@ -118,3 +124,41 @@ def test_meta_build_allocates_nothing_and_counts_the_same() -> None:
         (n, p.shape) for n, p in real.named_parameters()
     ]
     assert str(meta) == str(real)
+
+
+def _outputs(model: nn.Module, x: torch.Tensor, fast: bool) -> list[tuple]:
+    """``(module name, shape, strides, dtype)`` of every module's output in one meta
+    forward, with or without the builder's :class:`ShapeRules`."""
+    seen: list[tuple] = []
+    hooks = [
+        module.register_forward_hook(
+            lambda m, a, out, name=name: seen.append((name, out.shape, out.stride(), out.dtype))
+        )
+        for name, module in model.named_modules()
+    ]
+    try:
+        with ShapeRules() if fast else contextlib.nullcontext():
+            model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return seen
+
+
+FAST_CONFIGS = ["every_conv", "resnet18"]  # every layer and block; the start-up's config
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        n if n in FAST_CONFIGS else pytest.param(n, marks=pytest.mark.slow)
+        for n in packaged_configs()
+    ],
+)
+def test_shape_rules_give_what_a_plain_meta_forward_gives(name: str) -> None:
+    """Issue 25: the builder infers shapes with the analyzer's shape rules
+    (:class:`ShapeRules`, no Python meta kernels); every module's output in a packaged
+    config is the one a plain meta forward gives (shape, strides and dtype)."""
+    model = convzoo.build(name, meta=True).eval()
+    x = torch.empty((1, *model.input_size), device="meta")
+    assert _outputs(model, x, fast=True) == _outputs(model, x, fast=False)

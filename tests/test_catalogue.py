@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from convzoo.catalogue import PATH, Catalogue, Row, dumps, live_rows, registry_table
+from convzoo.catalogue import (
+    PATH,
+    TORCHVISION,
+    Catalogue,
+    Row,
+    dumps,
+    dumps_names,
+    live_rows,
+    live_torchvision_names,
+    registry_table,
+    torchvision_names,
+)
 from convzoo.cli import main
 from convzoo.errors import ConvZooError
 from convzoo.registry import LAYERS, Registry
@@ -24,6 +35,17 @@ def test_shipped_catalogue_is_the_live_registry() -> None:
     assert PATH.read_text(encoding="utf-8") == dumps(live_rows()), (
         "convzoo/catalogue.json is stale: run python scripts/update_catalogue.py"
     )
+
+
+def test_shipped_torchvision_names_are_the_installed_ones() -> None:
+    """Issue 25: a mistyped target's suggestions read torchvision's names from package data
+    (no torch import); they are the installed torchvision's, in its order."""
+    live = live_torchvision_names()
+    assert "resnet18" in live
+    assert TORCHVISION.read_text(encoding="utf-8") == dumps_names(live), (
+        "convzoo/torchvision_names.json is stale: run python scripts/update_catalogue.py"
+    )
+    assert torchvision_names() == live
 
 
 def test_live_rows_describe_every_entry() -> None:

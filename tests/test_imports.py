@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONAL = ("torchvision", "matplotlib", "fvcore")
 
@@ -54,6 +56,50 @@ report = convzoo.analyze(model, (3, 16, 16))
 import convzoo.targets, convzoo.compare, convzoo.views, convzoo.plots, convzoo.analysis.peers
 print(json.dumps([plain, report.totals.macs, sorted({m.split(".")[0] for m in sys.modules})]))
 """
+
+
+COMMAND_PROBE = """
+import contextlib, io, json, sys
+from convzoo.cli import main
+seen = []
+for argv in json.loads(sys.argv[1]):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = main(argv)
+    seen.append([code, out.getvalue(), sorted(m for m in sys.modules if m.startswith("torch"))])
+print(json.dumps(seen))
+"""
+
+TYPO = ["report", "resnet81"]
+CONFIG_COMMANDS = [["report", "resnet18"], ["rf", "resnet18"]]
+MORE_COMMANDS = [["build", "resnet18"], ["compare"]]  # compare: fft_conv's DFT set-up too
+HEAVY = ("torchvision", "torch._dynamo")  # 1.1 s and 0.7 s of a 1.3 s start-up
+
+
+def check_light(commands: list[list[str]], results: list) -> None:
+    """Each command succeeded and left torch, but neither of :data:`HEAVY`, imported."""
+    for argv, (code, out, modules) in zip(commands, results, strict=True):
+        assert code == 0, (argv, out)
+        assert "torch" in modules and not set(HEAVY) & set(modules), (argv, modules)
+
+
+def test_a_config_target_imports_neither_torchvision_nor_dynamo() -> None:
+    """Issue 25: a mistyped target is answered without importing torch (its suggestions come
+    from package data); a config target is built and analysed on meta tensors without
+    importing torchvision or ``torch._dynamo``. The modules are read after each command,
+    in one fresh interpreter (the typo first, while nothing has imported torch)."""
+    (typo, *configs) = probe(COMMAND_PROBE, json.dumps([TYPO, *CONFIG_COMMANDS]))
+    code, out, modules = typo
+    assert code == 2 and "did you mean resnet18, resnet50?" in out
+    assert modules == [], modules
+    check_light(CONFIG_COMMANDS, configs)
+
+
+@pytest.mark.slow
+def test_build_and_compare_import_neither_torchvision_nor_dynamo() -> None:
+    """Issue 25: ``build`` of a config, and ``compare`` (whose ``fft_conv`` design computes
+    its DFT matrices on every forward), import neither of :data:`HEAVY` either."""
+    check_light(MORE_COMMANDS, probe(COMMAND_PROBE, json.dumps(MORE_COMMANDS)))
 
 
 def probe(code: str, *argv: str) -> list:

@@ -174,7 +174,8 @@ print(json.dumps({"fresh": fresh, **peaks}))
 
 def test_peak_is_the_same_in_a_fresh_process_and_on_every_call() -> None:
     """Issue 20: the first analysis in a process (torch's first dispatch through the tracer
-    imports ``torch._dynamo``) found more bytes live than the next ones. Run in a process
+    imported ``torch._dynamo``; issue 25: it no longer does) found more bytes live than the
+    next ones. Run in a process
     that has not imported torchvision (which imports ``torch._dynamo`` itself), each model
     three times; every peak is the hand count of live tensors."""
     env = {**os.environ, "PYTHONPATH": str(CONFIGS.parents[1])}

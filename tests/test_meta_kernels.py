@@ -15,6 +15,7 @@ import torch
 
 from convzoo.analysis import meta_kernels as mk
 from convzoo.analysis.ops.table import is_inplace
+from convzoo.analysis.setup_rules import RULES  # meta_kernels.RULES, the setup rules in it
 
 aten = torch.ops.aten
 DTYPES = [torch.float32, torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64]
@@ -214,6 +215,84 @@ def clones(rng: random.Random) -> Iterator[Case]:
         yield aten.clone.default, (x,), ({} if layout is None else {"memory_format": layout})
 
 
+def pools(rng: random.Random) -> Iterator[Case]:
+    """Max pooling with every argument form (one or two ints, stride omitted or empty),
+    ceil mode, pads past half the kernel, too-small inputs and other ranks and layouts."""
+
+    def ints(lo: int, hi: int, lengths: list[int]) -> list[int]:
+        return [rng.randint(lo, hi) for _ in range(rng.choice(lengths))]
+
+    for _ in range(400):
+        plain = rng.random() < 0.6  # contiguous 4-D float32, arguments mostly valid
+        n = [1, 2] if plain else [1, 2, 2, 3]
+        dims = 4 if plain else rng.choice([4, 4, 3, 5])
+        size = [rng.choice([0, 1, 2, 3]) if i == 0 else rng.randint(1, 9) for i in range(dims)]
+        x = torch.empty(size, device="meta") if plain else tensor(rng, size)
+        kernel = ints(1, 3, n) if plain else ints(0, 4, n)
+        stride = rng.choice([[], ints(1, 3, n)]) if plain else ints(-1, 3, n)
+        padding = ints(0, 1, n) if plain else ints(-1, 2, n)
+        extra = [kernel] + [
+            v for v in (stride, padding, ints(int(plain), 2, n)) if rng.random() < 0.8
+        ]
+        if len(extra) == 4 and rng.random() < 0.6:
+            extra.append(rng.random() < 0.5)
+        yield aten.max_pool2d_with_indices.default, (x, *extra), {}
+
+
+def setups(rng: random.Random) -> Iterator[Case]:
+    """The setup rules (:mod:`convzoo.analysis.setup_rules`): ``remainder`` by a scalar,
+    ``arange`` on meta, ``stack`` and ``cat`` in every layout, rank and dtype."""
+    for _ in range(600):
+        roll = rng.random()
+        if roll < 0.25:
+            x = tensor(rng, shape(rng), rng.choice([torch.int64, torch.int64, *DTYPES]))
+            yield aten.remainder.Scalar, (x, rng.choice([3, 7, 0, -2, 2.5, True])), {}
+        elif roll < 0.45:
+            kwargs: dict = {"device": rng.choice(["meta", "meta", "cpu"])}
+            if rng.random() < 0.7:
+                kwargs["dtype"] = rng.choice([torch.int64, torch.int64, torch.float32])
+            if rng.random() < 0.3:
+                kwargs["pin_memory"] = False
+            yield aten.arange.default, (rng.choice([0, 1, 5, 17, -3]),), kwargs
+        else:
+            op = rng.choice([aten.stack.default, aten.cat.default])
+            base = shape(rng, 1, 5)
+            dtype = rng.choice([torch.float32, torch.float32, torch.float64, *DTYPES])
+            dim = rng.randint(-len(base) - 1, len(base))
+            parts = []
+            for _ in range(rng.randint(1, 3)):
+                size = list(base)
+                if op is aten.cat.default and size and rng.random() < 0.5:
+                    size[dim % len(size)] = rng.randint(1, 4)
+                parts.append(tensor(rng, size, dtype if rng.random() < 0.9 else torch.float64))
+            yield op, (parts, dim) if rng.random() < 0.8 else (parts,), {}
+
+
+def spectra(rng: random.Random) -> Iterator[Case]:
+    """``complex`` and the real FFTs over trailing and other axes, in every layout."""
+    floats = [torch.float32, torch.float64, torch.float16]
+    for _ in range(600):
+        roll = rng.random()
+        if roll < 0.3:
+            real = tensor(rng, shape(rng), rng.choice(floats))
+            imag = tensor(
+                rng, broadcastable(rng, list(real.shape)), rng.choice([real.dtype, *floats])
+            )
+            yield aten.complex.default, (real, imag), {}
+            continue
+        size = shape(rng, 1, 5)
+        n = len(size)
+        k = rng.randint(1, min(n, 3))
+        dim = list(range(n - k, n)) if rng.random() < 0.7 else sorted(rng.sample(range(n), k))
+        norm = rng.randint(0, 2)
+        if roll < 0.65:
+            x = tensor(rng, size, rng.choice(floats))
+            yield aten._fft_r2c.default, (x, dim, norm, rng.random() < 0.7), {}
+        else:
+            x = tensor(rng, size, rng.choice([torch.complex64, torch.complex128]))
+            yield aten._fft_c2r.default, (x, dim, norm, rng.randint(1, 9)), {}
+
+
 FAMILIES: dict[str, Callable[[random.Random], Iterator[Case]]] = {
     "unary": unary,
     "binary": binary,
@@ -224,6 +303,9 @@ FAMILIES: dict[str, Callable[[random.Random], Iterator[Case]]] = {
     "reductions": reductions,
     "convolutions": convolutions,
     "clones": clones,
+    "pools": pools,
+    "setups": setups,
+    "spectra": spectra,
 }
 
 
@@ -258,7 +340,7 @@ def test_fast_rules_match_the_meta_kernels(family: str) -> None:
     rng = random.Random(family)
     answered = 0
     for func, args, kwargs in FAMILIES[family](rng):
-        fast = mk.RULES[func](args, kwargs)
+        fast = RULES[func](args, kwargs)
         try:
             real = func(*args, **kwargs)
         except Exception:

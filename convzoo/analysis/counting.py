@@ -10,7 +10,6 @@ propagates receptive fields tensor by tensor (:mod:`convzoo.analysis.receptive`)
 
 from __future__ import annotations
 
-import functools
 import importlib._bootstrap
 import sys
 from collections import Counter
@@ -22,7 +21,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from convzoo.analysis import meta_kernels, ops, owners, traffic
@@ -30,6 +28,7 @@ from convzoo.analysis.dtype_conflicts import Operands
 from convzoo.analysis.field_flow import FieldFacts, FieldFlow
 from convzoo.analysis.guard import Guard
 from convzoo.analysis.memory import LiveBytes, strided_tensors
+from convzoo.analysis.modes import PlainMode
 from convzoo.analysis.ops.table import takes_tensors
 from convzoo.errors import user_code
 
@@ -118,22 +117,6 @@ def _hook_aware(module: nn.Module) -> bool:
     return _AWARE[cls]
 
 
-@functools.cache
-def _first_dispatch() -> None:
-    """Dispatch one op through a :class:`Tracer` once per process, outside any forward.
-
-    torch wraps every ``TorchDispatchMode`` subclass's ``__torch_dispatch__`` in
-    ``torch._disable_dynamo``, whose first call imports ``torch._dynamo``. Made inside the
-    traced forward, that import leaves reference cycles (``torch.fx.wrap`` keeps its own
-    frame) that reach the forward's frames through ``f_back``, and so the activations those
-    frames hold: with the collector paused (:func:`isolation.gc_paused`) they lived to the
-    end, and the first analysis in a process found a higher peak than the next ones (for
-    ``tests/data/some_model.py:Net``, 69,920 bytes instead of 69,888).
-    """
-    with Tracer(fields=False):
-        torch.empty(0, device="meta")
-
-
 def _inside(name: str, outer: str) -> bool:
     """Whether module ``name`` lies strictly inside module ``outer`` ('' is the root)."""
     return name != outer and (outer == "" or name.startswith(f"{outer}."))
@@ -177,7 +160,7 @@ class OpTally:
     bytes: int = 0
 
 
-class Tracer(TorchDispatchMode):
+class Tracer(PlainMode):
     """Counts every op and attributes it to the modules on the call stack.
 
     ``memory`` follows the bytes of live activations (the inputs of :meth:`run` and the
@@ -299,7 +282,6 @@ class Tracer(TorchDispatchMode):
         is the user's code: a ``sys.exit`` or other ``BaseException`` in it (hooks included)
         is raised as :class:`~convzoo.errors.UserCodeError`, an ``Exception`` as it was."""
         kwargs = kwargs or {}
-        _first_dispatch()
         self.stats.setdefault("", ModuleStats())
         self.memory.add([args, kwargs])  # the inputs are live activations
         self.imports = imports_running()  # analyze() itself may run inside an import

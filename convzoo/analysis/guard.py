@@ -32,12 +32,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map_only
 
 from convzoo import limits
 from convzoo.analysis import isolation, meta_kernels, workspaces
 from convzoo.analysis.memory import LiveBytes, strided_tensors
+from convzoo.analysis.modes import PlainMode
 from convzoo.analysis.resident import RETAINED, give_back, resident_bytes
 from convzoo.errors import ConvZooError, MemoryBudgetError
 
@@ -141,7 +141,7 @@ def size(func: Any, facts: OpFacts, args: tuple, kwargs: dict) -> int:
     return _storage_bytes(out) + extra
 
 
-class Guard(TorchDispatchMode):
+class Guard(PlainMode):
     """Real tensors within ``budget`` bytes, each op checked before it runs.
 
     ``what`` names the work in the refusal ("the real-tensor fallback"); ``rehearse``: meta

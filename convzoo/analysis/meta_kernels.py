@@ -72,6 +72,8 @@ UNARY = [
     aten.elu.default,
     aten.relu6.default,
     aten.mish.default,
+    aten.cos.default,
+    aten.sin.default,
 ]
 BINARY = [
     aten.add.Tensor,
@@ -83,6 +85,8 @@ BINARY = [
     aten.mul.Scalar,
     aten.div.Scalar,
 ]
+KEEPING = [aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor]
+"""Binary ops whose result keeps an int64 operand's dtype (``div`` does not)."""
 INPLACE = [
     aten.relu_.default,
     aten.hardtanh_.default,
@@ -114,12 +118,22 @@ def _unary(args: tuple, kwargs: dict) -> Any:
     return strides.elementwise_out([x], x.dtype)
 
 
-def _operands(args: tuple, kwargs: dict) -> list[torch.Tensor] | None:
+def int_meta(t: Any) -> bool:
+    """Whether ``t`` is an int64 meta tensor."""
+    return isinstance(t, torch.Tensor) and t.is_meta and t.dtype == torch.int64
+
+
+def _operands(args: tuple, kwargs: dict, integers: bool = False) -> list[torch.Tensor] | None:
     """The tensor operands of a binary op whose result keeps their (common floating)
-    dtype, or None; ``alpha`` must be absent or 1 (the reference scales ``other`` first)."""
+    dtype, or None; ``alpha`` must be absent or 1 (the reference scales ``other`` first).
+    With ``integers`` (``add``, ``sub``, ``mul``), int64 with int64 or a Python int too."""
     if any(k != "alpha" for k in kwargs) or kwargs.get("alpha", 1) != 1 or len(args) != 2:
         return None
     x, other = args
+    if integers and int_meta(x):
+        if isinstance(other, torch.Tensor):
+            return [x, other] if int_meta(other) else None
+        return [x] if type(other) is int else None
     if not _float_meta(x):
         return None
     if isinstance(other, torch.Tensor):
@@ -127,9 +141,15 @@ def _operands(args: tuple, kwargs: dict) -> list[torch.Tensor] | None:
     return [x] if _numbers_ok([other]) else None
 
 
-@shape_rule(*BINARY)
+@shape_rule(*(op for op in BINARY if op not in KEEPING))
 def _binary(args: tuple, kwargs: dict) -> Any:
     tensors = _operands(args, kwargs)
+    return None if tensors is None else strides.elementwise_out(tensors, args[0].dtype)
+
+
+@shape_rule(*KEEPING)
+def _binary_keeping(args: tuple, kwargs: dict) -> Any:
+    tensors = _operands(args, kwargs, integers=True)
     return None if tensors is None else strides.elementwise_out(tensors, args[0].dtype)
 
 
@@ -285,6 +305,48 @@ def _convolution(args: tuple, kwargs: dict) -> Any:
             return None  # let the real kernel raise its error
         spatial.append(size)
     return torch.empty((x.shape[0], channels, *spatial), dtype=x.dtype, device=META)
+
+
+def _pair(values: Any) -> tuple[int, int] | None:
+    """A pooling argument of one or two ints as ``(h, w)``; None for any other form."""
+    if not isinstance(values, (list, tuple)) or len(values) not in (1, 2):
+        return None
+    if not all(type(v) is int for v in values):
+        return None
+    return values[0], values[-1]
+
+
+@shape_rule(aten.max_pool2d_with_indices.default)
+def _max_pool2d(args: tuple, kwargs: dict) -> Any:
+    """``(x, kernel_size, stride=(), padding=(0,), dilation=(1,), ceil_mode=False)`` on a
+    4-D input contiguous in one layout only (not also channels-last): the output and its
+    int64 indices, contiguous, sized by the meta kernel's formula (``ceil_mode`` included)."""
+    if kwargs or not 2 <= len(args) <= 6:
+        return None
+    defaults: tuple[Any, ...] = ((), (0,), (1,), False)
+    x, kernel, stride, padding, dilation, ceil = (*args, *defaults[len(args) - 2 :])
+    if not _float_meta(x) or x.dim() != 4 or 0 in x.shape or not strides.standard(x):
+        return None
+    if x.is_contiguous(memory_format=torch.channels_last) or type(ceil) is not bool:
+        return None  # the meta kernel may pick the channels-last layout
+    k, p, d = _pair(kernel), _pair(padding), _pair(dilation)
+    s = k if isinstance(stride, (list, tuple)) and len(stride) == 0 else _pair(stride)
+    if k is None or s is None or p is None or d is None:
+        return None
+    size = []
+    for n, ki, si, pi, di in zip(x.shape[2:], k, s, p, d, strict=True):
+        if ki < 1 or si < 1 or di < 1 or not 0 <= pi <= ki // 2:
+            return None
+        out = (n + 2 * pi - di * (ki - 1) - 1 + (si - 1 if ceil else 0)) // si + 1
+        if ceil and (out - 1) * si >= n + pi:
+            out -= 1
+        if out < 1:
+            return None
+        size.append(out)
+    shape = (*x.shape[:2], *size)
+    return torch.empty(shape, dtype=x.dtype, device=META), torch.empty(
+        shape, dtype=torch.int64, device=META
+    )
 
 
 @shape_rule(aten.clone.default)
