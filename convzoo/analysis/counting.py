@@ -10,6 +10,7 @@ propagates receptive fields tensor by tensor (:mod:`convzoo.analysis.receptive`)
 
 from __future__ import annotations
 
+import gc
 import importlib._bootstrap
 import sys
 from collections import Counter
@@ -261,8 +262,19 @@ class Tracer(PlainMode):
         return owners.chain(self.stack[-1]) if self.stack else ()
 
     def _call(self, func: Any, args: tuple, kwargs: dict) -> Any:
-        """Run one op, held to the memory budget when there is a guard."""
-        return func(*args, **kwargs) if self.guard is None else self.guard.run(func, args, kwargs)
+        """Run one op, held to the memory budget when there is a guard.
+
+        An op whose kernel imports modules (a Python decomposition importing
+        ``torch._dynamo`` on its first call, as batch norm's does for a bfloat16 input
+        under ``amp``) may leave reference cycles that reach the forward's frames and so
+        its activations; the collector is paused (:func:`isolation.gc_paused`), so they
+        would live to the end and the first analysis in a process would find a higher
+        peak than the next ones. They are collected at once after such an op."""
+        loaded = len(sys.modules)
+        out = func(*args, **kwargs) if self.guard is None else self.guard.run(func, args, kwargs)
+        if len(sys.modules) != loaded:
+            gc.collect()
+        return out
 
     def _add(self, macs: int, elementwise: int, moved: int) -> None:
         """Add one op's cost to the innermost module and its prefixes, and to it as self."""
