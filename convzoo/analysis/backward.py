@@ -28,9 +28,10 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from convzoo.analysis import ops
-from convzoo.analysis.counting import OpFacts, OpTally, Tracer
+from convzoo.analysis.counting import OpTally, Tracer
 from convzoo.analysis.guard import Guard
 from convzoo.analysis.memory import strided_tensors
+from convzoo.analysis.op_facts import OpFacts
 from convzoo.analysis.owners import chain
 from convzoo.analysis.report import OperatorStats
 from convzoo.errors import ConvZooError

@@ -11,87 +11,26 @@ propagates receptive fields tensor by tensor (:mod:`convzoo.analysis.receptive`)
 from __future__ import annotations
 
 import gc
-import importlib._bootstrap
 import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
-from convzoo.analysis import meta_kernels, ops, owners, traffic
-from convzoo.analysis.dtype_conflicts import Operands
-from convzoo.analysis.field_flow import FieldFacts, FieldFlow
+from convzoo.analysis import ops, owners, traffic
+from convzoo.analysis.field_flow import FieldFlow
 from convzoo.analysis.guard import Guard
 from convzoo.analysis.memory import LiveBytes, strided_tensors
 from convzoo.analysis.modes import PlainMode
-from convzoo.analysis.ops.table import takes_tensors
+from convzoo.analysis.op_facts import OpFacts, imports_running
 from convzoo.errors import user_code
 
 aten = torch.ops.aten
-
-
-@dataclass(frozen=True)
-class OpFacts:
-    """What the tracer needs to know of one op overload, looked up once per analysis:
-    its class (:func:`ops.classify`), packet name, fast shape rule, cost rule, fused rule,
-    what :mod:`convzoo.analysis.field_flow` needs of its field rule, whether a call may be
-    an import's work rather than the model's (``outside``: a factory or query, which takes
-    no tensor, or an op convzoo cannot count; see :func:`imports_running`), and the
-    operands its real kernel requires to share a dtype (:mod:`.dtype_conflicts`),
-    and its op class for the latency model (:mod:`convzoo.analysis.traffic`; ``refine``
-    decides it per call)."""
-
-    kind: str
-    name: str
-    shape_rule: Any
-    cost: Any
-    fused: Any
-    field: FieldFacts
-    outside: bool
-    operands: Operands
-    op_class: str
-    refine: traffic.ClassRule | None
-    first_output: bool
-
-    @classmethod
-    def of(cls, func: Any) -> OpFacts:
-        entry = ops.TABLE.resolve(func)
-        op_class = traffic.static_class(func, entry.kind)
-        return cls(
-            entry.kind,
-            str(func.overloadpacket.__name__),
-            meta_kernels.RULES.get(func),
-            entry.cost,
-            ops.fused(func),
-            FieldFacts.of(func),
-            entry.kind == "uncounted" or not takes_tensors(func),
-            Operands.of(func),
-            op_class,
-            traffic.refine(func, entry.kind),
-            traffic.first_output(func),
-        )
-
-
-_IMPORT_FRAME = importlib._bootstrap._call_with_frames_removed.__code__  # type: ignore[attr-defined]
-
-
-def imports_running() -> int:
-    """How many Python imports this thread is running, one inside another (the frames
-    through which importlib executes a module's code). An op called while more run than
-    when the forward began (torchvision, imported on a forward's first call, asks
-    ``torchvision::_cuda_version``) is the import's work, not the model's."""
-    count = 0
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None:
-        count += frame.f_code is _IMPORT_FRAME
-        frame = frame.f_back
-    return count
 
 
 _ABSENT = object()  # a module without an instance-level forward
