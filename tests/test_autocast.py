@@ -41,19 +41,31 @@ class Mixed(nn.Module):
 
 
 def real_autocast(model: nn.Module, x: torch.Tensor, dtype: torch.dtype) -> tuple[int, int]:
-    """(saved bytes, leaf outputs' bytes) of a real train-mode CPU autocast forward (an
-    output that is the module's input, passed on, not counted: convzoo's definition)."""
+    """(saved bytes, leaf outputs' bytes) of a real train-mode CPU autocast forward, by
+    convzoo's definition of ``activation_bytes`` (issue 21): every leaf output at its own
+    size, one written in place included, except an input passed on unchanged or a view of
+    one (same storage, version counter unmoved: ``Flatten``, ``Identity``)."""
     with torch.autocast("cpu", dtype=dtype):
         saved = measured_saved_bytes(copy.deepcopy(model), (x,))
     model = copy.deepcopy(model).train()
-    outputs = []
+    outputs: list[int] = []
+    given: dict[int, list[tuple[int, int]]] = {}
+
+    def before(module: nn.Module, inputs: tuple) -> None:
+        given[id(module)] = [
+            (t.untyped_storage().data_ptr(), t._version)
+            for t in inputs
+            if isinstance(t, torch.Tensor)
+        ]
 
     def hook(module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
-        if not any(out is x for x in inputs):  # an in-place ReLU passes its input on
+        passed = (out.untyped_storage().data_ptr(), out._version) in given.pop(id(module))
+        if not passed:
             outputs.append(out.nbytes)
 
     for m in model.modules():
         if not list(m.children()):
+            m.register_forward_pre_hook(before)
             m.register_forward_hook(hook)
     with torch.autocast("cpu", dtype=dtype):
         model(x)

@@ -425,7 +425,9 @@ def test_peak_rss_stays_within_the_budget_on_every_path(tmp_path: Path) -> None:
         (report("Branchy", "3x16x16", "100MiB"), report("Branchy", "3x2048x2048", "100MiB"), 2),
         (report("Branchy", "3x16x16", fallback), report("Branchy", "3x512x512", fallback), 0),
         (report("Plain", "3x8x8", "64MiB"), report("Ones", "3x8x8", "64MiB"), 2),
-        (report("Plain", "3x8x8", "64MiB"), report("BranchyOnes", "3x8x8", "64MiB"), 2),
+        # tiny on the fallback path too: the first meta kernel written in Python (the branch's
+        # comparison) imports torch._dynamo (~160 MiB of code, the process's own, issue 25)
+        (report("Branchy", "3x8x8", "64MiB"), report("BranchyOnes", "3x8x8", "64MiB"), 2),
         (compare("--bench", designs3, "8", bench), compare("--bench", designs3, "128", bench), 0),
         (
             compare("--bench", "conv,fft_conv", "8", "1GiB"),
