@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from convzoo.analysis.receptive.intervals import union_spans
-from convzoo.analysis.receptive.span import Span
+from convzoo.analysis.receptive.span import Span, empty_units
 
 Axes = tuple[Span | None, ...]
 Part = Axes | None  # None: these channels see no input pixel
@@ -95,6 +95,17 @@ def union_axes(parts: Sequence[Part]) -> Axes | None:
         present = [p[k] for p in seen if k < len(p) and p[k] is not None]
         axes.append(union_spans(present) if present else None)  # type: ignore[arg-type]
     return tuple(axes)
+
+
+def partly_empty(parts: Sequence[Part]) -> bool:
+    """Whether the units that see nothing along one axis differ between ``parts`` (then
+    the per-axis union of the parts overstates the units where one of them contributes
+    nothing: it is an upper bound there, not exact)."""
+    seen = [p for p in parts if p is not None]
+    if not seen or max(len(p) for p in seen) < 2:
+        return False
+    masks = {tuple(b"" if a is None else empty_units(a) for a in p) for p in seen}
+    return len(masks) > 1  # b"": no empty unit, so masks differ only if some unit is empty
 
 
 def normalise(

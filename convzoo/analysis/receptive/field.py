@@ -182,6 +182,8 @@ class Field:
         keep = self.bound if bound is None else bound
         channels = ch.normalise(dims, ids, parts, inner)
         axes = ch.single(ids, parts) if channels is None else ch.union_axes(channels.parts)
+        if channels is not None and ch.partly_empty(channels.parts):
+            keep = True  # the union over channels overstates where a part sees nothing
         if axes is None:
             return None
         return Field(axes, False, self.layout, self.reason, keep, channels)

@@ -12,7 +12,7 @@ import numpy as np
 from convzoo.analysis.receptive import channels as ch
 from convzoo.analysis.receptive.field import Field, number
 from convzoo.analysis.receptive.intervals import union_spans
-from convzoo.analysis.receptive.span import Span, empty_units, summary
+from convzoo.analysis.receptive.span import Span, summary
 
 
 def merge_fields(fields: list[Field]) -> tuple[Field, list[str]]:
@@ -47,7 +47,7 @@ def merge_fields(fields: list[Field]) -> tuple[Field, list[str]]:
         span, misaligned = done[key]
         notes.extend(f"axis {k}: {n}" for n in misaligned)
         axes.append(span)
-    bound = any(f.bound for f in distinct) or partly_empty(distinct)
+    bound = any(f.bound for f in distinct) or ch.partly_empty([f.axes for f in distinct])
     if bound:
         notes.append(
             "a merged branch sees only padding at some units along one axis: the per-unit "
@@ -75,15 +75,6 @@ def merge_channels(fields: list[Field], merged: Field, notes: list[str]) -> tupl
     ]
     out = merged.segmented(segs[0].dims, inverse.reshape(-1), parts, None, segs[0].inner)
     return (merged if out is None else out), notes
-
-
-def partly_empty(fields: list[Field]) -> bool:
-    """Whether a branch's units that see nothing along one axis differ from the others'
-    (then the per-axis union overstates the units where that branch contributes nothing)."""
-    if max(len(f.axes) for f in fields) < 2:
-        return False
-    masks = {tuple(b"" if a is None else empty_units(a) for a in f.axes) for f in fields}
-    return len(masks) > 1  # b"": no empty unit, so masks differ only if some unit is empty
 
 
 def alignment(spans: list[Span]) -> list[str]:
