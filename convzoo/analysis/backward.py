@@ -176,8 +176,7 @@ class StepTracer(Tracer):
 
     def _count_backward(self, func: Any, args: tuple, kwargs: dict, stack: tuple[str, ...]) -> Any:
         facts = self.facts.get(func) or self.facts.setdefault(func, OpFacts.of(func))
-        guard = self.guard
-        out = func(*args, **kwargs) if guard is None else guard.run(func, args, kwargs)
+        out = self._call(func, args, kwargs)
         grad = self.grad
         key = (stack[-1], facts.name)
         tally = grad.per_op.get(key)

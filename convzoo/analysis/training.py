@@ -44,12 +44,13 @@ def saved_tensors(
     tensors, an LSTM saves what the CPU's fused kernel saves (:mod:`.recurrent`);
     ``tracer`` runs the forward (default: a new :class:`Tracer`, without fields).
     """
+    meta = on_meta(model)
     if tracer is None:
-        tracer = Tracer(fast=on_meta(model), fields=False, guard=guard)
+        tracer = Tracer(fast=meta, fields=False, guard=guard)
     own = storage_keys([*model.parameters(), *model.buffers()])
     saved = SavedBytes(own, tracer.owner_names)
     model.train(True)
-    kernels = recurrent.cpu_kernel_saves(model) if on_meta(model) else contextlib.nullcontext()
+    kernels = recurrent.cpu_kernel_saves(model) if meta else contextlib.nullcontext()
     with torch.enable_grad(), isolation.rng_kept(), kernels, saved:
         try:
             tracer.run(model, args)
