@@ -134,7 +134,7 @@ def plot_roofline(
     """Each leaf layer with MACs at its intensity (x, MACs per byte) and estimated attained
     throughput (y, MAC/s), under the machine's roofs: bandwidth x intensity, capped by each
     MAC class's rate. Log-log axes."""
-    from convzoo.plots import _pyplot, save, wrap
+    from convzoo.plots import _pyplot, save_titled
 
     plt = _pyplot()
     latency = estimate(report, profile, dtype)
@@ -164,11 +164,7 @@ def plot_roofline(
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(True, which="both", alpha=0.2)
     caption = f"{title}\nroofline on {profile.name} ({dtype}): {len(points)} layers with MACs"
-    fig.suptitle(wrap(caption, 7.5), fontsize=9)
-    try:
-        return save(fig, path)
-    finally:
-        plt.close(fig)
+    return save_titled(fig, path, caption, 7.5, fontsize=9)
 
 
 def estimated_seconds(report: Report, profile: Profile, dtype: str = "float32") -> float:

@@ -72,6 +72,16 @@ def save(fig: Any, path: str | Path) -> Path:
     return path
 
 
+def save_titled(fig: Any, path: str | Path, title: str, inches: float, fontsize: float) -> Path:
+    """Put ``title`` over ``fig`` (wrapped to ``inches``, at ``fontsize`` points), write it
+    to ``path`` (:func:`save`) and close it."""
+    fig.suptitle(wrap(title, inches), fontsize=fontsize)
+    try:
+        return save(fig, path)
+    finally:
+        _pyplot().close(fig)
+
+
 def wrap(text: str, inches: float, fontsize: float = 9) -> str:
     """``text`` with each line wrapped to fit ``inches`` of width at ``fontsize`` points
     (an average glyph is about 0.6 of the font size wide), so no title leaves the canvas."""
@@ -111,11 +121,8 @@ def plot_comparison(rows: Sequence[Any], path: str | Path, title: str) -> Path:
         ax.set_ylabel(unit)
         ax.set_xticks(range(len(rows)), names, rotation=35, ha="right", fontsize=8)
         ax.margins(y=0.15)
-    fig.suptitle(wrap(f"{title}\n(labels: ratio to {names[0]})", 11 * len(panels)), fontsize=10)
-    try:
-        return save(fig, path)
-    finally:
-        plt.close(fig)
+    caption = f"{title}\n(labels: ratio to {names[0]})"
+    return save_titled(fig, path, caption, 11 * len(panels), fontsize=10)
 
 
 FIELD_WORK = "the effective field (a float64 forward and backward)"

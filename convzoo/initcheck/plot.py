@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from convzoo.initcheck.report import InitReport
-from convzoo.plots import _pyplot, save, wrap
+from convzoo.plots import _pyplot, save_titled
 
 PANELS = (
     ("sq_mean", "average squared channel mean"),
@@ -41,8 +41,4 @@ def plot_signal(report: InitReport, path: str | Path) -> Path:
     weights = "weights as built" if report.init is None else f"init {report.init}"
     batch = report.input_shape[0][0] if report.input_shape else "?"
     title = f"{report.target}: {weights}, {report.mode} mode, batch {batch}; {found}"
-    fig.suptitle(wrap(title, 13), fontsize=10)
-    try:
-        return save(fig, path)
-    finally:
-        plt.close(fig)
+    return save_titled(fig, path, title, 13, fontsize=10)
